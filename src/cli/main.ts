@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+import { type CommandDef, defineCommand, runCommand, runMain } from "citty";
+import { LoramixError } from "../errors.js";
+import { interrupt } from "./context.js";
+
+const load = (name: string) => () =>
+  import(`./commands/${name}.js`).then((m: { default: CommandDef }) => m.default);
+
+export const main = defineCommand({
+  meta: {
+    name: "loramix",
+    version: "0.1.0",
+    description: "Mix a bank of LoRA adapters into an adapter for a new dataset, on a CPU.",
+  },
+  args: {
+    verbose: { type: "boolean", description: "Print stack traces on errors" },
+  },
+  subCommands: {
+    profile: load("profile"),
+    bank: load("bank"),
+  },
+});
+
+async function run(): Promise<void> {
+  const rawArgs = process.argv.slice(2);
+  const verbose = rawArgs.includes("--verbose");
+  if (rawArgs.length === 0 || rawArgs.includes("--help") || rawArgs.includes("-h")) {
+    await runMain(main, { rawArgs: rawArgs.length === 0 ? ["--help"] : rawArgs });
+    return;
+  }
+  if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v")) {
+    await runMain(main, { rawArgs });
+    return;
+  }
+  // First Ctrl-C asks the running command to stop cleanly; a second one leaves at once.
+  process.on("SIGINT", () => {
+    if (interrupt.signal.aborted) process.exit(130);
+    process.stderr.write("\ninterrupting (Ctrl-C again to quit at once)...\n");
+    interrupt.abort();
+  });
+  try {
+    await runCommand(main, { rawArgs });
+  } catch (error) {
+    process.exitCode = report(error, verbose);
+  }
+}
+
+/** The one place that prints errors: a single line for user errors, the stack for bugs. */
+function report(error: unknown, verbose: boolean): number {
+  if (error instanceof LoramixError) {
+    process.stderr.write(`loramix: ${error.message}\n`);
+    if (verbose && error.stack) process.stderr.write(`${error.stack}\n`);
+    return error.code === "ABORTED" ? 130 : error.code === "USAGE" ? 2 : 1;
+  }
+  const e = error as { name?: string; message?: string; stack?: string; code?: string };
+  if (e?.name === "CLIError" || e?.code?.startsWith?.("E_")) {
+    process.stderr.write(`loramix: ${e.message} (see loramix --help)\n`);
+    return 2;
+  }
+  if (!verbose && (e as NodeJS.ErrnoException)?.code && typeof e.message === "string") {
+    // System errors (ENOENT, EACCES...) already name the path.
+    process.stderr.write(`loramix: ${e.message}\n`);
+    return 1;
+  }
+  process.stderr.write(`loramix: internal error: ${e?.stack ?? String(error)}\n`);
+  return 1;
+}
+
+await run();

@@ -1,0 +1,42 @@
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { readdir, stat } from "node:fs/promises";
+import { join, relative } from "node:path";
+
+/** SHA-256 of a file, streamed: bank files can be far larger than we want in memory. */
+export async function hashFile(path: string, signal?: AbortSignal): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, signal })) {
+    hash.update(chunk as Buffer);
+  }
+  return hash.digest("hex");
+}
+
+/** SHA-256 over a directory's files (sorted relative paths and their contents); hidden files skipped. */
+export async function hashDirectory(dir: string, signal?: AbortSignal): Promise<string> {
+  const files: string[] = [];
+  async function walk(d: string): Promise<void> {
+    for (const entry of await readdir(d, { withFileTypes: true })) {
+      if (entry.name.startsWith(".")) continue;
+      const p = join(d, entry.name);
+      if (entry.isDirectory()) await walk(p);
+      else if (entry.isFile()) files.push(p);
+    }
+  }
+  await walk(dir);
+  files.sort();
+  const hash = createHash("sha256");
+  for (const f of files) {
+    hash.update(`${relative(dir, f)}\0${await hashFile(f, signal)}\n`);
+  }
+  return hash.digest("hex");
+}
+
+/** Content hash of a file or a directory. */
+export async function hashPath(path: string, signal?: AbortSignal): Promise<string> {
+  return (await stat(path)).isDirectory() ? hashDirectory(path, signal) : hashFile(path, signal);
+}
+
+export function sha256(data: string | Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
