@@ -18,6 +18,13 @@ export const main = defineCommand({
   subCommands: {
     profile: load("profile"),
     bank: load("bank"),
+    distances: load("distances"),
+    "train-mlp": load("trainMlp"),
+    generate: load("generate"),
+    loo: load("loo"),
+    "synth-bank": load("synthBank"),
+    convert: load("convert"),
+    eval: load("eval"),
   },
 });
 
