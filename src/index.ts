@@ -1,3 +1,57 @@
 /** loramix library API: everything the CLI does, importable. */
 export { type ErrorCode, LoramixError } from "./errors.js";
+export {
+  denseCounts,
+  type Profile,
+  type ProfiledRecord,
+  type ProfileJson,
+  type ProfileOptions,
+  profileFromJson,
+  profileRecords,
+  profileText,
+  profileToJson,
+} from "./profiles/profile.js";
+export { HuggingFaceTokenizer } from "./tokenizers/huggingface.js";
+export { loadTokenizer } from "./tokenizers/load.js";
+export { MistralTokenizer } from "./tokenizers/mistral.js";
+export type { Tokenizer } from "./tokenizers/tokenizer.js";
 export type { ProgressEvent, ProgressSink } from "./util/progress.js";
+export { attentionalWeights, type WeightOptions } from "./weights/attentional.js";
+export { type EntryDistances, loadBankMlp, mlpKey, trainBankMlp } from "./weights/bankMlp.js";
+export {
+  type BankGram,
+  bankGram,
+  type GramMatrix,
+  type GramOptions,
+  type GramSource,
+  gramKey,
+  gramOfAdapters,
+} from "./weights/gram.js";
+export { gramMixtureLoss } from "./weights/gramLoss.js";
+export { leaveOneOutWeights, type WeightMethod } from "./weights/leaveOneOut.js";
+export {
+  initMlp,
+  type MlpMetadata,
+  mlpForward,
+  mlpFromBuffer,
+  mlpToBuffer,
+  type ScalarMlp,
+  type TrainedMlp,
+} from "./weights/mlp.js";
+export { neuralWeights } from "./weights/neural.js";
+export { normalizedWeights, Z_SCORE_CONVENTION, zScoreRow } from "./weights/normalized.js";
+export { selectWeights } from "./weights/select.js";
+export { softmin } from "./weights/softmin.js";
+export { type TrainMlpOptions, trainScalarMlp } from "./weights/trainMlp.js";
+export { type MixMode, MIX_MODES, type MixOptions, type MixResult, mixAdapters } from "./merge/mixAdapters.js";
+export {
+  type AdapterComparison,
+  type ComparisonSums,
+  compareAdapters,
+  compareModule,
+  deltaInner,
+  type ModuleFactors,
+} from "./merge/compare.js";
+export { type LowRankTerm, truncateLowRankSum } from "./merge/deltaSvd.js";
+export { isSyntheticAdapter, SYNTHETIC_MARKER } from "./merge/sources.js";
+export { SYNTH_LAYOUTS, type SynthBankResult, type SynthEntry, type SynthLayoutName, synthBank } from "./synth/synthBank.js";

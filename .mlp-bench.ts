@@ -1,0 +1,14 @@
+import { trainScalarMlp } from "./src/weights/trainMlp.js";
+import { seededRandom } from "./src/weights/prng.js";
+const n = +(process.argv[2] ?? 40), hidden = +(process.argv[3] ?? 4000), epochs = +(process.argv[4] ?? 2);
+const r = seededRandom(1);
+const d = Float64Array.from({ length: n * n }, () => r());
+const p = 20; const th = Array.from({ length: n }, () => Array.from({ length: p }, () => r()));
+const g = new Float64Array(n * n);
+for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) g[i * n + j] = th[i]!.reduce((s, v, k) => s + v * th[j]![k]!, 0);
+const ids = Array.from({ length: n }, (_, i) => `e${i}`);
+let last = performance.now();
+const t0 = performance.now();
+await trainScalarMlp({ distances: d, gram: g, params: p, ids, metric: "js", gramKey: "x", hidden, epochs, onEpoch: (e, l) => { const now = performance.now(); console.log(`epoch ${e} ${((now - last) / 1000).toFixed(2)} s loss ${l.toExponential(3)}`); last = now; } });
+const m = Math.round(n * 0.8) ** 2;
+console.log(`n=${n} H=${hidden} scalars/epoch=${m} total ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -1,0 +1,11 @@
+import { loadTfjs } from "./src/weights/tfjs.js";
+const tf = await loadTfjs();
+const m = 1024, H = 4000;
+const a = tf.randomNormal([m, H]), w = tf.randomNormal([H, H]), dy = tf.randomNormal([m, H]);
+const time = (name: string, f: () => any, flops: number) => { const t = performance.now(); const r = f(); r.dataSync(); r.dispose(); const s = (performance.now() - t) / 1000; console.log(name, s.toFixed(2), "s", (flops / s / 1e9).toFixed(1), "GFLOP/s"); };
+const F = 2 * m * H * H;
+time("a·w", () => tf.matMul(a, w), F);
+time("dy·wT (transposeB)", () => tf.matMul(dy, w, false, true), F);
+time("dy·transpose(w)", () => tf.tidy(() => tf.matMul(dy, tf.transpose(w))), F);
+time("aT·dy (transposeA)", () => tf.matMul(a, dy, true, false), F);
+time("transpose(a)·dy", () => tf.tidy(() => tf.matMul(tf.transpose(a), dy)), F);

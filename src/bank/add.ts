@@ -1,0 +1,77 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { type DatasetOptions, loadDataset } from "../datasets/load.js";
+import { inputError, LoramixError, throwIfAborted } from "../errors.js";
+import { compareLayouts, loadAdapter } from "../formats/peft.js";
+import { hashPath } from "../util/hash.js";
+import { type BankEntry, type Bank, ENTRY_ID_PATTERN } from "./store.js";
+
+export interface AddEntryOptions {
+  id: string;
+  /** Dataset file or directory (Super-NI task JSON, JSONL, JSON array, Parquet / HF dataset dir). */
+  data: string;
+  /** PEFT LoRA directory; without it the entry is dataset-only (distances, never mixed). */
+  adapter?: string;
+  /** Merged over the dataset's own metadata (e.g. Super-NI categories). */
+  metadata?: Record<string, unknown>;
+  dataOptions?: DatasetOptions;
+  /** Overwrite an entry with the same id instead of refusing. */
+  replace?: boolean;
+  signal?: AbortSignal;
+}
+
+/**
+ * Checks and adds one entry: the dataset must load, the adapter must load and share the bank's
+ * layout; both are hashed. Nothing is written until every check passed, then one transaction.
+ */
+export async function addEntry(
+  bank: Bank,
+  { id, data, adapter, metadata = {}, dataOptions = {}, replace = false, signal }: AddEntryOptions,
+): Promise<BankEntry> {
+  if (!ENTRY_ID_PATTERN.test(id)) {
+    throw new LoramixError("USAGE", `entry id "${id}" may only contain letters, digits, "_", "." and "-"`);
+  }
+  if (!replace && bank.entry(id)) {
+    throw new LoramixError("BANK", `${bank.dir}: entry "${id}" already exists (use --replace)`);
+  }
+  const dataPath = resolve(data);
+  if (!existsSync(dataPath)) throw inputError(dataPath, "dataset not found");
+  const dataset = await loadDataset(dataPath, dataOptions);
+  if (dataset.records.length === 0) throw inputError(dataPath, "dataset has no records");
+  throwIfAborted(signal);
+
+  let adapterPath: string | null = null;
+  let adapterHash: string | null = null;
+  let layout: Awaited<ReturnType<typeof loadAdapter>>["layout"] | undefined;
+  if (adapter !== undefined) {
+    adapterPath = resolve(adapter);
+    if (!existsSync(adapterPath)) throw inputError(adapterPath, "adapter directory not found");
+    const loaded = await loadAdapter(adapterPath);
+    const current = bank.layout();
+    if (current !== null) {
+      const differences = compareLayouts(current, loaded.layout);
+      if (differences.length > 0) {
+        throw new LoramixError(
+          "LAYOUT",
+          `${adapterPath}: adapter layout differs from the bank's: ${differences.join("; ")}`,
+        );
+      }
+    }
+    layout = loaded.layout;
+    adapterHash = await hashPath(adapterPath, signal);
+  }
+  const dataHash = await hashPath(dataPath, signal);
+  throwIfAborted(signal);
+
+  const entry = {
+    id,
+    adapterPath,
+    adapterHash,
+    dataPath,
+    dataHash,
+    dataOptions,
+    metadata: { ...dataset.metadata, ...metadata },
+  };
+  bank.putEntry(entry, { replace, ...(layout ? { layout } : {}) });
+  return bank.entry(id)!;
+}

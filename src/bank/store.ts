@@ -1,0 +1,438 @@
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { readFile, rename, rm } from "node:fs/promises";
+import { isAbsolute, join, relative, resolve, sep } from "node:path";
+import Database from "better-sqlite3";
+import type { DatasetOptions } from "../datasets/load.js";
+import { formatError, inputError, LoramixError } from "../errors.js";
+import { type AdapterLayout, compareLayouts } from "../formats/peft.js";
+import type { Profile } from "../profiles/profile.js";
+import { loadTokenizer } from "../tokenizers/load.js";
+import { tempPathFor, writeFileAtomic } from "../util/atomic.js";
+import { BANK_FILE, checkSchema, createSchema, SCHEMA_VERSION } from "./schema.js";
+
+/** Entry ids appear in file names and command lines, so they stay in a shell- and path-safe alphabet. */
+export const ENTRY_ID_PATTERN = /^[A-Za-z0-9_.-]+$/;
+
+/** A copied tokenizer lives under this name, so the bank keeps working when the original moves. */
+const TOKENIZER_FILE = "tokenizer.json";
+const TOKENIZER_CONFIG_FILE = "tokenizer_config.json";
+
+export interface BankEntry {
+  id: string;
+  /** Absolute; null for a dataset-only entry (used for distances, never mixed). */
+  adapterPath: string | null;
+  adapterHash: string | null;
+  /** Absolute. */
+  dataPath: string;
+  dataHash: string;
+  /** Field names etc. the dataset is read with, so indexing reads it as `add` did. */
+  dataOptions: DatasetOptions;
+  metadata: Record<string, unknown>;
+  addedAt: string;
+}
+
+export type NewEntry = Omit<BankEntry, "addedAt">;
+
+/** What `ls` shows without decoding histograms. */
+export interface ProfileSummary {
+  nRecords: number;
+  nTokens: number;
+  /** The profile matches the entry's current dataset hash and the bank's tokenizer. */
+  fresh: boolean;
+}
+
+interface EntryRow {
+  id: string;
+  adapter_path: string | null;
+  adapter_hash: string | null;
+  data_path: string;
+  data_hash: string;
+  data_options: string;
+  metadata: string;
+  added_at: string;
+}
+
+interface ProfileRow {
+  entry_id: string;
+  data_hash: string;
+  tokenizer: string;
+  vocab_size: number;
+  n_records: number;
+  n_tokens: number;
+  profile_hash: string;
+  ids: Buffer;
+  counts: Buffer;
+}
+
+/**
+ * A bank directory: `bank.sqlite` (entries, profiles, caches) beside the files it may hold.
+ * Every write is one SQLite transaction, so a crash or Ctrl-C leaves the previous state.
+ */
+export class Bank {
+  readonly dir: string;
+  /** What loadTokenizer takes: "mistral" or the absolute path of the bank's tokenizer.json. */
+  readonly tokenizer: string;
+  /** The tokenizer identity profiles must carry ("mistral" or "hf:<sha256>"). */
+  readonly tokenizerName: string;
+  readonly vocabSize: number;
+  readonly createdAt: string;
+  /** The loramix version that created the bank. */
+  readonly createdBy: string;
+  private readonly db: Database.Database;
+
+  private constructor(dir: string, db: Database.Database) {
+    this.dir = dir;
+    this.db = db;
+    const file = join(dir, BANK_FILE);
+    const spec = this.meta("tokenizer_spec");
+    const name = this.meta("tokenizer_name");
+    const vocab = Number(this.meta("vocab_size"));
+    if (spec === undefined || name === undefined || !Number.isSafeInteger(vocab) || vocab <= 0) {
+      throw new LoramixError("BANK", `${file}: tokenizer or vocabulary size missing from the bank's meta table`);
+    }
+    this.tokenizer = spec === "mistral" ? spec : resolve(dir, spec);
+    this.tokenizerName = name;
+    this.vocabSize = vocab;
+    this.createdAt = this.meta("created_at") ?? "";
+    this.createdBy = this.meta("loramix_version") ?? "";
+  }
+
+  /**
+   * Creates a bank in `dir` (created if missing). A tokenizer given by path is copied into the bank
+   * (with its tokenizer_config.json, which decides the BOS token) so the bank is self-contained.
+   */
+  static async init(dir: string, { tokenizer }: { tokenizer: string }): Promise<Bank> {
+    dir = resolve(dir);
+    const file = join(dir, BANK_FILE);
+    if (existsSync(file)) throw new LoramixError("BANK", `${dir}: already a loramix bank (${BANK_FILE} exists)`);
+    let spec = "mistral";
+    if (tokenizer !== "mistral") {
+      const source = resolve(tokenizer);
+      if (!existsSync(source)) throw inputError(source, "tokenizer not found (give `mistral` or a tokenizer.json)");
+      const json = statSync(source).isDirectory() ? join(source, TOKENIZER_FILE) : source;
+      if (!existsSync(json)) throw inputError(source, `no ${TOKENIZER_FILE} in this directory`);
+      const config = join(json, "..", TOKENIZER_CONFIG_FILE);
+      const target = join(dir, TOKENIZER_FILE);
+      if (resolve(json) !== target) {
+        await writeFileAtomic(target, await readFile(json));
+        if (existsSync(config)) await writeFileAtomic(join(dir, TOKENIZER_CONFIG_FILE), await readFile(config));
+      }
+      spec = TOKENIZER_FILE;
+    }
+    const tok = await loadTokenizer(spec === "mistral" ? spec : join(dir, spec));
+    // Built under a temp name and renamed: a failed init never leaves a bank.sqlite behind.
+    const tmp = tempPathFor(file);
+    try {
+      const db = new Database(tmp);
+      try {
+        db.transaction(() => {
+          createSchema(db);
+          const put = db.prepare("INSERT INTO meta (key, value) VALUES (?, ?)");
+          put.run("schema_version", String(SCHEMA_VERSION));
+          put.run("tokenizer_spec", spec);
+          put.run("tokenizer_name", tok.name);
+          put.run("vocab_size", String(tok.vocabSize));
+          put.run("created_at", new Date().toISOString());
+          put.run("loramix_version", loramixVersion());
+        })();
+      } finally {
+        db.close();
+      }
+      await rename(tmp, file);
+    } catch (error) {
+      await rm(tmp, { force: true });
+      throw error;
+    }
+    return Bank.open(dir);
+  }
+
+  static async open(dir: string): Promise<Bank> {
+    dir = resolve(dir);
+    const file = join(dir, BANK_FILE);
+    if (!existsSync(dir)) throw new LoramixError("BANK", `${dir}: no such bank directory`);
+    if (!existsSync(file)) {
+      throw new LoramixError("BANK", `${dir}: not a loramix bank (no ${BANK_FILE}; create one with \`loramix bank init\`)`);
+    }
+    let db: Database.Database;
+    try {
+      db = new Database(file, { fileMustExist: true });
+      // WAL persists in the file; asking only when needed keeps read-only banks openable.
+      if (db.pragma("journal_mode", { simple: true }) !== "wal") db.pragma("journal_mode = WAL");
+    } catch (error) {
+      throw new LoramixError("BANK", `${file}: cannot open the bank database: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    try {
+      db.pragma("foreign_keys = ON");
+      // Another loramix process (e.g. `bank index` while `generate` reads) may hold the write lock briefly.
+      db.pragma("busy_timeout = 10000");
+      checkSchema(db, file);
+      return new Bank(dir, db);
+    } catch (error) {
+      db.close();
+      if (error instanceof LoramixError) throw error;
+      throw new LoramixError("BANK", `${file}: not a readable loramix bank: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
+
+  get file(): string {
+    return join(this.dir, BANK_FILE);
+  }
+
+  /** The layout every adapter of the bank shares; null until the first adapter is added. */
+  layout(): AdapterLayout | null {
+    const json = this.meta("layout");
+    if (json === undefined) return null;
+    try {
+      return JSON.parse(json) as AdapterLayout;
+    } catch (error) {
+      throw formatError(this.file, "the stored adapter layout is not valid JSON", error);
+    }
+  }
+
+  entries(): BankEntry[] {
+    const rows = this.db.prepare("SELECT * FROM entries ORDER BY id").all() as EntryRow[];
+    return rows.map((row) => this.toEntry(row));
+  }
+
+  entry(id: string): BankEntry | undefined {
+    const row = this.db.prepare("SELECT * FROM entries WHERE id = ?").get(id) as EntryRow | undefined;
+    return row && this.toEntry(row);
+  }
+
+  /**
+   * Adds or replaces an entry in one transaction. The first adapter fixes the bank's layout; a later
+   * one must match it. Checked here again (not only by the caller) because another process may have
+   * added the first adapter in the meantime.
+   */
+  putEntry(entry: NewEntry, { replace = false, layout }: { replace?: boolean; layout?: AdapterLayout } = {}): void {
+    if (!ENTRY_ID_PATTERN.test(entry.id)) {
+      throw new LoramixError("USAGE", `entry id "${entry.id}" may only contain letters, digits, "_", "." and "-"`);
+    }
+    if ((entry.adapterPath === null) !== (layout === undefined)) {
+      throw new Error("putEntry: an adapter needs its layout, and a dataset-only entry has none");
+    }
+    this.db.transaction(() => {
+      if (!replace && this.entry(entry.id)) {
+        throw new LoramixError("BANK", `${this.dir}: entry "${entry.id}" already exists (use --replace)`);
+      }
+      if (layout) {
+        const current = this.layout();
+        if (current === null) this.setMeta("layout", JSON.stringify(layout));
+        else {
+          const differences = compareLayouts(current, layout);
+          if (differences.length > 0) {
+            throw new LoramixError(
+              "LAYOUT",
+              `${entry.adapterPath}: adapter layout differs from the bank's: ${differences.join("; ")}`,
+            );
+          }
+        }
+      }
+      // An upsert keeps a profile whose data hash still matches (a replaced adapter, same dataset).
+      this.db
+        .prepare(
+          `INSERT INTO entries (id, adapter_path, adapter_hash, data_path, data_hash, data_options, metadata, added_at)
+           VALUES (@id, @adapter_path, @adapter_hash, @data_path, @data_hash, @data_options, @metadata, @added_at)
+           ON CONFLICT(id) DO UPDATE SET adapter_path = excluded.adapter_path, adapter_hash = excluded.adapter_hash,
+             data_path = excluded.data_path, data_hash = excluded.data_hash, data_options = excluded.data_options,
+             metadata = excluded.metadata, added_at = excluded.added_at`,
+        )
+        .run({
+          id: entry.id,
+          adapter_path: entry.adapterPath === null ? null : this.storedPath(entry.adapterPath),
+          adapter_hash: entry.adapterHash,
+          data_path: this.storedPath(entry.dataPath),
+          data_hash: entry.dataHash,
+          data_options: JSON.stringify(entry.dataOptions),
+          metadata: JSON.stringify(entry.metadata),
+          added_at: new Date().toISOString(),
+        });
+    })();
+  }
+
+  /** The entry's profile, only while it matches the entry's current dataset hash and the bank's tokenizer. */
+  profile(id: string): Profile | undefined {
+    const row = this.db
+      .prepare(
+        `SELECT p.* FROM profiles p JOIN entries e ON e.id = p.entry_id
+         WHERE p.entry_id = ? AND p.data_hash = e.data_hash AND p.tokenizer = ?`,
+      )
+      .get(id, this.tokenizerName) as ProfileRow | undefined;
+    return row && this.decodeProfile(row);
+  }
+
+  /** Record and token counts of every stored profile, fresh or not, by entry id. */
+  profileSummaries(): Map<string, ProfileSummary> {
+    const rows = this.db
+      .prepare(
+        `SELECT p.entry_id, p.n_records, p.n_tokens, (p.data_hash = e.data_hash AND p.tokenizer = ?) AS fresh
+         FROM profiles p JOIN entries e ON e.id = p.entry_id`,
+      )
+      .all(this.tokenizerName) as { entry_id: string; n_records: number; n_tokens: number; fresh: number }[];
+    return new Map(
+      rows.map((r) => [r.entry_id, { nRecords: r.n_records, nTokens: r.n_tokens, fresh: r.fresh === 1 }]),
+    );
+  }
+
+  /** Ids of entries without a fresh profile, in id order. */
+  staleIds(): string[] {
+    const rows = this.db
+      .prepare(
+        `SELECT e.id FROM entries e LEFT JOIN profiles p
+           ON p.entry_id = e.id AND p.data_hash = e.data_hash AND p.tokenizer = ?
+         WHERE p.entry_id IS NULL ORDER BY e.id`,
+      )
+      .all(this.tokenizerName) as { id: string }[];
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * Stores a profile made from the dataset whose content hash is `dataHash`. Refused when the entry
+   * changed meanwhile (a concurrent `add --replace`), so no profile is ever filed under the wrong data.
+   */
+  putProfile(id: string, profile: Profile, dataHash: string): void {
+    if (profile.tokenizer !== this.tokenizerName) {
+      throw new LoramixError(
+        "TOKENIZER",
+        `${this.dir}: profile of "${id}" made with tokenizer ${profile.tokenizer}, the bank uses ${this.tokenizerName}`,
+      );
+    }
+    if (profile.ids.length !== profile.counts.length) throw new Error("putProfile: ids and counts differ in length");
+    this.db.transaction(() => {
+      const entry = this.entry(id);
+      if (!entry) throw new LoramixError("BANK", `${this.dir}: no entry "${id}"`);
+      if (entry.dataHash !== dataHash) {
+        throw new LoramixError("BANK", `${entry.dataPath}: dataset of "${id}" changed while it was being profiled`);
+      }
+      this.db
+        .prepare(
+          `INSERT OR REPLACE INTO profiles
+             (entry_id, data_hash, tokenizer, vocab_size, n_records, n_tokens, profile_hash, ids, counts, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          id,
+          dataHash,
+          profile.tokenizer,
+          profile.vocabSize,
+          profile.nRecords,
+          profile.nTokens,
+          profile.datasetHash,
+          bytesOf(profile.ids),
+          bytesOf(profile.counts),
+          new Date().toISOString(),
+        );
+    })();
+  }
+
+  /** A cached blob (distance matrix, Gram matrix, trained MLP); keys embed the content hashes they depend on. */
+  getCache(kind: string, key: string): Uint8Array | undefined {
+    const row = this.db.prepare("SELECT value FROM cache WHERE kind = ? AND key = ?").get(kind, key) as
+      | { value: Buffer }
+      | undefined;
+    return row ? new Uint8Array(row.value.buffer, row.value.byteOffset, row.value.byteLength) : undefined;
+  }
+
+  putCache(kind: string, key: string, value: Uint8Array): void {
+    this.db
+      .prepare("INSERT OR REPLACE INTO cache (kind, key, value, created_at) VALUES (?, ?, ?, ?)")
+      .run(kind, key, bytesOf(value), new Date().toISOString());
+  }
+
+  /** Drops every cached blob of a kind; returns how many. */
+  deleteCache(kind: string): number {
+    return this.db.prepare("DELETE FROM cache WHERE kind = ?").run(kind).changes;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  private meta(key: string): string | undefined {
+    const row = this.db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as { value: string } | undefined;
+    return row?.value;
+  }
+
+  private setMeta(key: string, value: string): void {
+    this.db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(key, value);
+  }
+
+  /** Paths inside the bank are stored relative to it, so a moved or copied bank keeps working. */
+  private storedPath(path: string): string {
+    const abs = resolve(path);
+    const rel = relative(this.dir, abs);
+    return rel !== "" && !rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel) ? rel : abs;
+  }
+
+  private toEntry(row: EntryRow): BankEntry {
+    return {
+      id: row.id,
+      adapterPath: row.adapter_path === null ? null : resolve(this.dir, row.adapter_path),
+      adapterHash: row.adapter_hash,
+      dataPath: resolve(this.dir, row.data_path),
+      dataHash: row.data_hash,
+      dataOptions: this.parseJson(row.data_options, `data options of "${row.id}"`) as DatasetOptions,
+      metadata: this.parseJson(row.metadata, `metadata of "${row.id}"`) as Record<string, unknown>,
+      addedAt: row.added_at,
+    };
+  }
+
+  private parseJson(text: string, what: string): unknown {
+    try {
+      return JSON.parse(text);
+    } catch (error) {
+      throw formatError(this.file, `${what} is not valid JSON`, error);
+    }
+  }
+
+  private decodeProfile(row: ProfileRow): Profile {
+    const n = row.ids.byteLength / 4;
+    if (!Number.isInteger(n) || row.counts.byteLength !== n * 8) {
+      throw formatError(
+        this.file,
+        `profile of "${row.entry_id}" has ${row.ids.byteLength} bytes of ids and ${row.counts.byteLength} bytes of counts (want 4 and 8 per token id)`,
+      );
+    }
+    // Copies, because SQLite's buffers need not be aligned for typed-array views.
+    const ids = new Uint32Array(n);
+    new Uint8Array(ids.buffer).set(row.ids);
+    const counts = new Float64Array(n);
+    new Uint8Array(counts.buffer).set(row.counts);
+    for (let i = 0; i < n; i++) {
+      const id = ids[i]!;
+      if (id >= row.vocab_size || (i > 0 && id <= ids[i - 1]!)) {
+        throw formatError(this.file, `profile of "${row.entry_id}": token ids not sorted below ${row.vocab_size}`);
+      }
+    }
+    return {
+      tokenizer: row.tokenizer,
+      vocabSize: row.vocab_size,
+      nRecords: row.n_records,
+      nTokens: row.n_tokens,
+      ids,
+      counts,
+      datasetHash: row.profile_hash,
+    };
+  }
+}
+
+/** Typed arrays are stored in the platform's byte order, which is little-endian everywhere Node runs in practice. */
+function bytesOf(array: ArrayBufferView): Buffer {
+  return Buffer.from(array.buffer, array.byteOffset, array.byteLength);
+}
+
+let version: string | undefined;
+/** From package.json, two levels up from both src/bank and dist/bank. */
+export function loramixVersion(): string {
+  version ??= (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string })
+    .version;
+  return version;
+}
