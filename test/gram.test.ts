@@ -2,7 +2,15 @@ import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { gramFromBuffer, gramOfAdapters, gramToBuffer } from "../src/weights/gram.js";
+import {
+  bankGram,
+  type GramBank,
+  gramFromBuffer,
+  gramKey,
+  gramOfAdapters,
+  gramToBuffer,
+  LATEST_GRAM_KEY,
+} from "../src/weights/gram.js";
 import { accumulateGram, balanceTileRows } from "../src/weights/gramKernel.js";
 import { seededRandom } from "../src/weights/prng.js";
 import { PEFT_FIXTURES, tempDir } from "./helpers/shared.js";
@@ -192,6 +200,46 @@ describe("gramOfAdapters", () => {
     await expect(
       gramOfAdapters([{ file: bad, hash: "x" }], layout.slice(0, 1), { threads: 1 }),
     ).rejects.toThrow(`${bad}: tensor "${layout[0]!.name}" has shape [2,50], the bank's layout has [3,50]`);
+  });
+
+  it("caches the bank's Gram matrix and extends it when entries are added", async () => {
+    // The bank seen through the interface bankGram uses; its cache is a Map.
+    const cache = new Map<string, Uint8Array>();
+    const entries = files.slice(0, 3).map((file, i) => ({
+      id: `e${i}`,
+      adapterPath: join(file, ".."),
+      adapterHash: `h${i}`,
+    }));
+    const bank: GramBank = {
+      dir,
+      entries: () => [...entries, { id: "data-only", adapterPath: null, adapterHash: null }],
+      layout: () => ({ tensors: layout }),
+      getCache: (kind, key) => cache.get(`${kind}/${key}`),
+      putCache: (kind, key, blob) => cache.set(`${kind}/${key}`, blob),
+    };
+    const first = await bankGram(bank, { threads: 1 });
+    expect(first.ids).toEqual(["e0", "e1", "e2"]);
+    expect(first.key).toBe(gramKey(["h2", "h0", "h1"]));
+    expect(cache.has(`gram/${first.key}`)).toBe(true);
+    const brute = bruteGram(thetas);
+    for (let a = 0; a < 3; a++)
+      for (let b = 0; b < 3; b++)
+        expect(first.entryValues[a * 3 + b]).toBeCloseTo(brute[a * 7 + b] as number, 10);
+
+    // A second entry with the same adapter shares its row; a new adapter extends the latest matrix.
+    entries.push({ id: "e0-copy", adapterPath: join(files[0] as string, ".."), adapterHash: "h0" });
+    entries.push({ id: "e3", adapterPath: join(files[3] as string, ".."), adapterHash: "h3" });
+    const latest = gramFromBuffer(cache.get(`gram/${LATEST_GRAM_KEY}`) as Uint8Array, "cache");
+    latest.values[1] = 1234; // h0·h1: reused, never recomputed
+    cache.set(`gram/${LATEST_GRAM_KEY}`, gramToBuffer(latest));
+    const second = await bankGram(bank, { threads: 1 });
+    expect(second.hashes).toEqual(["h0", "h1", "h2", "h3"]);
+    expect(second.entryValues[0 * 5 + 1]).toBe(1234);
+    expect(second.entryValues[3 * 5 + 4]).toBeCloseTo(brute[0 * 7 + 3] as number, 10); // e0-copy × e3
+    expect(second.entryValues[4 * 5 + 4]).toBeCloseTo(brute[3 * 7 + 3] as number, 10);
+    // Cached now: a third call reads nothing (a broken adapter path would throw if it did).
+    entries[0] = { ...entries[0]!, adapterPath: join(dir, "missing") };
+    expect((await bankGram(bank, { threads: 1 })).entryValues).toEqual(second.entryValues);
   });
 
   it("matches brute force on the real gemma-3 fixtures that share a layout", async () => {
