@@ -55,3 +55,27 @@ export {
 export { type LowRankTerm, truncateLowRankSum } from "./merge/deltaSvd.js";
 export { isSyntheticAdapter, SYNTHETIC_MARKER } from "./merge/sources.js";
 export { SYNTH_LAYOUTS, type SynthBankResult, type SynthEntry, type SynthLayoutName, synthBank } from "./synth/synthBank.js";
+export { type AddEntryOptions, addEntry } from "./bank/add.js";
+export { importLol, type LolImportResult } from "./bank/importLol.js";
+export { type ImportOptions, type ImportResult, importSni } from "./bank/importSni.js";
+export { type IndexResult, indexBank } from "./bank/indexBank.js";
+export { type EntrySummary, listEntries } from "./bank/list.js";
+export { SCHEMA_VERSION } from "./bank/schema.js";
+export { Bank, type BankEntry, initBank, openBank, type ProfileSummary } from "./bank/store.js";
+export { type VerifyProblem, type VerifyProblemKind, type VerifyReport, verifyBank } from "./bank/verify.js";
+export {
+  f16ToF32,
+  f32ToF16,
+  GGML_TYPES,
+  type GgufMetadata,
+  type GgufTensorToWrite,
+  type GgufValue,
+  type WriteGgufOptions,
+  writeGguf,
+} from "./formats/gguf.js";
+export { type GgufFile, type GgufTensorInfo, parseGgufHeader, readGgufHeader, readGgufTensorF32 } from "./formats/ggufRead.js";
+export { type HfToGgufOptions, type HfToGgufResult, hfToGguf } from "./convert/hfToGguf.js";
+export { type PeftToGgufOptions, type PeftToGgufResult, peftToGguf } from "./convert/peftToGguf.js";
+export { type LlamaConfig, permuteForRope, readLlamaConfig } from "./convert/llamaNames.js";
+export type { GenerateOptions, Generation, InferenceBackend } from "./eval/backend.js";
+export { LlamaAdapterBackend, LlamaBackend, type LlamaBackendOptions } from "./eval/llamaBackend.js";

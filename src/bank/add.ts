@@ -2,9 +2,9 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { type DatasetOptions, loadDataset } from "../datasets/load.js";
 import { inputError, LoramixError, throwIfAborted } from "../errors.js";
-import { compareLayouts, loadAdapter } from "../formats/peft.js";
+import { type AdapterLayout, compareLayouts, loadAdapter } from "../formats/peft.js";
 import { hashPath } from "../util/hash.js";
-import { type BankEntry, type Bank, ENTRY_ID_PATTERN } from "./store.js";
+import { type Bank, type BankEntry, ENTRY_ID_PATTERN } from "./store.js";
 
 export interface AddEntryOptions {
   id: string;
@@ -42,7 +42,7 @@ export async function addEntry(
 
   let adapterPath: string | null = null;
   let adapterHash: string | null = null;
-  let layout: Awaited<ReturnType<typeof loadAdapter>>["layout"] | undefined;
+  let layout: AdapterLayout | undefined;
   if (adapter !== undefined) {
     adapterPath = resolve(adapter);
     if (!existsSync(adapterPath)) throw inputError(adapterPath, "adapter directory not found");

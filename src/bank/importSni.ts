@@ -30,17 +30,25 @@ export interface ImportResult {
  */
 export async function importSni(
   bank: Bank,
-  { tasks, adapters, replace = false, signal, progress }: ImportOptions & { tasks: string; adapters?: string },
+  {
+    tasks,
+    adapters,
+    replace = false,
+    signal,
+    progress,
+  }: ImportOptions & { tasks: string; adapters?: string },
 ): Promise<ImportResult> {
   const tasksDir = resolve(tasks);
   if (!existsSync(tasksDir)) throw inputError(tasksDir, "task directory not found");
   const adaptersDir = adapters === undefined ? undefined : resolve(adapters);
-  if (adaptersDir !== undefined && !existsSync(adaptersDir)) throw inputError(adaptersDir, "adapter directory not found");
+  if (adaptersDir !== undefined && !existsSync(adaptersDir))
+    throw inputError(adaptersDir, "adapter directory not found");
   const files = (await readdir(tasksDir, { withFileTypes: true }))
     .filter((f) => f.isFile() && /^task\d+_.*\.json$/.test(f.name))
     .map((f) => f.name)
     .sort();
-  if (files.length === 0) throw inputError(tasksDir, "no Super-NI task files (taskNNN_name.json) in this directory");
+  if (files.length === 0)
+    throw inputError(tasksDir, "no Super-NI task files (taskNNN_name.json) in this directory");
 
   const result: ImportResult = { added: [], existing: [], withoutAdapter: [] };
   for (const [i, file] of files.entries()) {

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { readFile, rename, rm } from "node:fs/promises";
+import { mkdir, readFile, rename, rm } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import Database from "better-sqlite3";
 import type { DatasetOptions } from "../datasets/load.js";
@@ -88,7 +88,10 @@ export class Bank {
     const name = this.meta("tokenizer_name");
     const vocab = Number(this.meta("vocab_size"));
     if (spec === undefined || name === undefined || !Number.isSafeInteger(vocab) || vocab <= 0) {
-      throw new LoramixError("BANK", `${file}: tokenizer or vocabulary size missing from the bank's meta table`);
+      throw new LoramixError(
+        "BANK",
+        `${file}: tokenizer or vocabulary size missing from the bank's meta table`,
+      );
     }
     this.tokenizer = spec === "mistral" ? spec : resolve(dir, spec);
     this.tokenizerName = name;
@@ -104,21 +107,25 @@ export class Bank {
   static async init(dir: string, { tokenizer }: { tokenizer: string }): Promise<Bank> {
     dir = resolve(dir);
     const file = join(dir, BANK_FILE);
-    if (existsSync(file)) throw new LoramixError("BANK", `${dir}: already a loramix bank (${BANK_FILE} exists)`);
+    if (existsSync(file))
+      throw new LoramixError("BANK", `${dir}: already a loramix bank (${BANK_FILE} exists)`);
     let spec = "mistral";
     if (tokenizer !== "mistral") {
       const source = resolve(tokenizer);
-      if (!existsSync(source)) throw inputError(source, "tokenizer not found (give `mistral` or a tokenizer.json)");
+      if (!existsSync(source))
+        throw inputError(source, "tokenizer not found (give `mistral` or a tokenizer.json)");
       const json = statSync(source).isDirectory() ? join(source, TOKENIZER_FILE) : source;
       if (!existsSync(json)) throw inputError(source, `no ${TOKENIZER_FILE} in this directory`);
       const config = join(json, "..", TOKENIZER_CONFIG_FILE);
       const target = join(dir, TOKENIZER_FILE);
       if (resolve(json) !== target) {
         await writeFileAtomic(target, await readFile(json));
-        if (existsSync(config)) await writeFileAtomic(join(dir, TOKENIZER_CONFIG_FILE), await readFile(config));
+        if (existsSync(config))
+          await writeFileAtomic(join(dir, TOKENIZER_CONFIG_FILE), await readFile(config));
       }
       spec = TOKENIZER_FILE;
     }
+    await mkdir(dir, { recursive: true });
     const tok = await loadTokenizer(spec === "mistral" ? spec : join(dir, spec));
     // Built under a temp name and renamed: a failed init never leaves a bank.sqlite behind.
     const tmp = tempPathFor(file);
@@ -151,7 +158,10 @@ export class Bank {
     const file = join(dir, BANK_FILE);
     if (!existsSync(dir)) throw new LoramixError("BANK", `${dir}: no such bank directory`);
     if (!existsSync(file)) {
-      throw new LoramixError("BANK", `${dir}: not a loramix bank (no ${BANK_FILE}; create one with \`loramix bank init\`)`);
+      throw new LoramixError(
+        "BANK",
+        `${dir}: not a loramix bank (no ${BANK_FILE}; create one with \`loramix bank init\`)`,
+      );
     }
     let db: Database.Database;
     try {
@@ -208,9 +218,15 @@ export class Bank {
    * one must match it. Checked here again (not only by the caller) because another process may have
    * added the first adapter in the meantime.
    */
-  putEntry(entry: NewEntry, { replace = false, layout }: { replace?: boolean; layout?: AdapterLayout } = {}): void {
+  putEntry(
+    entry: NewEntry,
+    { replace = false, layout }: { replace?: boolean; layout?: AdapterLayout } = {},
+  ): void {
     if (!ENTRY_ID_PATTERN.test(entry.id)) {
-      throw new LoramixError("USAGE", `entry id "${entry.id}" may only contain letters, digits, "_", "." and "-"`);
+      throw new LoramixError(
+        "USAGE",
+        `entry id "${entry.id}" may only contain letters, digits, "_", "." and "-"`,
+      );
     }
     if ((entry.adapterPath === null) !== (layout === undefined)) {
       throw new Error("putEntry: an adapter needs its layout, and a dataset-only entry has none");
@@ -301,12 +317,16 @@ export class Bank {
         `${this.dir}: profile of "${id}" made with tokenizer ${profile.tokenizer}, the bank uses ${this.tokenizerName}`,
       );
     }
-    if (profile.ids.length !== profile.counts.length) throw new Error("putProfile: ids and counts differ in length");
+    if (profile.ids.length !== profile.counts.length)
+      throw new Error("putProfile: ids and counts differ in length");
     this.db.transaction(() => {
       const entry = this.entry(id);
       if (!entry) throw new LoramixError("BANK", `${this.dir}: no entry "${id}"`);
       if (entry.dataHash !== dataHash) {
-        throw new LoramixError("BANK", `${entry.dataPath}: dataset of "${id}" changed while it was being profiled`);
+        throw new LoramixError(
+          "BANK",
+          `${entry.dataPath}: dataset of "${id}" changed while it was being profiled`,
+        );
       }
       this.db
         .prepare(
@@ -357,7 +377,9 @@ export class Bank {
   }
 
   private meta(key: string): string | undefined {
-    const row = this.db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as { value: string } | undefined;
+    const row = this.db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as
+      | { value: string }
+      | undefined;
     return row?.value;
   }
 
@@ -409,7 +431,10 @@ export class Bank {
     for (let i = 0; i < n; i++) {
       const id = ids[i]!;
       if (id >= row.vocab_size || (i > 0 && id <= ids[i - 1]!)) {
-        throw formatError(this.file, `profile of "${row.entry_id}": token ids not sorted below ${row.vocab_size}`);
+        throw formatError(
+          this.file,
+          `profile of "${row.entry_id}": token ids not sorted below ${row.vocab_size}`,
+        );
       }
     }
     return {
@@ -432,7 +457,16 @@ function bytesOf(array: ArrayBufferView): Buffer {
 let version: string | undefined;
 /** From package.json, two levels up from both src/bank and dist/bank. */
 export function loramixVersion(): string {
-  version ??= (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string })
-    .version;
+  version ??= (
+    JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
+  ).version;
   return version;
+}
+
+export function initBank(dir: string, options: { tokenizer: string }): Promise<Bank> {
+  return Bank.init(dir, options);
+}
+
+export function openBank(dir: string): Promise<Bank> {
+  return Bank.open(dir);
 }

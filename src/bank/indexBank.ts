@@ -1,0 +1,78 @@
+import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { loadDataset } from "../datasets/load.js";
+import { throwIfAborted } from "../errors.js";
+import { profileRecords } from "../profiles/profile.js";
+import { hashPath } from "../util/hash.js";
+import type { ProgressSink } from "../util/progress.js";
+import type { Bank } from "./store.js";
+
+export interface IndexResult {
+  /** Entries profiled by this run. */
+  profiled: number;
+  /** Entries whose profile was already fresh. */
+  skipped: number;
+  /** Tokens counted by this run. */
+  tokens: number;
+  seconds: number;
+  /** Entries that could not be profiled (dataset missing or changed since it was added), one line each. */
+  problems: string[];
+}
+
+/**
+ * Profiles (SPEC §2, train split) every entry whose profile is missing or stale. Each profile is
+ * committed on its own, so an interrupted run keeps what it finished and a rerun continues.
+ * A dataset whose bytes no longer match the hash taken at `add` is reported, not profiled:
+ * profiling it would silently accept an edit that `verify` exists to catch.
+ */
+export async function indexBank(
+  bank: Bank,
+  {
+    threads = availableParallelism(),
+    signal,
+    progress,
+  }: { threads?: number; signal?: AbortSignal; progress?: ProgressSink } = {},
+): Promise<IndexResult> {
+  const started = performance.now();
+  const stale = bank.staleIds();
+  const result: IndexResult = {
+    profiled: 0,
+    skipped: bank.entries().length - stale.length,
+    tokens: 0,
+    seconds: 0,
+    problems: [],
+  };
+  for (const [i, id] of stale.entries()) {
+    throwIfAborted(signal);
+    const entry = bank.entry(id);
+    if (entry) {
+      if (!existsSync(entry.dataPath)) {
+        result.problems.push(`${entry.dataPath}: dataset of "${id}" is missing`);
+      } else if ((await hashPath(entry.dataPath, signal)) !== entry.dataHash) {
+        result.problems.push(
+          `${entry.dataPath}: dataset of "${id}" changed since it was added (re-add it with --replace)`,
+        );
+      } else {
+        const dataset = await loadDataset(entry.dataPath, entry.dataOptions);
+        const profile = await profileRecords(dataset.splits.train, {
+          tokenizer: bank.tokenizer,
+          threads,
+          signal,
+        });
+        bank.putProfile(id, profile, entry.dataHash);
+        result.profiled++;
+        result.tokens += profile.nTokens;
+      }
+    }
+    const seconds = (performance.now() - started) / 1000;
+    progress?.({
+      phase: "index",
+      done: i + 1,
+      total: stale.length,
+      unit: "entries",
+      detail: seconds > 0 ? `${Math.round(result.tokens / seconds / 1000)}k tokens/s` : "",
+    });
+  }
+  result.seconds = (performance.now() - started) / 1000;
+  return result;
+}

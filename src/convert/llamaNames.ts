@@ -1,0 +1,165 @@
+import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { formatError, inputError } from "../errors.js";
+
+/**
+ * Llama-family hyperparameters from a Hugging Face `config.json`, with what llama.cpp's
+ * converter derives from them. Mistral is a Llama for llama.cpp (same graph, same GGUF names).
+ */
+export interface LlamaConfig {
+  file: string;
+  modelType: string;
+  nLayer: number;
+  nEmbd: number;
+  nFf: number;
+  nHead: number;
+  nHeadKv: number;
+  headDim: number;
+  vocabSize: number;
+  contextLength: number;
+  ropeTheta: number;
+  rmsNormEps: number;
+  tieWordEmbeddings: boolean;
+  ropeScaling: { type: "linear"; factor: number } | null;
+  bosTokenId: number | null;
+  eosTokenId: number | null;
+  torchDtype: string | null;
+}
+
+const LLAMA_MODEL_TYPES = new Set(["llama", "mistral"]);
+
+/** `path` is a model directory or its config.json. */
+export async function readLlamaConfig(path: string): Promise<LlamaConfig> {
+  const info = await stat(path).catch(() => undefined);
+  if (info === undefined) throw inputError(path, "no such file or directory");
+  const file = info.isDirectory() ? join(path, "config.json") : path;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, "utf8"));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT")
+      throw inputError(path, "directory has no config.json");
+    throw formatError(file, `not valid JSON: ${(error as Error).message}`, error);
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw formatError(file, "not a JSON object");
+  const c = raw as Record<string, unknown>;
+  const modelType = typeof c.model_type === "string" ? c.model_type : "";
+  if (!LLAMA_MODEL_TYPES.has(modelType)) {
+    throw formatError(file, `model_type "${modelType}" is not a Llama-architecture model (llama, mistral)`);
+  }
+  const int = (key: string, fallback?: number): number => {
+    const v = c[key] ?? fallback;
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0)
+      throw formatError(file, `"${key}" must be a positive integer`);
+    return v;
+  };
+  const num = (key: string, fallback: number): number => {
+    const v = c[key] ?? fallback;
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0)
+      throw formatError(file, `"${key}" must be a positive number`);
+    return v;
+  };
+  const nEmbd = int("hidden_size");
+  const nHead = int("num_attention_heads");
+  const nHeadKv = int("num_key_value_heads", nHead);
+  const headDim = c.head_dim == null ? nEmbd / nHead : int("head_dim");
+  if (!Number.isInteger(headDim) || headDim % 2 !== 0)
+    throw formatError(file, `head dimension ${headDim} must be an even integer`);
+  if (nHead % nHeadKv !== 0)
+    throw formatError(
+      file,
+      `num_attention_heads ${nHead} is not a multiple of num_key_value_heads ${nHeadKv}`,
+    );
+  for (const key of ["attention_bias", "mlp_bias"]) {
+    if (c[key] === true) throw formatError(file, `"${key}": true is not supported`);
+  }
+  let ropeScaling: LlamaConfig["ropeScaling"] = null;
+  if (c.rope_scaling != null) {
+    const rs = c.rope_scaling as Record<string, unknown>;
+    const type = rs.rope_type ?? rs.type;
+    if (type !== "linear" || typeof rs.factor !== "number") {
+      throw formatError(
+        file,
+        `rope_scaling ${JSON.stringify(c.rope_scaling)} is not supported (only linear)`,
+      );
+    }
+    ropeScaling = { type: "linear", factor: rs.factor };
+  }
+  const optionalId = (key: string): number | null => (typeof c[key] === "number" ? (c[key] as number) : null);
+  return {
+    file,
+    modelType,
+    nLayer: int("num_hidden_layers"),
+    nEmbd,
+    nFf: int("intermediate_size"),
+    nHead,
+    nHeadKv,
+    headDim,
+    vocabSize: int("vocab_size"),
+    contextLength: int("max_position_embeddings"),
+    ropeTheta: num("rope_theta", 10000),
+    rmsNormEps: num("rms_norm_eps", 1e-6),
+    tieWordEmbeddings: c.tie_word_embeddings === true,
+    ropeScaling,
+    bosTokenId: optionalId("bos_token_id"),
+    eosTokenId: optionalId("eos_token_id"),
+    torchDtype: typeof c.torch_dtype === "string" ? c.torch_dtype : null,
+  };
+}
+
+/**
+ * GGUF name of a Hugging Face Llama weight (`model.layers.3.self_attn.q_proj.weight` →
+ * `blk.3.attn_q.weight`), null for buffers that llama.cpp recomputes (rotary inv_freq).
+ */
+export function ggufTensorName(hfName: string): string | null {
+  const global: Record<string, string> = {
+    "model.embed_tokens.weight": "token_embd.weight",
+    "model.norm.weight": "output_norm.weight",
+    "lm_head.weight": "output.weight",
+  };
+  const g = global[hfName];
+  if (g !== undefined) return g;
+  if (hfName.endsWith(".rotary_emb.inv_freq")) return null;
+  const m = /^model\.layers\.(\d+)\.(.+)$/.exec(hfName);
+  const part = m?.[2] !== undefined ? LAYER_PARTS[m[2]] : undefined;
+  if (m === null || part === undefined) throw new Error(`no GGUF name for "${hfName}"`);
+  return `blk.${m[1]}.${part}`;
+}
+
+const LAYER_PARTS: Record<string, string> = {
+  "input_layernorm.weight": "attn_norm.weight",
+  "self_attn.q_proj.weight": "attn_q.weight",
+  "self_attn.k_proj.weight": "attn_k.weight",
+  "self_attn.v_proj.weight": "attn_v.weight",
+  "self_attn.o_proj.weight": "attn_output.weight",
+  "post_attention_layernorm.weight": "ffn_norm.weight",
+  "mlp.gate_proj.weight": "ffn_gate.weight",
+  "mlp.up_proj.weight": "ffn_up.weight",
+  "mlp.down_proj.weight": "ffn_down.weight",
+};
+
+/**
+ * Rows of a Q or K projection (or of its LoRA B) reordered the way llama.cpp's converter does:
+ * Hugging Face rotates the two halves of each head (rotate_half), llama.cpp rotates adjacent
+ * pairs, so within every head row `i·(d/2) + j` moves to `2j + i`. K uses the KV head count.
+ */
+export function permuteForRope(w: Float32Array, rows: number, nHead: number): Float32Array {
+  const cols = w.length / rows;
+  const headDim = rows / nHead;
+  if (!Number.isInteger(cols) || !Number.isInteger(headDim) || headDim % 2 !== 0) {
+    throw new Error(`cannot permute ${rows} rows into ${nHead} heads`);
+  }
+  const half = headDim / 2;
+  const out = new Float32Array(w.length);
+  for (let h = 0; h < nHead; h++) {
+    for (let i = 0; i < 2; i++) {
+      for (let j = 0; j < half; j++) {
+        const from = (h * headDim + i * half + j) * cols;
+        const to = (h * headDim + 2 * j + i) * cols;
+        out.set(w.subarray(from, from + cols), to);
+      }
+    }
+  }
+  return out;
+}
