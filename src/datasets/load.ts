@@ -63,9 +63,10 @@ async function dataFilesIn(dir: string): Promise<string[]> {
   for (const sub of [dir, join(dir, "data")]) {
     const entries = await readdir(sub, { withFileTypes: true }).catch(() => []);
     for (const e of entries) {
-      if (e.isFile() && DATA_EXTENSIONS.has(extname(e.name).toLowerCase()) && splitFromFileName(e.name)) {
-        found.push(join(sub, e.name));
-      }
+      if (!DATA_EXTENSIONS.has(extname(e.name).toLowerCase()) || !splitFromFileName(e.name)) continue;
+      // Hugging Face cache snapshots hold symlinks to blobs: follow them.
+      const isFile = e.isFile() || (e.isSymbolicLink() && (await stat(join(sub, e.name)).catch(() => null))?.isFile());
+      if (isFile) found.push(join(sub, e.name));
     }
   }
   return found.sort();

@@ -19,8 +19,10 @@ export async function hashDirectory(dir: string, signal?: AbortSignal): Promise<
     for (const entry of await readdir(d, { withFileTypes: true })) {
       if (entry.name.startsWith(".")) continue;
       const p = join(d, entry.name);
-      if (entry.isDirectory()) await walk(p);
-      else if (entry.isFile()) files.push(p);
+      // Symlinks are followed: Hugging Face cache snapshots are links to the blobs that hold the bytes.
+      const kind = entry.isSymbolicLink() ? await stat(p).catch(() => null) : entry;
+      if (kind?.isDirectory()) await walk(p);
+      else if (kind?.isFile()) files.push(p);
     }
   }
   await walk(dir);
