@@ -79,3 +79,33 @@ export { type PeftToGgufOptions, type PeftToGgufResult, peftToGguf } from "./con
 export { type LlamaConfig, permuteForRope, readLlamaConfig } from "./convert/llamaNames.js";
 export type { GenerateOptions, Generation, InferenceBackend } from "./eval/backend.js";
 export { LlamaAdapterBackend, LlamaBackend, type LlamaBackendOptions } from "./eval/llamaBackend.js";
+export { type BinnedDensity, binnedDensity } from "./distances/binned.js";
+export { jsDivergence } from "./distances/js.js";
+export { klDivergence } from "./distances/kl.js";
+export {
+  type BankDistanceOptions,
+  type BankDistances,
+  bankDistanceMatrices,
+  bankDistanceMatrix,
+  bankProfiles,
+} from "./distances/matrix.js";
+export { type DistanceOptions, EPSILON, type Metric, METRICS, type MmdMode } from "./distances/metric.js";
+export { KernelConvolver, MMD_SCALES, mmdMultiscale, mmdSampled, multiscaleKernel, sampleProfile } from "./distances/mmd.js";
+export {
+  type DistanceMatrices,
+  distanceMatrices,
+  distancesToCandidates,
+  type PairwiseOptions,
+} from "./distances/pairwise.js";
+export { wassersteinOnIds } from "./distances/wasserstein.js";
+export {
+  type Dataset,
+  type DatasetFormat,
+  type DatasetOptions,
+  type DatasetRecord,
+  loadDataset,
+  type SplitName,
+} from "./datasets/load.js";
+export { SPLIT_NAMES } from "./datasets/record.js";
+export { parseSniTask, type SniTask, sniPrompt, sniRecords } from "./datasets/sni.js";
+export { hashSplit, splitOf } from "./datasets/split.js";

@@ -12,7 +12,7 @@ import {
   LATEST_GRAM_KEY,
 } from "../src/weights/gram.js";
 import { accumulateGram, balanceTileRows } from "../src/weights/gramKernel.js";
-import { seededRandom } from "../src/weights/prng.js";
+import { seededRandom } from "../src/util/prng.js";
 import { PEFT_FIXTURES, tempDir } from "./helpers/shared.js";
 
 /** Reads every F32 tensor of a safetensors file, sorted by name: the brute-force twin's own parser. */

@@ -1,22 +1,36 @@
 import { formatError } from "../errors.js";
 import type { DatasetOptions, DatasetRecord } from "./record.js";
 
-/** Turns one row object into a record with the configured field names; `where` names the line/row. */
+function kind(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  return `a ${typeof value}`;
+}
+
+/**
+ * Turns one row (JSONL line, JSON array element, Parquet row) into a record with the configured
+ * field names; `where` names the line or row in messages. A string output is a one-element list.
+ */
 export function recordFromRow(file: string, where: string, row: unknown, options: DatasetOptions): DatasetRecord {
   const { inputField = "input", outputField = "output", idField = "id" } = options;
   if (typeof row !== "object" || row === null || Array.isArray(row)) {
-    throw formatError(file, `${where}: not a JSON object`);
+    throw formatError(file, `${where}: expected an object, found ${kind(row)}`);
   }
   const r = row as Record<string, unknown>;
   const input = r[inputField];
-  if (typeof input !== "string") throw formatError(file, `${where}: field "${inputField}" is missing or not a string`);
+  if (input === undefined) throw formatError(file, `${where}: missing field "${inputField}"`);
+  if (typeof input !== "string") throw formatError(file, `${where}: field "${inputField}" is ${kind(input)}, expected a string`);
   const raw = r[outputField];
+  if (raw === undefined) throw formatError(file, `${where}: missing field "${outputField}"`);
   let output: string[];
   if (typeof raw === "string") output = [raw];
   else if (Array.isArray(raw) && raw.every((o) => typeof o === "string")) output = raw;
-  else throw formatError(file, `${where}: field "${outputField}" is missing or not a string or list of strings`);
-  const id = r[idField];
+  else throw formatError(file, `${where}: field "${outputField}" is ${kind(raw)}, expected a string or a list of strings`);
+  // Profiles use output[0] and evaluation needs a reference: a record without one is unusable.
+  if (output.length === 0) throw formatError(file, `${where}: field "${outputField}" is an empty list`);
   const record: DatasetRecord = { input, output };
-  if (typeof id === "string" || typeof id === "number") record.id = String(id);
+  const id = r[idField];
+  if (typeof id === "string" || typeof id === "number" || typeof id === "bigint") record.id = String(id);
+  else if (id !== undefined && id !== null) throw formatError(file, `${where}: field "${idField}" is ${kind(id)}, expected a string or a number`);
   return record;
 }

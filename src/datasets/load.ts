@@ -1,5 +1,5 @@
 import { readdir, readFile, stat } from "node:fs/promises";
-import { basename, extname, join, relative, resolve } from "node:path";
+import { basename, extname, join, resolve } from "node:path";
 import { formatError, inputError } from "../errors.js";
 import { parseJsonLenient } from "./json.js";
 import { recordsFromJsonArray } from "./jsonArray.js";
@@ -7,7 +7,7 @@ import { parseJsonl } from "./jsonl.js";
 import { readParquetRecords } from "./parquet.js";
 import type { Dataset, DatasetFormat, DatasetOptions, DatasetRecord, SplitName } from "./record.js";
 import { SPLIT_NAMES } from "./record.js";
-import { isSniTask, parseSniTask, sniRecords } from "./sni.js";
+import { parseSniTask, sniRecords } from "./sni.js";
 import { hashSplit } from "./split.js";
 
 export type { Dataset, DatasetFormat, DatasetOptions, DatasetRecord, SplitName } from "./record.js";
@@ -35,16 +35,20 @@ async function readDataFile(file: string, options: DatasetOptions): Promise<File
   if (format === "parquet" || (!format && ext === ".parquet")) {
     return { format: "parquet", records: await readParquetRecords(file, options), metadata: {} };
   }
-  const text = await readFile(file, "utf8");
+  if (format && format !== "json" && format !== "sni" && format !== "jsonl") {
+    throw inputError(file, `unknown dataset format "${format}" (expected sni, jsonl, json or parquet)`);
+  }
+  if (!format && ext !== ".jsonl" && ext !== ".json") {
+    throw inputError(file, `unknown dataset file type "${ext}" (expected .jsonl, .json or .parquet)`);
+  }
+  // Editors on Windows save UTF-8 with a byte-order mark, which JSON.parse rejects.
+  const text = (await readFile(file, "utf8")).replace(/^\uFEFF/, "");
   if (format === "jsonl" || (!format && ext === ".jsonl")) {
     return { format: "jsonl", records: parseJsonl(file, text, options), metadata: {} };
   }
-  if (format && format !== "json" && format !== "sni") throw inputError(file, `unknown dataset format "${format}"`);
-  if (!format && ext !== ".json") {
-    throw inputError(file, `unknown dataset file type "${ext}" (expected .jsonl, .json or .parquet)`);
-  }
   const json = parseJsonLenient(file, text);
-  if (format === "sni" || (!format && isSniTask(json))) {
+  // A top-level object can only be a Super-NI task; arrays are record lists.
+  if (format === "sni" || (!format && !Array.isArray(json))) {
     const task = parseSniTask(file, json);
     return { format: "sni", records: sniRecords(task), metadata: task.metadata };
   }
@@ -74,8 +78,8 @@ async function dataFilesIn(dir: string): Promise<string[]> {
 
 /**
  * Reads a dataset: a Super-NI task JSON, JSONL, a JSON array, Parquet, or a directory in Hugging
- * Face layout whose file names give the splits. Records without splits of their own are split
- * by SPEC §1's hash rule.
+ * Face layout whose file names give the splits. Records without splits of their own (a single
+ * file, or a directory with train files only) are split by SPEC §1's hash rule.
  */
 export async function loadDataset(path: string, options: DatasetOptions = {}): Promise<Dataset> {
   const abs = resolve(path);
@@ -83,6 +87,7 @@ export async function loadDataset(path: string, options: DatasetOptions = {}): P
   if (!info) throw inputError(abs, "no such dataset file or directory");
   if (info.isFile()) {
     const { format, records, metadata } = await readDataFile(abs, options);
+    if (records.length === 0) throw formatError(abs, "the dataset has no records");
     return {
       path: abs,
       format,
@@ -94,18 +99,30 @@ export async function loadDataset(path: string, options: DatasetOptions = {}): P
   }
   const files = await dataFilesIn(abs);
   if (files.length === 0) {
-    throw inputError(abs, "no split files (train/valid/validation/test .jsonl, .json or .parquet) in the directory or its data/");
+    throw inputError(abs, "no split files (train/valid/validation/dev/test .jsonl, .json or .parquet) in the directory or its data/");
   }
-  const splits: Record<SplitName, DatasetRecord[]> = { train: [], valid: [], test: [] };
-  let format: DatasetFormat = "jsonl";
+  const own: Record<SplitName, DatasetRecord[]> = { train: [], valid: [], test: [] };
+  const formats = new Set<DatasetFormat>();
   let metadata: Record<string, unknown> = {};
   for (const file of files) {
     const content = await readDataFile(file, options);
-    format = content.format;
+    formats.add(content.format);
     metadata = { ...metadata, ...content.metadata };
-    splits[splitFromFileName(file)!].push(...content.records);
+    own[splitFromFileName(file)!].push(...content.records);
   }
-  const records = SPLIT_NAMES.flatMap((s) => splits[s]);
-  if (records.length === 0) throw formatError(relative(process.cwd(), abs) || abs, "the dataset has no records");
-  return { path: abs, format, name: basename(abs), records, splits, metadata };
+  if (formats.size > 1) {
+    throw inputError(abs, `split files of different formats (${[...formats].join(", ")}): keep one format per dataset`);
+  }
+  const records = SPLIT_NAMES.flatMap((s) => own[s]);
+  if (records.length === 0) throw formatError(abs, "the dataset has no records");
+  // Train files alone leave nothing to evaluate on, so they are treated as an unsplit dataset.
+  const trainOnly = own.valid.length === 0 && own.test.length === 0;
+  return {
+    path: abs,
+    format: [...formats][0]!,
+    name: basename(abs),
+    records,
+    splits: trainOnly ? hashSplit(records) : own,
+    metadata,
+  };
 }

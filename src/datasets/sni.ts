@@ -8,6 +8,17 @@ function endWithPunctuation(s: string): string {
   return s.length > 0 && PUNCTUATION.has(s[s.length - 1]!) ? s : `${s}.`;
 }
 
+/**
+ * Python's str.strip(): its whitespace includes U+001C–U+001F and U+0085, which JS's trim() keeps,
+ * and excludes U+FEFF, which trim() removes. Prompts must match the Python collator byte for byte.
+ */
+const PY_WHITESPACE = "\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+const PY_STRIP = new RegExp(`^[${PY_WHITESPACE}]+|[${PY_WHITESPACE}]+$`, "g");
+
+export function pyStrip(s: string): string {
+  return s.replace(PY_STRIP, "");
+}
+
 interface SniExample {
   input: string;
   output: string;
@@ -22,9 +33,9 @@ export interface SniTask {
 }
 
 function exampleBlock(kind: "Positive" | "Negative", k: number, ex: SniExample): string {
-  let s = ` ${kind} Example ${k} -\nInput: ${ex.input.trim()}`;
+  let s = ` ${kind} Example ${k} -\nInput: ${pyStrip(ex.input)}`;
   s = endWithPunctuation(s);
-  s += `\n Output: ${ex.output.trim()}`;
+  s += `\n Output: ${pyStrip(ex.output)}`;
   s = endWithPunctuation(s);
   return `${s}\n\n`;
 }
@@ -35,14 +46,14 @@ function exampleBlock(kind: "Positive" | "Negative", k: number, ex: SniExample):
  * empty inserted text still gets its ".".
  */
 export function sniPrompt(task: Pick<SniTask, "definition" | "positive" | "negative">, instanceInput: string): string {
-  let prompt = `${endWithPunctuation(`Definition: ${task.definition.trim()}`)}\n\n`;
+  let prompt = `${endWithPunctuation(`Definition: ${pyStrip(task.definition)}`)}\n\n`;
   task.positive.slice(0, 2).forEach((ex, i) => {
     prompt += exampleBlock("Positive", i + 1, ex);
   });
   task.negative.slice(0, 2).forEach((ex, i) => {
     prompt += exampleBlock("Negative", i + 1, ex);
   });
-  prompt += `${endWithPunctuation(`Now complete the following example -\nInput: ${instanceInput.trim()}`)}\n`;
+  prompt += `${endWithPunctuation(`Now complete the following example -\nInput: ${pyStrip(instanceInput)}`)}\n`;
   return `${prompt}Output: `;
 }
 
@@ -50,8 +61,8 @@ function examples(file: string, field: string, value: unknown): SniExample[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) throw formatError(file, `"${field}" is not a list`);
   return value.map((ex, i) => {
-    const e = ex as Record<string, unknown>;
-    if (typeof e?.input !== "string" || typeof e?.output !== "string") {
+    const e = (typeof ex === "object" && ex !== null ? ex : {}) as Record<string, unknown>;
+    if (typeof e.input !== "string" || typeof e.output !== "string") {
       throw formatError(file, `"${field}"[${i}] needs string "input" and "output"`);
     }
     return { input: e.input, output: e.output };
@@ -63,36 +74,58 @@ export function isSniTask(json: unknown): boolean {
   return typeof json === "object" && json !== null && !Array.isArray(json) && "Instances" in json;
 }
 
+/** Task-level lists copied into `Dataset.metadata` (SNI key -> metadata key). */
+const METADATA_FIELDS = [
+  ["Categories", "categories"],
+  ["Domains", "domains"],
+  ["Reasoning", "reasoning"],
+  ["Source", "source"],
+  ["Input_language", "inputLanguage"],
+  ["Output_language", "outputLanguage"],
+  ["Instruction_language", "instructionLanguage"],
+] as const;
+
+function definitionOf(file: string, defs: unknown): string {
+  if (typeof defs === "string") return defs;
+  if (Array.isArray(defs)) {
+    // Tk-Instruct indexes [0] and would crash on an empty list; an empty definition is the closest
+    // reading that still lets the task's instances be used.
+    if (defs.length === 0) return "";
+    if (typeof defs[0] === "string") return defs[0];
+  }
+  if (defs === undefined) throw formatError(file, `missing "Definition"`);
+  throw formatError(file, `"Definition" must be a string or a list of strings`);
+}
+
+function instanceOf(file: string, inst: unknown, i: number): SniTask["instances"][number] {
+  if (typeof inst !== "object" || inst === null || Array.isArray(inst)) {
+    throw formatError(file, `"Instances"[${i}] is not an object`);
+  }
+  const x = inst as Record<string, unknown>;
+  if (typeof x.input !== "string") throw formatError(file, `"Instances"[${i}].input is missing or not a string`);
+  const output = typeof x.output === "string" ? [x.output] : x.output;
+  if (!Array.isArray(output) || !output.every((o) => typeof o === "string")) {
+    throw formatError(file, `"Instances"[${i}].output is missing or not a list of strings`);
+  }
+  if (output.length === 0) throw formatError(file, `"Instances"[${i}].output is an empty list`);
+  if (x.id !== undefined && typeof x.id !== "string") throw formatError(file, `"Instances"[${i}].id is not a string`);
+  return { ...(x.id !== undefined ? { id: x.id } : {}), input: x.input, output };
+}
+
 export function parseSniTask(file: string, json: unknown): SniTask {
-  if (!isSniTask(json)) throw formatError(file, `not a Super-NaturalInstructions task (no "Instances")`);
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw formatError(file, "not a Super-NaturalInstructions task (expected a JSON object)");
+  }
   const t = json as Record<string, unknown>;
-  const defs = t.Definition;
-  let definition: string;
-  if (typeof defs === "string") definition = defs;
-  else if (Array.isArray(defs) && typeof defs[0] === "string") definition = defs[0];
-  else if (Array.isArray(defs) && defs.length === 0) definition = "";
-  else throw formatError(file, `"Definition" must be a string or a list of strings`);
+  if (!("Instances" in t)) throw formatError(file, `missing "Instances" (not a Super-NaturalInstructions task)`);
   if (!Array.isArray(t.Instances)) throw formatError(file, `"Instances" is not a list`);
-  const instances = t.Instances.map((inst, i) => {
-    const x = inst as Record<string, unknown>;
-    if (typeof x?.input !== "string") throw formatError(file, `"Instances"[${i}].input is not a string`);
-    const out = x.output;
-    const output = typeof out === "string" ? [out] : out;
-    if (!Array.isArray(output) || !output.every((o) => typeof o === "string")) {
-      throw formatError(file, `"Instances"[${i}].output is not a list of strings`);
-    }
-    return { ...(typeof x.id === "string" ? { id: x.id } : {}), input: x.input, output: output as string[] };
-  });
+  const definition = definitionOf(file, t.Definition);
+  const instances = t.Instances.map((inst, i) => instanceOf(file, inst, i));
   const metadata: Record<string, unknown> = {};
-  for (const [key, name] of [
-    ["Categories", "categories"],
-    ["Domains", "domains"],
-    ["Reasoning", "reasoning"],
-    ["Source", "source"],
-    ["Input_language", "inputLanguage"],
-    ["Output_language", "outputLanguage"],
-  ] as const) {
-    if (Array.isArray(t[key])) metadata[name] = (t[key] as unknown[]).filter((v) => typeof v === "string");
+  for (const [key, name] of METADATA_FIELDS) {
+    const value = t[key];
+    if (Array.isArray(value)) metadata[name] = value.filter((v) => typeof v === "string");
+    else if (typeof value === "string") metadata[name] = [value];
   }
   return {
     definition,

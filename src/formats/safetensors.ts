@@ -1,19 +1,26 @@
 /**
- * safetensors, read and written by hand: the format is an 8-byte length, a JSON header and raw
- * little-endian tensor bytes, and no npm package reads it lazily into caller buffers while
- * validating every offset (the format's files come from strangers: each field is checked before use).
+ * safetensors, read and written by hand: the format is an 8-byte little-endian header length, a
+ * JSON header and raw little-endian tensor bytes. No npm package reads it lazily, tensor by tensor,
+ * into caller buffers while validating every offset; files come from strangers, so each field of
+ * the header is checked before it is used.
  */
-import { type FileHandle, open, rename, rm } from "node:fs/promises";
-import { formatError, inputError } from "../errors.js";
-import { tempPathFor } from "../util/atomic.js";
+import type { FileHandle } from "node:fs/promises";
+import { open } from "node:fs/promises";
+import { formatError, inputError, throwIfAborted } from "../errors.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import type { ProgressSink } from "../util/progress.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./dtypes.js";
 
-/** A crafted header length must not make us allocate gigabytes; real adapter headers are a few KB. */
+/**
+ * A crafted header length must not make us allocate gigabytes before we can refuse the file.
+ * Real headers are small (a 500-tensor adapter's is ~60 KB); the reference implementation caps
+ * them at 100 MB too, so every file it accepts we accept.
+ */
 export const MAX_HEADER_LENGTH = 100_000_000;
 
 export type SafetensorsDtype = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 
-export const DTYPE_SIZE: Record<SafetensorsDtype, number> = {
+export const DTYPE_SIZE: Readonly<Record<SafetensorsDtype, number>> = {
   F64: 8,
   F32: 4,
   F16: 2,
@@ -26,7 +33,10 @@ export const DTYPE_SIZE: Record<SafetensorsDtype, number> = {
   BOOL: 1,
 };
 
-const FLOAT_DTYPES = new Set<SafetensorsDtype>(["F64", "F32", "F16", "BF16"]);
+const FLOAT_DTYPES: ReadonlySet<SafetensorsDtype> = new Set(["F64", "F32", "F16", "BF16"]);
+
+/** Reading F32 straight into a Float32Array's bytes is only right when the host is little-endian too. */
+const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 export interface TensorInfo {
   name: string;
@@ -52,7 +62,15 @@ export function numel(shape: readonly number[]): number {
   return n;
 }
 
-/** Validates a header's JSON against the file it came from; every problem names file and tensor. */
+function isDtype(value: unknown): value is SafetensorsDtype {
+  return typeof value === "string" && Object.hasOwn(DTYPE_SIZE, value);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Validates a header's JSON against the size of the file it came from; every problem names file and tensor. */
 export function parseSafetensorsHeader(path: string, headerBytes: Uint8Array, fileSize: number): SafetensorsHeader {
   const dataOffset = 8 + headerBytes.byteLength;
   let json: unknown;
@@ -61,25 +79,22 @@ export function parseSafetensorsHeader(path: string, headerBytes: Uint8Array, fi
   } catch (error) {
     throw formatError(path, `safetensors header is not valid UTF-8 JSON (${(error as Error).message})`);
   }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw formatError(path, "safetensors header is not a JSON object");
+  if (!isPlainObject(json)) {
+    throw formatError(path, `safetensors header is a JSON ${Array.isArray(json) ? "array" : typeof json}, not an object`);
   }
   const dataSize = fileSize - dataOffset;
   const tensors = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
-  for (const [name, value] of Object.entries(json as Record<string, unknown>)) {
+  for (const [name, value] of Object.entries(json)) {
     if (name === "__metadata__") {
       metadata = checkMetadata(path, value);
       continue;
     }
     const where = `tensor "${name}"`;
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      throw formatError(path, `${where}: entry is not an object`);
-    }
-    const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
-    if (typeof dtype !== "string" || !(dtype in DTYPE_SIZE)) {
-      throw formatError(path, `${where}: unknown dtype ${JSON.stringify(dtype)}`);
-    }
+    if (!isPlainObject(value)) throw formatError(path, `${where}: entry is not an object`);
+    const { dtype, shape, data_offsets: offsets } = value;
+    if (!isDtype(dtype)) throw formatError(path, `${where}: unknown dtype ${JSON.stringify(dtype)}`);
+    // JSON numbers above 2^53 have already lost precision when parsed: isSafeInteger refuses them.
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       throw formatError(path, `${where}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
     }
@@ -92,7 +107,7 @@ export function parseSafetensorsHeader(path: string, headerBytes: Uint8Array, fi
       throw formatError(path, `${where}: data_offsets ${JSON.stringify(offsets)} are not two ordered integers`);
     }
     const [start, stop] = offsets as [number, number];
-    const bytes = numel(shape) * DTYPE_SIZE[dtype as SafetensorsDtype];
+    const bytes = numel(shape) * DTYPE_SIZE[dtype];
     if (!Number.isSafeInteger(bytes) || bytes !== stop - start) {
       throw formatError(
         path,
@@ -102,25 +117,20 @@ export function parseSafetensorsHeader(path: string, headerBytes: Uint8Array, fi
     if (stop > dataSize) {
       throw formatError(
         path,
-        `${where}: ends at data byte ${stop}, beyond the data area of ${dataSize} bytes (file ${fileSize} bytes)`,
+        `${where}: data_offsets end at ${stop}, beyond the data area of ${dataSize} bytes (file ${fileSize} bytes)`,
       );
     }
-    tensors.set(name, {
-      name,
-      dtype: dtype as SafetensorsDtype,
-      shape: shape as number[],
-      begin: dataOffset + start,
-      end: dataOffset + stop,
-    });
+    tensors.set(name, { name, dtype, shape: shape as number[], begin: dataOffset + start, end: dataOffset + stop });
   }
+  // Overlapping spans would let one tensor's writes alias another's: sorted by begin, each must start after the last ends.
   const sorted = [...tensors.values()].sort((a, b) => a.begin - b.begin || a.end - b.end);
   for (let i = 1; i < sorted.length; i++) {
-    const prev = sorted[i - 1]!;
-    const cur = sorted[i]!;
+    const prev = sorted[i - 1] as TensorInfo;
+    const cur = sorted[i] as TensorInfo;
     if (cur.begin < prev.end) {
       throw formatError(
         path,
-        `tensor "${cur.name}" (bytes ${cur.begin - dataOffset}-${cur.end - dataOffset}) overlaps tensor "${prev.name}" (bytes ${prev.begin - dataOffset}-${prev.end - dataOffset})`,
+        `tensor "${cur.name}" (data bytes ${cur.begin - dataOffset}-${cur.end - dataOffset}) overlaps tensor "${prev.name}" (data bytes ${prev.begin - dataOffset}-${prev.end - dataOffset})`,
       );
     }
   }
@@ -128,47 +138,59 @@ export function parseSafetensorsHeader(path: string, headerBytes: Uint8Array, fi
 }
 
 function checkMetadata(path: string, value: unknown): Record<string, string> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw formatError(path, "__metadata__ is not a string-to-string map");
-  }
+  if (!isPlainObject(value)) throw formatError(path, "__metadata__ is not a string-to-string map");
+  const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(value)) {
-    if (typeof v !== "string") throw formatError(path, `__metadata__ "${k}" is not a string`);
+    if (typeof v !== "string") throw formatError(path, `__metadata__ "${k}" is a ${typeof v}, not a string`);
+    Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
   }
-  return value as Record<string, string>;
+  return out;
+}
+
+/** Reads exactly `buf.byteLength` bytes at `position`, or fails naming what was being read. */
+async function readFully(handle: FileHandle, buf: Uint8Array, position: number, path: string, what: string) {
+  let done = 0;
+  while (done < buf.byteLength) {
+    const { bytesRead } = await handle.read(buf, done, buf.byteLength - done, position + done);
+    if (bytesRead === 0) {
+      throw formatError(path, `${what}: file ended at byte ${position + done}, ${buf.byteLength - done} bytes short`);
+    }
+    done += bytesRead;
+  }
 }
 
 async function readHeaderFrom(handle: FileHandle, path: string): Promise<SafetensorsHeader> {
   const fileSize = (await handle.stat()).size;
   if (fileSize < 8) throw formatError(path, `file is ${fileSize} bytes, shorter than the 8-byte safetensors prefix`);
   const prefix = Buffer.alloc(8);
-  await handle.read(prefix, 0, 8, 0);
+  await readFully(handle, prefix, 0, path, "safetensors prefix");
   const length = prefix.readBigUInt64LE(0);
   if (length > BigInt(MAX_HEADER_LENGTH)) {
     throw formatError(path, `safetensors header length ${length} exceeds the limit of ${MAX_HEADER_LENGTH} bytes`);
   }
   if (8n + length > BigInt(fileSize)) {
-    throw formatError(path, `safetensors header length ${length} exceeds the file's ${fileSize - 8} bytes after the prefix`);
+    throw formatError(path, `safetensors header length ${length} exceeds the ${fileSize - 8} bytes after the prefix`);
   }
   const headerBytes = Buffer.alloc(Number(length));
-  await handle.read(headerBytes, 0, headerBytes.length, 8);
+  await readFully(handle, headerBytes, 8, path, "safetensors header");
   return parseSafetensorsHeader(path, headerBytes, fileSize);
 }
 
-export async function readSafetensorsHeader(path: string): Promise<SafetensorsHeader> {
-  const handle = await openFile(path);
-  try {
-    return await readHeaderFrom(handle, path);
-  } finally {
-    await handle.close();
-  }
-}
-
-async function openFile(path: string): Promise<FileHandle> {
+async function openForReading(path: string): Promise<FileHandle> {
   try {
     return await open(path, "r");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw inputError(path, code === "ENOENT" ? "no such file" : `cannot open (${code})`, error);
+  }
+}
+
+export async function readSafetensorsHeader(path: string): Promise<SafetensorsHeader> {
+  const handle = await openForReading(path);
+  try {
+    return await readHeaderFrom(handle, path);
+  } finally {
+    await handle.close();
   }
 }
 
@@ -178,6 +200,8 @@ export class SafetensorsReader {
   readonly #handle: FileHandle;
   /** Reused for F16/BF16/F64 conversion so streaming a bank does not allocate per tensor. */
   #scratch = new Uint8Array(0);
+  /** Callers read several tensors concurrently (Promise.all); only one of them may use the scratch. */
+  #scratchBusy = false;
 
   private constructor(handle: FileHandle, header: SafetensorsHeader) {
     this.#handle = handle;
@@ -185,7 +209,7 @@ export class SafetensorsReader {
   }
 
   static async open(path: string): Promise<SafetensorsReader> {
-    const handle = await openFile(path);
+    const handle = await openForReading(path);
     try {
       return new SafetensorsReader(handle, await readHeaderFrom(handle, path));
     } catch (error) {
@@ -200,7 +224,7 @@ export class SafetensorsReader {
     return info;
   }
 
-  /** The tensor's raw bytes into `out` (exactly its byte length). */
+  /** The tensor's raw bytes, as stored, into `out` when given (exactly its byte length). */
   async readBytes(name: string, out?: Uint8Array): Promise<Uint8Array> {
     const info = this.info(name);
     const size = info.end - info.begin;
@@ -208,12 +232,7 @@ export class SafetensorsReader {
     if (buf.byteLength !== size) {
       throw new RangeError(`buffer of ${buf.byteLength} bytes for tensor "${name}" of ${size} bytes`);
     }
-    let done = 0;
-    while (done < size) {
-      const { bytesRead } = await this.#handle.read(buf, done, size - done, info.begin + done);
-      if (bytesRead === 0) throw formatError(this.header.path, `tensor "${name}": file ended while reading`);
-      done += bytesRead;
-    }
+    await readFully(this.#handle, buf, info.begin, this.header.path, `tensor "${name}"`);
     return buf;
   }
 
@@ -226,17 +245,26 @@ export class SafetensorsReader {
     const n = numel(info.shape);
     const dst = out ?? new Float32Array(n);
     if (dst.length !== n) throw new RangeError(`buffer of ${dst.length} floats for tensor "${name}" of ${n}`);
-    if (info.dtype === "F32") {
+    if (info.dtype === "F32" && HOST_LITTLE_ENDIAN) {
       await this.readBytes(name, new Uint8Array(dst.buffer, dst.byteOffset, n * 4));
       return dst;
     }
     const size = info.end - info.begin;
-    if (this.#scratch.byteLength < size) this.#scratch = new Uint8Array(size);
-    const raw = await this.readBytes(name, this.#scratch.subarray(0, size));
-    const view = new DataView(raw.buffer, raw.byteOffset, size);
-    if (info.dtype === "F64") for (let i = 0; i < n; i++) dst[i] = view.getFloat64(i * 8, true);
-    else if (info.dtype === "F16") for (let i = 0; i < n; i++) dst[i] = f16ToF32(view.getUint16(i * 2, true));
-    else for (let i = 0; i < n; i++) dst[i] = bf16ToF32(view.getUint16(i * 2, true));
+    const shared = !this.#scratchBusy;
+    let raw: Uint8Array;
+    if (shared) {
+      this.#scratchBusy = true;
+      if (this.#scratch.byteLength < size) this.#scratch = new Uint8Array(size);
+      raw = this.#scratch.subarray(0, size);
+    } else {
+      raw = new Uint8Array(size);
+    }
+    try {
+      await this.readBytes(name, raw);
+      decodeFloats(info.dtype, new DataView(raw.buffer, raw.byteOffset, size), dst);
+    } finally {
+      if (shared) this.#scratchBusy = false;
+    }
     return dst;
   }
 
@@ -246,6 +274,26 @@ export class SafetensorsReader {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+}
+
+function decodeFloats(dtype: SafetensorsDtype, view: DataView, dst: Float32Array): void {
+  const n = dst.length;
+  switch (dtype) {
+    case "F64":
+      for (let i = 0; i < n; i++) dst[i] = view.getFloat64(i * 8, true);
+      return;
+    case "F32":
+      for (let i = 0; i < n; i++) dst[i] = view.getFloat32(i * 4, true);
+      return;
+    case "F16":
+      for (let i = 0; i < n; i++) dst[i] = f16ToF32(view.getUint16(i * 2, true));
+      return;
+    case "BF16":
+      for (let i = 0; i < n; i++) dst[i] = bf16ToF32(view.getUint16(i * 2, true));
+      return;
+    default:
+      throw new Error(`not a float dtype: ${dtype}`);
   }
 }
 
@@ -261,17 +309,28 @@ export interface TensorToWrite extends TensorSpec {
   data: Float32Array | Float64Array;
 }
 
-function encodeHeader(specs: readonly TensorSpec[], metadata?: Record<string, string>): Uint8Array {
+export interface WriteOptions {
+  signal?: AbortSignal;
+  progress?: ProgressSink;
+}
+
+/** The 8-byte length and the JSON header, padded with spaces so tensor data starts 8-byte aligned, as the reference writer does. */
+function encodeHeader(specs: readonly TensorSpec[], metadata: Record<string, string> | undefined): Uint8Array {
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
   for (const s of specs) {
+    if (s.name === "__metadata__" || Object.hasOwn(header, s.name)) {
+      throw new RangeError(`tensor name "${s.name}" is reserved or given twice`);
+    }
+    if (!s.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new RangeError(`tensor "${s.name}": shape ${JSON.stringify(s.shape)} is not a list of non-negative integers`);
+    }
     const bytes = numel(s.shape) * DTYPE_SIZE[s.dtype];
     header[s.name] = { dtype: s.dtype, shape: s.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
   const json = Buffer.from(JSON.stringify(header), "utf8");
-  // Pad with spaces so tensor data starts 8-byte aligned, as the reference writer does.
   const padded = Math.ceil(json.length / 8) * 8;
   const out = Buffer.alloc(8 + padded, 0x20);
   out.writeBigUInt64LE(BigInt(padded), 0);
@@ -284,23 +343,23 @@ function encodeTensor(spec: TensorSpec, data: Float32Array | Float64Array): Uint
   if (data.length !== n) {
     throw new RangeError(`tensor "${spec.name}": ${data.length} values for shape ${JSON.stringify(spec.shape)}`);
   }
-  if (spec.dtype === "F32" && data instanceof Float32Array) {
+  if (spec.dtype === "F32" && data instanceof Float32Array && HOST_LITTLE_ENDIAN) {
     return new Uint8Array(data.buffer, data.byteOffset, n * 4);
   }
   const out = new Uint8Array(n * DTYPE_SIZE[spec.dtype]);
   const view = new DataView(out.buffer);
   switch (spec.dtype) {
     case "F32":
-      for (let i = 0; i < n; i++) view.setFloat32(i * 4, data[i]!, true);
+      for (let i = 0; i < n; i++) view.setFloat32(i * 4, data[i] as number, true);
       break;
     case "F64":
-      for (let i = 0; i < n; i++) view.setFloat64(i * 8, data[i]!, true);
+      for (let i = 0; i < n; i++) view.setFloat64(i * 8, data[i] as number, true);
       break;
     case "F16":
-      for (let i = 0; i < n; i++) view.setUint16(i * 2, f32ToF16(data[i]!), true);
+      for (let i = 0; i < n; i++) view.setUint16(i * 2, f32ToF16(data[i] as number), true);
       break;
     case "BF16":
-      for (let i = 0; i < n; i++) view.setUint16(i * 2, f32ToBf16(data[i]!), true);
+      for (let i = 0; i < n; i++) view.setUint16(i * 2, f32ToBf16(data[i] as number), true);
       break;
     default:
       spec.dtype satisfies never;
@@ -309,36 +368,34 @@ function encodeTensor(spec: TensorSpec, data: Float32Array | Float64Array): Uint
 }
 
 /**
- * Writes a safetensors file whose tensors are produced one at a time (`produce(i)` for specs[i]),
- * so a large output never needs all its tensors in memory. Atomic: temp file, fsync, rename.
+ * Writes a safetensors file whose tensors are produced one at a time (`produce(i)` for specs[i], in
+ * order), so a large output never holds all its tensors in memory. The array `produce(i)` returns
+ * is written before `produce(i + 1)` is called, so the producer may reuse one buffer. Atomic.
  */
 export async function writeSafetensorsStreaming(
   path: string,
   specs: readonly TensorSpec[],
   produce: (index: number) => Promise<Float32Array | Float64Array> | Float32Array | Float64Array,
   metadata?: Record<string, string>,
+  { signal, progress }: WriteOptions = {},
 ): Promise<void> {
-  const tmp = tempPathFor(path);
-  const handle = await open(tmp, "w");
-  try {
-    await handle.write(encodeHeader(specs, metadata));
+  const header = encodeHeader(specs, metadata);
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    yield header;
     for (let i = 0; i < specs.length; i++) {
-      await handle.write(encodeTensor(specs[i]!, await produce(i)));
+      throwIfAborted(signal);
+      yield encodeTensor(specs[i] as TensorSpec, await produce(i));
+      progress?.({ phase: "write", done: i + 1, total: specs.length, unit: "tensors" });
     }
-    await handle.sync();
-    await handle.close();
-    await rename(tmp, path);
-  } catch (error) {
-    await handle.close().catch(() => {});
-    await rm(tmp, { force: true });
-    throw error;
   }
+  await writeFileAtomic(path, chunks());
 }
 
 export async function writeSafetensors(
   path: string,
   tensors: readonly TensorToWrite[],
   metadata?: Record<string, string>,
+  options: WriteOptions = {},
 ): Promise<void> {
-  await writeSafetensorsStreaming(path, tensors, (i) => tensors[i]!.data, metadata);
+  await writeSafetensorsStreaming(path, tensors, (i) => (tensors[i] as TensorToWrite).data, metadata, options);
 }

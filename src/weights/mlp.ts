@@ -1,5 +1,5 @@
 import { formatError, usageError } from "../errors.js";
-import { seededRandom } from "./prng.js";
+import { seededRandom } from "../util/prng.js";
 
 /** torch's LayerNorm default. */
 export const LAYER_NORM_EPS = 1e-5;

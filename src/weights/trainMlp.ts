@@ -4,7 +4,7 @@ import type { ProgressSink } from "../util/progress.js";
 import { gramMixtureLoss } from "./gramLoss.js";
 import { checkHidden, initMlp, LAYER_NORM_EPS, type MlpOffsets, mlpOffsets, type TrainedMlp } from "./mlp.js";
 import { Z_SCORE_CONVENTION, zScoreRow } from "./normalized.js";
-import { seededRandom, shuffledIndices } from "./prng.js";
+import { seededRandom, shuffledIndices } from "../util/prng.js";
 import { loadTfjs } from "./tfjs.js";
 
 /** Scalars per tfjs pass: bounds activation memory (≈ 10 live m×H float32 arrays) whatever H is. */

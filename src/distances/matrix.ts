@@ -1,0 +1,88 @@
+import type { Bank } from "../bank/store.js";
+import { LoramixError } from "../errors.js";
+import type { Profile } from "../profiles/profile.js";
+import { sha256 } from "../util/hash.js";
+import type { ProgressSink } from "../util/progress.js";
+import type { DistanceOptions, Metric } from "./metric.js";
+import { distanceMatrices } from "./pairwise.js";
+
+/** A square bank matrix: rows = targets, columns = candidates, both in `ids` order. */
+export interface BankDistances {
+  ids: string[];
+  metric: Metric;
+  values: Float64Array;
+}
+
+export interface BankDistanceOptions extends DistanceOptions {
+  signal?: AbortSignal;
+  progress?: ProgressSink;
+}
+
+/** Every entry's fresh profile, in id order; a missing one means the bank needs `bank index`. */
+export function bankProfiles(bank: Bank): { ids: string[]; profiles: Profile[] } {
+  const ids: string[] = [];
+  const profiles: Profile[] = [];
+  const stale: string[] = [];
+  for (const e of bank.entries()) {
+    const p = bank.profile(e.id);
+    if (p) {
+      ids.push(e.id);
+      profiles.push(p);
+    } else stale.push(e.id);
+  }
+  if (stale.length > 0) {
+    throw new LoramixError(
+      "BANK",
+      `${bank.dir}: ${stale.length} entries have no up-to-date profile (${stale.slice(0, 3).join(", ")}${stale.length > 3 ? ", ..." : ""}); run \`loramix bank index ${bank.dir}\``,
+    );
+  }
+  if (ids.length === 0) throw new LoramixError("BANK", `${bank.dir}: the bank has no entries`);
+  return { ids, profiles };
+}
+
+/** Cache key: the metric, its options and every profile's identity, so any change invalidates it. */
+function cacheKey(metric: Metric, ids: string[], profiles: Profile[], o: DistanceOptions): string {
+  const options = metric === "mmd" ? `${o.mmd ?? "exact"}:${o.mmd === "sampled" ? `${o.seed ?? 0}:${o.mmdSamples ?? 1000}` : ""}` : "";
+  const parts = ids.map((id, i) => `${id}=${profiles[i]!.tokenizer}:${profiles[i]!.datasetHash}`);
+  return sha256(`${metric}|${options}|${parts.join(",")}`);
+}
+
+/**
+ * The bank's pairwise matrices for the given metrics, from the bank's cache where valid; the
+ * missing ones are computed together in one pass and cached.
+ */
+export async function bankDistanceMatrices(
+  bank: Bank,
+  metrics: readonly Metric[],
+  options: BankDistanceOptions = {},
+): Promise<BankDistances[]> {
+  const { ids, profiles } = bankProfiles(bank);
+  const n = ids.length;
+  const found = new Map<Metric, Float64Array>();
+  const keys = new Map<Metric, string>();
+  for (const m of metrics) {
+    const key = cacheKey(m, ids, profiles, options);
+    keys.set(m, key);
+    const cached = bank.getCache("distances", key);
+    if (cached && cached.byteLength === n * n * 8) {
+      found.set(m, new Float64Array(cached.buffer.slice(cached.byteOffset, cached.byteOffset + cached.byteLength)));
+    }
+  }
+  const missing = metrics.filter((m) => !found.has(m));
+  if (missing.length > 0) {
+    const computed = await distanceMatrices(profiles, profiles, { ...options, metrics: missing });
+    for (const m of missing) {
+      const values = computed[m]!;
+      bank.putCache("distances", keys.get(m)!, new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+      found.set(m, values);
+    }
+  }
+  return metrics.map((metric) => ({ ids, metric, values: found.get(metric)! }));
+}
+
+export async function bankDistanceMatrix(
+  bank: Bank,
+  { metric, ...options }: BankDistanceOptions & { metric: Metric },
+): Promise<BankDistances> {
+  return (await bankDistanceMatrices(bank, [metric], options))[0]!;
+}
