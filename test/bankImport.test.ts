@@ -123,7 +123,7 @@ describe("import-lol", () => {
     const e022 = bank.entry(T022)!;
     expect(e022.adapterPath).toBe(join(owner, "Mistral-7B-Instruct-v0.2-4b-r16-task022"));
     expect(e022.dataPath).toBe(join(owner, T022));
-    expect(e022.metadata).toMatchObject({ source: "lots-of-loras", task: T022 });
+    expect(e022.metadata).toMatchObject({ origin: "lots-of-loras", task: T022 });
     const e033 = bank.entry(T033)!;
     expect(e033.adapterPath).toBe(join(models033, "snapshots", "2222222222222222222222222222222222222222"));
     expect(e033.dataPath).toBe(join(datasets033, "snapshots", rev));

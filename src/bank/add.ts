@@ -4,7 +4,7 @@ import { type DatasetOptions, loadDataset } from "../datasets/load.js";
 import { inputError, LoramixError, throwIfAborted } from "../errors.js";
 import { type AdapterLayout, compareLayouts, loadAdapter } from "../formats/peft.js";
 import { hashPath } from "../util/hash.js";
-import { type Bank, type BankEntry, ENTRY_ID_PATTERN } from "./store.js";
+import { type Bank, type BankEntry, ENTRY_ID_PATTERN, layoutError } from "./store.js";
 
 export interface AddEntryOptions {
   id: string;
@@ -12,7 +12,7 @@ export interface AddEntryOptions {
   data: string;
   /** PEFT LoRA directory; without it the entry is dataset-only (distances, never mixed). */
   adapter?: string;
-  /** Merged over the dataset's own metadata (e.g. Super-NI categories). */
+  /** Merged over the dataset's own metadata (Super-NI categories, source, domains...). */
   metadata?: Record<string, unknown>;
   dataOptions?: DatasetOptions;
   /** Overwrite an entry with the same id instead of refusing. */
@@ -37,7 +37,6 @@ export async function addEntry(
   const dataPath = resolve(data);
   if (!existsSync(dataPath)) throw inputError(dataPath, "dataset not found");
   const dataset = await loadDataset(dataPath, dataOptions);
-  if (dataset.records.length === 0) throw inputError(dataPath, "dataset has no records");
   throwIfAborted(signal);
 
   let adapterPath: string | null = null;
@@ -50,12 +49,7 @@ export async function addEntry(
     const current = bank.layout();
     if (current !== null) {
       const differences = compareLayouts(current, loaded.layout);
-      if (differences.length > 0) {
-        throw new LoramixError(
-          "LAYOUT",
-          `${adapterPath}: adapter layout differs from the bank's: ${differences.join("; ")}`,
-        );
-      }
+      if (differences.length > 0) throw layoutError(adapterPath, differences);
     }
     layout = loaded.layout;
     adapterHash = await hashPath(adapterPath, signal);

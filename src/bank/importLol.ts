@@ -83,7 +83,7 @@ export async function importLol(
         data: data.path,
         ...(adapter ? { adapter: adapter.path } : {}),
         metadata: {
-          source: "lots-of-loras",
+          origin: "lots-of-loras",
           task: data.name,
           ...(adapter ? { adapterRepo: adapter.name } : {}),
         },

@@ -44,7 +44,7 @@ export async function importSni(
   if (adaptersDir !== undefined && !existsSync(adaptersDir))
     throw inputError(adaptersDir, "adapter directory not found");
   const files = (await readdir(tasksDir, { withFileTypes: true }))
-    .filter((f) => f.isFile() && /^task\d+_.*\.json$/.test(f.name))
+    .filter((f) => (f.isFile() || f.isSymbolicLink()) && /^task\d+_.*\.json$/.test(f.name))
     .map((f) => f.name)
     .sort();
   if (files.length === 0)
@@ -63,7 +63,7 @@ export async function importSni(
         id: name,
         data: join(tasksDir, file),
         ...(adapter ? { adapter } : {}),
-        metadata: { source: "super-natural-instructions", task: name },
+        metadata: { origin: "super-natural-instructions", task: name },
         dataOptions: { format: "sni" },
         replace,
         signal,

@@ -241,10 +241,7 @@ export class Bank {
         else {
           const differences = compareLayouts(current, layout);
           if (differences.length > 0) {
-            throw new LoramixError(
-              "LAYOUT",
-              `${entry.adapterPath}: adapter layout differs from the bank's: ${differences.join("; ")}`,
-            );
+            throw layoutError(entry.adapterPath ?? entry.id, differences);
           }
         }
       }
@@ -447,6 +444,14 @@ export class Bank {
       datasetHash: row.profile_hash,
     };
   }
+}
+
+/** An adapter refused for its layout; `differences` from compareLayouts(bank's layout, the adapter's). */
+export function layoutError(adapterPath: string, differences: string[]): LoramixError {
+  return new LoramixError(
+    "LAYOUT",
+    `${adapterPath}: adapter layout differs from the bank's (bank vs this adapter): ${differences.join("; ")}`,
+  );
 }
 
 /** Typed arrays are stored in the platform's byte order, which is little-endian everywhere Node runs in practice. */

@@ -110,7 +110,7 @@ async function checkAdapter(
       problems.push({
         id,
         kind: "layout",
-        message: `${path}: adapter layout of "${id}" differs from the bank's: ${differences.join("; ")}`,
+        message: `${path}: adapter layout of "${id}" differs from the bank's (bank vs this adapter): ${differences.join("; ")}`,
       });
     }
   } catch (error) {

@@ -11,7 +11,12 @@ function kind(value: unknown): string {
  * Turns one row (JSONL line, JSON array element, Parquet row) into a record with the configured
  * field names; `where` names the line or row in messages. A string output is a one-element list.
  */
-export function recordFromRow(file: string, where: string, row: unknown, options: DatasetOptions): DatasetRecord {
+export function recordFromRow(
+  file: string,
+  where: string,
+  row: unknown,
+  options: DatasetOptions,
+): DatasetRecord {
   const { inputField = "input", outputField = "output", idField = "id" } = options;
   if (typeof row !== "object" || row === null || Array.isArray(row)) {
     throw formatError(file, `${where}: expected an object, found ${kind(row)}`);
@@ -19,18 +24,24 @@ export function recordFromRow(file: string, where: string, row: unknown, options
   const r = row as Record<string, unknown>;
   const input = r[inputField];
   if (input === undefined) throw formatError(file, `${where}: missing field "${inputField}"`);
-  if (typeof input !== "string") throw formatError(file, `${where}: field "${inputField}" is ${kind(input)}, expected a string`);
+  if (typeof input !== "string")
+    throw formatError(file, `${where}: field "${inputField}" is ${kind(input)}, expected a string`);
   const raw = r[outputField];
   if (raw === undefined) throw formatError(file, `${where}: missing field "${outputField}"`);
   let output: string[];
   if (typeof raw === "string") output = [raw];
   else if (Array.isArray(raw) && raw.every((o) => typeof o === "string")) output = raw;
-  else throw formatError(file, `${where}: field "${outputField}" is ${kind(raw)}, expected a string or a list of strings`);
+  else
+    throw formatError(
+      file,
+      `${where}: field "${outputField}" is ${kind(raw)}, expected a string or a list of strings`,
+    );
   // Profiles use output[0] and evaluation needs a reference: a record without one is unusable.
   if (output.length === 0) throw formatError(file, `${where}: field "${outputField}" is an empty list`);
   const record: DatasetRecord = { input, output };
   const id = r[idField];
   if (typeof id === "string" || typeof id === "number" || typeof id === "bigint") record.id = String(id);
-  else if (id !== undefined && id !== null) throw formatError(file, `${where}: field "${idField}" is ${kind(id)}, expected a string or a number`);
+  else if (id !== undefined && id !== null)
+    throw formatError(file, `${where}: field "${idField}" is ${kind(id)}, expected a string or a number`);
   return record;
 }

@@ -69,7 +69,8 @@ async function dataFilesIn(dir: string): Promise<string[]> {
     for (const e of entries) {
       if (!DATA_EXTENSIONS.has(extname(e.name).toLowerCase()) || !splitFromFileName(e.name)) continue;
       // Hugging Face cache snapshots hold symlinks to blobs: follow them.
-      const isFile = e.isFile() || (e.isSymbolicLink() && (await stat(join(sub, e.name)).catch(() => null))?.isFile());
+      const isFile =
+        e.isFile() || (e.isSymbolicLink() && (await stat(join(sub, e.name)).catch(() => null))?.isFile());
       if (isFile) found.push(join(sub, e.name));
     }
   }
@@ -99,7 +100,10 @@ export async function loadDataset(path: string, options: DatasetOptions = {}): P
   }
   const files = await dataFilesIn(abs);
   if (files.length === 0) {
-    throw inputError(abs, "no split files (train/valid/validation/dev/test .jsonl, .json or .parquet) in the directory or its data/");
+    throw inputError(
+      abs,
+      "no split files (train/valid/validation/dev/test .jsonl, .json or .parquet) in the directory or its data/",
+    );
   }
   const own: Record<SplitName, DatasetRecord[]> = { train: [], valid: [], test: [] };
   const formats = new Set<DatasetFormat>();
@@ -111,7 +115,10 @@ export async function loadDataset(path: string, options: DatasetOptions = {}): P
     own[splitFromFileName(file)!].push(...content.records);
   }
   if (formats.size > 1) {
-    throw inputError(abs, `split files of different formats (${[...formats].join(", ")}): keep one format per dataset`);
+    throw inputError(
+      abs,
+      `split files of different formats (${[...formats].join(", ")}): keep one format per dataset`,
+    );
   }
   const records = SPLIT_NAMES.flatMap((s) => own[s]);
   if (records.length === 0) throw formatError(abs, "the dataset has no records");

@@ -4,7 +4,10 @@ import { formatError } from "../errors.js";
 import { recordFromRow } from "./fields.js";
 import type { DatasetOptions, DatasetRecord } from "./record.js";
 
-export async function readParquetRecords(file: string, options: DatasetOptions = {}): Promise<DatasetRecord[]> {
+export async function readParquetRecords(
+  file: string,
+  options: DatasetOptions = {},
+): Promise<DatasetRecord[]> {
   let rows: Record<string, unknown>[];
   try {
     rows = await parquetReadObjects({ file: await asyncBufferFromFile(file), compressors });

@@ -12,7 +12,8 @@ function endWithPunctuation(s: string): string {
  * Python's str.strip(): its whitespace includes U+001C–U+001F and U+0085, which JS's trim() keeps,
  * and excludes U+FEFF, which trim() removes. Prompts must match the Python collator byte for byte.
  */
-const PY_WHITESPACE = "\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+const PY_WHITESPACE =
+  "\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
 const PY_STRIP = new RegExp(`^[${PY_WHITESPACE}]+|[${PY_WHITESPACE}]+$`, "g");
 
 export function pyStrip(s: string): string {
@@ -45,7 +46,10 @@ function exampleBlock(kind: "Positive" | "Negative", k: number, ex: SniExample):
  * the instance. As in Tk-Instruct's collator, the "." check looks at the text built so far, so an
  * empty inserted text still gets its ".".
  */
-export function sniPrompt(task: Pick<SniTask, "definition" | "positive" | "negative">, instanceInput: string): string {
+export function sniPrompt(
+  task: Pick<SniTask, "definition" | "positive" | "negative">,
+  instanceInput: string,
+): string {
   let prompt = `${endWithPunctuation(`Definition: ${pyStrip(task.definition)}`)}\n\n`;
   task.positive.slice(0, 2).forEach((ex, i) => {
     prompt += exampleBlock("Positive", i + 1, ex);
@@ -102,13 +106,15 @@ function instanceOf(file: string, inst: unknown, i: number): SniTask["instances"
     throw formatError(file, `"Instances"[${i}] is not an object`);
   }
   const x = inst as Record<string, unknown>;
-  if (typeof x.input !== "string") throw formatError(file, `"Instances"[${i}].input is missing or not a string`);
+  if (typeof x.input !== "string")
+    throw formatError(file, `"Instances"[${i}].input is missing or not a string`);
   const output = typeof x.output === "string" ? [x.output] : x.output;
   if (!Array.isArray(output) || !output.every((o) => typeof o === "string")) {
     throw formatError(file, `"Instances"[${i}].output is missing or not a list of strings`);
   }
   if (output.length === 0) throw formatError(file, `"Instances"[${i}].output is an empty list`);
-  if (x.id !== undefined && typeof x.id !== "string") throw formatError(file, `"Instances"[${i}].id is not a string`);
+  if (x.id !== undefined && typeof x.id !== "string")
+    throw formatError(file, `"Instances"[${i}].id is not a string`);
   return { ...(x.id !== undefined ? { id: x.id } : {}), input: x.input, output };
 }
 
@@ -117,7 +123,8 @@ export function parseSniTask(file: string, json: unknown): SniTask {
     throw formatError(file, "not a Super-NaturalInstructions task (expected a JSON object)");
   }
   const t = json as Record<string, unknown>;
-  if (!("Instances" in t)) throw formatError(file, `missing "Instances" (not a Super-NaturalInstructions task)`);
+  if (!("Instances" in t))
+    throw formatError(file, `missing "Instances" (not a Super-NaturalInstructions task)`);
   if (!Array.isArray(t.Instances)) throw formatError(file, `"Instances" is not a list`);
   const definition = definitionOf(file, t.Definition);
   const instances = t.Instances.map((inst, i) => instanceOf(file, inst, i));

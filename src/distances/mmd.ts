@@ -1,6 +1,6 @@
 import type { Profile } from "../profiles/profile.js";
 import { seededRandom } from "../util/prng.js";
-import { fft } from "./fft.js";
+import { Fft } from "./fft.js";
 
 /** The authors' "multiscale" kernel scales (SPEC §3). */
 export const MMD_SCALES = [0.2, 0.5, 0.9, 1.3] as const;
@@ -24,12 +24,14 @@ export class KernelConvolver {
   readonly #kim: Float64Array;
   readonly #re: Float64Array;
   readonly #im: Float64Array;
+  readonly #fft: Fft;
 
   constructor(vocabSize: number) {
     this.vocabSize = vocabSize;
     let size = 1;
     while (size < 2 * vocabSize) size <<= 1;
     this.size = size;
+    this.#fft = new Fft(size);
     this.#kre = new Float64Array(size);
     this.#kim = new Float64Array(size);
     for (let d = 0; d < vocabSize; d++) {
@@ -37,7 +39,7 @@ export class KernelConvolver {
       this.#kre[d] = k;
       if (d > 0) this.#kre[size - d] = k;
     }
-    fft(this.#kre, this.#kim);
+    this.#fft.transform(this.#kre, this.#kim);
     this.#re = new Float64Array(size);
     this.#im = new Float64Array(size);
   }
@@ -49,7 +51,7 @@ export class KernelConvolver {
     re.fill(0);
     im.fill(0);
     for (let i = 0; i < p.ids.length; i++) re[p.ids[i]!] = p.counts[i]! / p.nTokens;
-    fft(re, im);
+    this.#fft.transform(re, im);
     const kre = this.#kre;
     const kim = this.#kim;
     for (let i = 0; i < this.size; i++) {
@@ -57,7 +59,7 @@ export class KernelConvolver {
       im[i] = re[i]! * kim[i]! + im[i]! * kre[i]!;
       re[i] = r;
     }
-    fft(re, im, true);
+    this.#fft.transform(re, im, true);
     for (let i = 0; i < this.vocabSize; i++) out[i] = re[i]!;
     return out;
   }

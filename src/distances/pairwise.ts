@@ -54,10 +54,12 @@ export async function distanceMatrices(
   const tMmd = want.has("mmd") ? targets.map((p) => (sampled ? sampleProfile(p, mmdSamples, seed) : p)) : [];
   const cMmd = want.has("mmd") ? candidates.map((p) => (sampled ? sampleProfile(p, mmdSamples, seed) : p)) : [];
   const conv = want.has("mmd") ? new KernelConvolver(v) : undefined;
-  // Self terms pᵀKp of the targets.
+  // Self terms pᵀKp. A bank against itself gets them from the candidate pass, saving N convolutions.
+  const square = targets === candidates;
   const tSelf = new Float64Array(nt);
+  const cSelf = new Float64Array(nc);
   const kBuf = new Float64Array(v);
-  if (conv) for (let i = 0; i < nt; i++) tSelf[i] = kernelDot(tMmd[i]!, conv.convolve(tMmd[i]!, kBuf));
+  if (conv && !square) for (let i = 0; i < nt; i++) tSelf[i] = kernelDot(tMmd[i]!, conv.convolve(tMmd[i]!, kBuf));
 
   const denseLog = new Float64Array(v - 1);
   const denseQ = new Float64Array(v - 1);
@@ -80,10 +82,14 @@ export async function distanceMatrices(
     if (out.mmd && conv) {
       const cq = cMmd[j]!;
       conv.convolve(cq, kq);
-      const self = kernelDot(cq, kq);
-      for (let i = 0; i < nt; i++) out.mmd[i * nc + j] = tSelf[i]! + self - 2 * kernelDot(tMmd[i]!, kq);
+      cSelf[j] = kernelDot(cq, kq);
+      for (let i = 0; i < nt; i++) out.mmd[i * nc + j] = -2 * kernelDot(tMmd[i]!, kq);
     }
     progress?.({ phase, done: j + 1, total: nc, unit: "candidates" });
+  }
+  if (out.mmd) {
+    const self = square ? cSelf : tSelf;
+    for (let i = 0; i < nt; i++) for (let j = 0; j < nc; j++) out.mmd[i * nc + j]! += self[i]! + cSelf[j]!;
   }
   return out;
 }

@@ -71,7 +71,11 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 }
 
 /** Validates a header's JSON against the size of the file it came from; every problem names file and tensor. */
-export function parseSafetensorsHeader(path: string, headerBytes: Uint8Array, fileSize: number): SafetensorsHeader {
+export function parseSafetensorsHeader(
+  path: string,
+  headerBytes: Uint8Array,
+  fileSize: number,
+): SafetensorsHeader {
   const dataOffset = 8 + headerBytes.byteLength;
   let json: unknown;
   try {
@@ -80,7 +84,10 @@ export function parseSafetensorsHeader(path: string, headerBytes: Uint8Array, fi
     throw formatError(path, `safetensors header is not valid UTF-8 JSON (${(error as Error).message})`);
   }
   if (!isPlainObject(json)) {
-    throw formatError(path, `safetensors header is a JSON ${Array.isArray(json) ? "array" : typeof json}, not an object`);
+    throw formatError(
+      path,
+      `safetensors header is a JSON ${Array.isArray(json) ? "array" : typeof json}, not an object`,
+    );
   }
   const dataSize = fileSize - dataOffset;
   const tensors = new Map<string, TensorInfo>();
@@ -96,7 +103,10 @@ export function parseSafetensorsHeader(path: string, headerBytes: Uint8Array, fi
     if (!isDtype(dtype)) throw formatError(path, `${where}: unknown dtype ${JSON.stringify(dtype)}`);
     // JSON numbers above 2^53 have already lost precision when parsed: isSafeInteger refuses them.
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw formatError(path, `${where}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+      throw formatError(
+        path,
+        `${where}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`,
+      );
     }
     if (
       !Array.isArray(offsets) ||
@@ -104,7 +114,10 @@ export function parseSafetensorsHeader(path: string, headerBytes: Uint8Array, fi
       !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) ||
       offsets[0] > offsets[1]
     ) {
-      throw formatError(path, `${where}: data_offsets ${JSON.stringify(offsets)} are not two ordered integers`);
+      throw formatError(
+        path,
+        `${where}: data_offsets ${JSON.stringify(offsets)} are not two ordered integers`,
+      );
     }
     const [start, stop] = offsets as [number, number];
     const bytes = numel(shape) * DTYPE_SIZE[dtype];
@@ -120,7 +133,13 @@ export function parseSafetensorsHeader(path: string, headerBytes: Uint8Array, fi
         `${where}: data_offsets end at ${stop}, beyond the data area of ${dataSize} bytes (file ${fileSize} bytes)`,
       );
     }
-    tensors.set(name, { name, dtype, shape: shape as number[], begin: dataOffset + start, end: dataOffset + stop });
+    tensors.set(name, {
+      name,
+      dtype,
+      shape: shape as number[],
+      begin: dataOffset + start,
+      end: dataOffset + stop,
+    });
   }
   // Overlapping spans would let one tensor's writes alias another's: sorted by begin, each must start after the last ends.
   const sorted = [...tensors.values()].sort((a, b) => a.begin - b.begin || a.end - b.end);
@@ -153,7 +172,10 @@ async function readFully(handle: FileHandle, buf: Uint8Array, position: number, 
   while (done < buf.byteLength) {
     const { bytesRead } = await handle.read(buf, done, buf.byteLength - done, position + done);
     if (bytesRead === 0) {
-      throw formatError(path, `${what}: file ended at byte ${position + done}, ${buf.byteLength - done} bytes short`);
+      throw formatError(
+        path,
+        `${what}: file ended at byte ${position + done}, ${buf.byteLength - done} bytes short`,
+      );
     }
     done += bytesRead;
   }
@@ -161,15 +183,22 @@ async function readFully(handle: FileHandle, buf: Uint8Array, position: number, 
 
 async function readHeaderFrom(handle: FileHandle, path: string): Promise<SafetensorsHeader> {
   const fileSize = (await handle.stat()).size;
-  if (fileSize < 8) throw formatError(path, `file is ${fileSize} bytes, shorter than the 8-byte safetensors prefix`);
+  if (fileSize < 8)
+    throw formatError(path, `file is ${fileSize} bytes, shorter than the 8-byte safetensors prefix`);
   const prefix = Buffer.alloc(8);
   await readFully(handle, prefix, 0, path, "safetensors prefix");
   const length = prefix.readBigUInt64LE(0);
   if (length > BigInt(MAX_HEADER_LENGTH)) {
-    throw formatError(path, `safetensors header length ${length} exceeds the limit of ${MAX_HEADER_LENGTH} bytes`);
+    throw formatError(
+      path,
+      `safetensors header length ${length} exceeds the limit of ${MAX_HEADER_LENGTH} bytes`,
+    );
   }
   if (8n + length > BigInt(fileSize)) {
-    throw formatError(path, `safetensors header length ${length} exceeds the ${fileSize - 8} bytes after the prefix`);
+    throw formatError(
+      path,
+      `safetensors header length ${length} exceeds the ${fileSize - 8} bytes after the prefix`,
+    );
   }
   const headerBytes = Buffer.alloc(Number(length));
   await readFully(handle, headerBytes, 8, path, "safetensors header");
@@ -315,7 +344,10 @@ export interface WriteOptions {
 }
 
 /** The 8-byte length and the JSON header, padded with spaces so tensor data starts 8-byte aligned, as the reference writer does. */
-function encodeHeader(specs: readonly TensorSpec[], metadata: Record<string, string> | undefined): Uint8Array {
+function encodeHeader(
+  specs: readonly TensorSpec[],
+  metadata: Record<string, string> | undefined,
+): Uint8Array {
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
@@ -324,7 +356,9 @@ function encodeHeader(specs: readonly TensorSpec[], metadata: Record<string, str
       throw new RangeError(`tensor name "${s.name}" is reserved or given twice`);
     }
     if (!s.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new RangeError(`tensor "${s.name}": shape ${JSON.stringify(s.shape)} is not a list of non-negative integers`);
+      throw new RangeError(
+        `tensor "${s.name}": shape ${JSON.stringify(s.shape)} is not a list of non-negative integers`,
+      );
     }
     const bytes = numel(s.shape) * DTYPE_SIZE[s.dtype];
     header[s.name] = { dtype: s.dtype, shape: s.shape, data_offsets: [offset, offset + bytes] };
@@ -341,7 +375,9 @@ function encodeHeader(specs: readonly TensorSpec[], metadata: Record<string, str
 function encodeTensor(spec: TensorSpec, data: Float32Array | Float64Array): Uint8Array {
   const n = numel(spec.shape);
   if (data.length !== n) {
-    throw new RangeError(`tensor "${spec.name}": ${data.length} values for shape ${JSON.stringify(spec.shape)}`);
+    throw new RangeError(
+      `tensor "${spec.name}": ${data.length} values for shape ${JSON.stringify(spec.shape)}`,
+    );
   }
   if (spec.dtype === "F32" && data instanceof Float32Array && HOST_LITTLE_ENDIAN) {
     return new Uint8Array(data.buffer, data.byteOffset, n * 4);
@@ -397,5 +433,11 @@ export async function writeSafetensors(
   metadata?: Record<string, string>,
   options: WriteOptions = {},
 ): Promise<void> {
-  await writeSafetensorsStreaming(path, tensors, (i) => (tensors[i] as TensorToWrite).data, metadata, options);
+  await writeSafetensorsStreaming(
+    path,
+    tensors,
+    (i) => (tensors[i] as TensorToWrite).data,
+    metadata,
+    options,
+  );
 }

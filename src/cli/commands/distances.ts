@@ -24,7 +24,7 @@ export default defineCommand({
     description: "Pairwise distances between the bank's datasets (SPEC §3); rows = targets. Cached in the bank.",
   },
   args: {
-    bank: { type: "positional", description: "Bank directory" },
+    bank: { type: "positional", required: true, description: "Bank directory" },
     metric: { type: "string", default: "all", description: "kl | js | wd | mmd | all" },
     mmd: { type: "string", default: "exact", description: "MMD estimator: exact | sampled (the authors')" },
     seed: { type: "string", default: "0", description: "Seed of the sampled MMD estimator" },

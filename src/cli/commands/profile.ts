@@ -12,6 +12,7 @@ export default defineCommand({
   args: {
     file: {
       type: "positional",
+      required: true,
       description: "Dataset: Super-NI task JSON, JSONL, JSON array, Parquet, or a dataset directory",
     },
     tokenizer: {
