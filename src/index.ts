@@ -1,5 +1,90 @@
 /** loramix library API: everything the CLI does, importable. */
+
+export { type AddEntryOptions, addEntry } from "./bank/add.js";
+export { importLol, type LolImportResult } from "./bank/importLol.js";
+export { type ImportOptions, type ImportResult, importSni } from "./bank/importSni.js";
+export { type IndexResult, indexBank } from "./bank/indexBank.js";
+export { type EntrySummary, listEntries } from "./bank/list.js";
+export { SCHEMA_VERSION } from "./bank/schema.js";
+export { Bank, type BankEntry, initBank, openBank, type ProfileSummary } from "./bank/store.js";
+export { type VerifyProblem, type VerifyProblemKind, type VerifyReport, verifyBank } from "./bank/verify.js";
+export { type HfToGgufOptions, type HfToGgufResult, hfToGguf } from "./convert/hfToGguf.js";
+export { type LlamaConfig, permuteForRope, readLlamaConfig } from "./convert/llamaNames.js";
+export { type PeftToGgufOptions, type PeftToGgufResult, peftToGguf } from "./convert/peftToGguf.js";
+export {
+  type Dataset,
+  type DatasetFormat,
+  type DatasetOptions,
+  type DatasetRecord,
+  loadDataset,
+  type SplitName,
+} from "./datasets/load.js";
+export { SPLIT_NAMES } from "./datasets/record.js";
+export { parseSniTask, type SniTask, sniPrompt, sniRecords } from "./datasets/sni.js";
+export { hashSplit, splitOf } from "./datasets/split.js";
+export { type BinnedDensity, binnedDensity } from "./distances/binned.js";
+export { jsDivergence } from "./distances/js.js";
+export { klDivergence } from "./distances/kl.js";
+export {
+  type BankDistanceOptions,
+  type BankDistances,
+  bankDistanceMatrices,
+  bankDistanceMatrix,
+  bankProfiles,
+} from "./distances/matrix.js";
+export { type DistanceOptions, EPSILON, METRICS, type Metric, type MmdMode } from "./distances/metric.js";
+export {
+  KernelConvolver,
+  MMD_SCALES,
+  mmdMultiscale,
+  mmdSampled,
+  multiscaleKernel,
+  sampleProfile,
+} from "./distances/mmd.js";
+export {
+  type DistanceMatrices,
+  distanceMatrices,
+  distancesToCandidates,
+  type PairwiseOptions,
+} from "./distances/pairwise.js";
+export { wassersteinOnIds } from "./distances/wasserstein.js";
 export { type ErrorCode, LoramixError } from "./errors.js";
+export type { GenerateOptions, Generation, InferenceBackend } from "./eval/backend.js";
+export { LlamaAdapterBackend, LlamaBackend, type LlamaBackendOptions } from "./eval/llamaBackend.js";
+export {
+  f16ToF32,
+  f32ToF16,
+  GGML_TYPES,
+  type GgufMetadata,
+  type GgufTensorToWrite,
+  type GgufValue,
+  type WriteGgufOptions,
+  writeGguf,
+} from "./formats/gguf.js";
+export {
+  type GgufFile,
+  type GgufTensorInfo,
+  parseGgufHeader,
+  readGgufHeader,
+  readGgufTensorF32,
+} from "./formats/ggufRead.js";
+export {
+  type AdapterComparison,
+  type ComparisonSums,
+  compareAdapters,
+  compareModule,
+  deltaInner,
+  type ModuleFactors,
+} from "./merge/compare.js";
+export { type LowRankTerm, truncateLowRankSum } from "./merge/deltaSvd.js";
+export {
+  MIX_MODES,
+  type MixMode,
+  type MixOptions,
+  type MixResult,
+  mixAdapters,
+} from "./merge/mixAdapters.js";
+export { isSyntheticAdapter, SYNTHETIC_MARKER } from "./merge/sources.js";
 export {
   denseCounts,
   type Profile,
@@ -11,6 +96,13 @@ export {
   profileText,
   profileToJson,
 } from "./profiles/profile.js";
+export {
+  SYNTH_LAYOUTS,
+  type SynthBankResult,
+  type SynthEntry,
+  type SynthLayoutName,
+  synthBank,
+} from "./synth/synthBank.js";
 export { HuggingFaceTokenizer } from "./tokenizers/huggingface.js";
 export { loadTokenizer } from "./tokenizers/load.js";
 export { MistralTokenizer } from "./tokenizers/mistral.js";
@@ -43,69 +135,3 @@ export { normalizedWeights, Z_SCORE_CONVENTION, zScoreRow } from "./weights/norm
 export { selectWeights } from "./weights/select.js";
 export { softmin } from "./weights/softmin.js";
 export { type TrainMlpOptions, trainScalarMlp } from "./weights/trainMlp.js";
-export { type MixMode, MIX_MODES, type MixOptions, type MixResult, mixAdapters } from "./merge/mixAdapters.js";
-export {
-  type AdapterComparison,
-  type ComparisonSums,
-  compareAdapters,
-  compareModule,
-  deltaInner,
-  type ModuleFactors,
-} from "./merge/compare.js";
-export { type LowRankTerm, truncateLowRankSum } from "./merge/deltaSvd.js";
-export { isSyntheticAdapter, SYNTHETIC_MARKER } from "./merge/sources.js";
-export { SYNTH_LAYOUTS, type SynthBankResult, type SynthEntry, type SynthLayoutName, synthBank } from "./synth/synthBank.js";
-export { type AddEntryOptions, addEntry } from "./bank/add.js";
-export { importLol, type LolImportResult } from "./bank/importLol.js";
-export { type ImportOptions, type ImportResult, importSni } from "./bank/importSni.js";
-export { type IndexResult, indexBank } from "./bank/indexBank.js";
-export { type EntrySummary, listEntries } from "./bank/list.js";
-export { SCHEMA_VERSION } from "./bank/schema.js";
-export { Bank, type BankEntry, initBank, openBank, type ProfileSummary } from "./bank/store.js";
-export { type VerifyProblem, type VerifyProblemKind, type VerifyReport, verifyBank } from "./bank/verify.js";
-export {
-  f16ToF32,
-  f32ToF16,
-  GGML_TYPES,
-  type GgufMetadata,
-  type GgufTensorToWrite,
-  type GgufValue,
-  type WriteGgufOptions,
-  writeGguf,
-} from "./formats/gguf.js";
-export { type GgufFile, type GgufTensorInfo, parseGgufHeader, readGgufHeader, readGgufTensorF32 } from "./formats/ggufRead.js";
-export { type HfToGgufOptions, type HfToGgufResult, hfToGguf } from "./convert/hfToGguf.js";
-export { type PeftToGgufOptions, type PeftToGgufResult, peftToGguf } from "./convert/peftToGguf.js";
-export { type LlamaConfig, permuteForRope, readLlamaConfig } from "./convert/llamaNames.js";
-export type { GenerateOptions, Generation, InferenceBackend } from "./eval/backend.js";
-export { LlamaAdapterBackend, LlamaBackend, type LlamaBackendOptions } from "./eval/llamaBackend.js";
-export { type BinnedDensity, binnedDensity } from "./distances/binned.js";
-export { jsDivergence } from "./distances/js.js";
-export { klDivergence } from "./distances/kl.js";
-export {
-  type BankDistanceOptions,
-  type BankDistances,
-  bankDistanceMatrices,
-  bankDistanceMatrix,
-  bankProfiles,
-} from "./distances/matrix.js";
-export { type DistanceOptions, EPSILON, type Metric, METRICS, type MmdMode } from "./distances/metric.js";
-export { KernelConvolver, MMD_SCALES, mmdMultiscale, mmdSampled, multiscaleKernel, sampleProfile } from "./distances/mmd.js";
-export {
-  type DistanceMatrices,
-  distanceMatrices,
-  distancesToCandidates,
-  type PairwiseOptions,
-} from "./distances/pairwise.js";
-export { wassersteinOnIds } from "./distances/wasserstein.js";
-export {
-  type Dataset,
-  type DatasetFormat,
-  type DatasetOptions,
-  type DatasetRecord,
-  loadDataset,
-  type SplitName,
-} from "./datasets/load.js";
-export { SPLIT_NAMES } from "./datasets/record.js";
-export { parseSniTask, type SniTask, sniPrompt, sniRecords } from "./datasets/sni.js";
-export { hashSplit, splitOf } from "./datasets/split.js";

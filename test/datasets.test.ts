@@ -249,7 +249,7 @@ describe("JSONL and JSON arrays", () => {
   it("reads records, skips blank lines and CRLF, turns a string output into a list", async () => {
     const path = await put(
       "ok.jsonl",
-      '\uFEFF{"input": "a", "output": "x", "id": 7}\r\n\r\n   \n{"input": "b", "output": ["y", "z"]}\n',
+      '\uFEFF{"input": "a", "output": "x", "id": 7}\r\n\r\n   \n{"input": "b", "output": ["y", "z"], "score": NaN}\n',
     );
     const ds = await loadDataset(path);
     expect(ds.format).toBe("jsonl");

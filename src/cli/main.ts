@@ -25,6 +25,9 @@ export const main = defineCommand({
     "synth-bank": load("synthBank"),
     convert: load("convert"),
     eval: load("eval"),
+    train: load("train"),
+    testbed: load("testbed"),
+    demo: load("demo"),
   },
 });
 

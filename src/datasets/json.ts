@@ -4,16 +4,17 @@ import { formatError } from "../errors.js";
  * JSON.parse that also takes the bare NaN / Infinity tokens Python's json module writes (some
  * Super-NI task files have them in metadata); they become null.
  */
-export function parseJsonLenient(file: string, text: string): unknown {
+export function parseJsonLenient(file: string, text: string, where?: string): unknown {
+  const prefix = where ? `${where}: ` : "";
   try {
     return JSON.parse(text);
   } catch (first) {
     const cleaned = replaceNonFinite(text);
-    if (cleaned === text) throw formatError(file, `invalid JSON (${(first as Error).message})`);
+    if (cleaned === text) throw formatError(file, `${prefix}invalid JSON (${(first as Error).message})`);
     try {
       return JSON.parse(cleaned);
     } catch (error) {
-      throw formatError(file, `invalid JSON (${(error as Error).message})`);
+      throw formatError(file, `${prefix}invalid JSON (${(error as Error).message})`);
     }
   }
 }

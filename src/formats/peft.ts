@@ -1,13 +1,14 @@
 /** PEFT LoRA adapter directories: adapter_config.json + adapter_model.safetensors. */
 import { existsSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { formatError, inputError } from "../errors.js";
 import { writeDirAtomic, writeFileAtomic } from "../util/atomic.js";
 import {
   readSafetensorsHeader,
   type SafetensorsDtype,
   type SafetensorsHeader,
+  type TensorInfo,
   type TensorToWrite,
   writeSafetensors,
 } from "./safetensors.js";
@@ -61,8 +62,29 @@ export function loraScaling(config: { r: number; loraAlpha: number; useRslora: b
   return config.useRslora ? config.loraAlpha / Math.sqrt(config.r) : config.loraAlpha / config.r;
 }
 
-function isEmptyPattern(value: unknown): boolean {
-  return value === undefined || value === null || (typeof value === "object" && Object.keys(value).length === 0);
+/**
+ * PEFT's rank_pattern / alpha_pattern give chosen modules their own r or alpha. loramix mixes adapters
+ * of one rank and one scale, so a pattern is accepted only when it changes nothing: every value equals
+ * r or lora_alpha (and loadAdapter checks every tensor's rank against r).
+ */
+function checkPatterns(file: string, c: Record<string, unknown>, r: number, alpha: number): void {
+  for (const [key, expected, what] of [
+    ["rank_pattern", r, "r"],
+    ["alpha_pattern", alpha, "lora_alpha"],
+  ] as const) {
+    const pattern = c[key];
+    if (pattern === undefined || pattern === null) continue;
+    if (typeof pattern !== "object" || Array.isArray(pattern))
+      throw formatError(file, `"${key}" is not an object`);
+    for (const [module, value] of Object.entries(pattern)) {
+      if (value !== expected) {
+        throw formatError(
+          file,
+          `${key} gives "${module}" ${JSON.stringify(value)} instead of ${what} = ${expected}: loramix mixes adapters with one rank and alpha`,
+        );
+      }
+    }
+  }
 }
 
 export function parseAdapterConfig(file: string, text: string): AdapterConfig {
@@ -72,23 +94,37 @@ export function parseAdapterConfig(file: string, text: string): AdapterConfig {
   } catch (error) {
     throw formatError(file, `invalid JSON (${(error as Error).message})`);
   }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw formatError(file, "not a JSON object");
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw formatError(file, "not a JSON object");
   const c = raw as Record<string, unknown>;
-  const peftType = c.peft_type ?? "LORA";
-  if (peftType !== "LORA") throw formatError(file, `peft_type is ${JSON.stringify(peftType)}; loramix mixes LoRA adapters`);
-  if (!Number.isInteger(c.r) || (c.r as number) <= 0) throw formatError(file, `"r" must be a positive integer`);
+  if (c.peft_type !== "LORA") {
+    throw formatError(
+      file,
+      `peft_type is ${JSON.stringify(c.peft_type)}, not "LORA": loramix mixes LoRA adapters`,
+    );
+  }
+  if (!Number.isSafeInteger(c.r) || (c.r as number) <= 0) {
+    throw formatError(file, `"r" is ${JSON.stringify(c.r)}, not a positive integer`);
+  }
   if (typeof c.lora_alpha !== "number" || !Number.isFinite(c.lora_alpha)) {
-    throw formatError(file, `"lora_alpha" must be a number`);
+    throw formatError(file, `"lora_alpha" is ${JSON.stringify(c.lora_alpha)}, not a number`);
+  }
+  if (c.use_rslora !== undefined && typeof c.use_rslora !== "boolean") {
+    throw formatError(file, `"use_rslora" is ${JSON.stringify(c.use_rslora)}, not true or false`);
   }
   const targets = c.target_modules;
   let targetModules: string[];
+  // A string is a regular expression over module names in PEFT; kept whole, it still identifies the layout.
   if (typeof targets === "string") targetModules = [targets];
-  else if (Array.isArray(targets) && targets.every((t) => typeof t === "string")) targetModules = [...targets].sort();
-  else throw formatError(file, `"target_modules" must be a string or a list of strings`);
-  if (!isEmptyPattern(c.rank_pattern) || !isEmptyPattern(c.alpha_pattern)) {
-    throw formatError(file, "rank_pattern/alpha_pattern are set: loramix mixes adapters with one rank and alpha");
-  }
+  else if (Array.isArray(targets) && targets.every((t) => typeof t === "string"))
+    targetModules = [...targets].sort();
+  else
+    throw formatError(
+      file,
+      `"target_modules" is ${JSON.stringify(targets)}, not a string or a list of strings`,
+    );
   if (c.use_dora === true) throw formatError(file, "DoRA adapters (use_dora) are not supported");
+  checkPatterns(file, c, c.r as number, c.lora_alpha);
   return {
     raw: c,
     r: c.r as number,
@@ -100,8 +136,11 @@ export function parseAdapterConfig(file: string, text: string): AdapterConfig {
   };
 }
 
-/** PEFT names the pair `<module>.lora_A.weight` (older/named adapters: `<module>.lora_A.<name>.weight`). */
-const LORA_TENSOR = /^(.*)\.lora_([AB])(?:\.[^.]+)?\.weight$/;
+/**
+ * PEFT's save_pretrained names the pair `<module>.lora_A.weight` / `<module>.lora_B.weight` (it strips
+ * the adapter name); a raw state dict of a model with a named adapter has `<module>.lora_A.<name>.weight`.
+ */
+const LORA_TENSOR = /^(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/;
 
 export async function loadAdapter(dir: string): Promise<Adapter> {
   dir = resolve(dir);
@@ -124,36 +163,11 @@ export async function loadAdapter(dir: string): Promise<Adapter> {
   const config = parseAdapterConfig(configPath, await readFile(configPath, "utf8"));
   const header = await readSafetensorsHeader(file);
 
-  const pairs = new Map<string, { a?: string; b?: string }>();
-  const dtypes = new Set<SafetensorsDtype>();
-  for (const name of header.tensors.keys()) {
-    const m = LORA_TENSOR.exec(name);
-    if (!m) continue;
-    const [, module, which] = m as unknown as [string, string, "A" | "B"];
-    const pair = pairs.get(module) ?? {};
-    if (which === "A") pair.a = name;
-    else pair.b = name;
-    pairs.set(module, pair);
-    dtypes.add(header.tensors.get(name)!.dtype);
-  }
-  if (pairs.size === 0) throw formatError(file, "no lora_A/lora_B tensors");
-  const modules: LoraModule[] = [];
-  for (const [module, { a, b }] of [...pairs].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) {
-    if (!a || !b) throw formatError(file, `module "${module}" has lora_${a ? "A" : "B"} but no lora_${a ? "B" : "A"}`);
-    const sa = header.tensors.get(a)!.shape;
-    const sb = header.tensors.get(b)!.shape;
-    if (sa.length !== 2 || sb.length !== 2 || sa[0] !== sb[1]) {
-      throw formatError(
-        file,
-        `module "${module}": lora_A ${JSON.stringify(sa)} and lora_B ${JSON.stringify(sb)} are not [r, in] and [out, r]`,
-      );
-    }
-    if (sa[0] !== config.r) {
-      throw formatError(file, `module "${module}" has rank ${sa[0]} but adapter_config.json says r = ${config.r}`);
-    }
-    modules.push({ module, a, b, r: sa[0]!, inFeatures: sa[1]!, outFeatures: sb[0]! });
-  }
+  const modules = pairModules(file, header, config.r);
+  const dtypes = new Set(modules.flatMap((m) => [m.a, m.b]).map((name) => header.tensors.get(name)!.dtype));
   if (dtypes.size > 1) throw formatError(file, `LoRA tensors mix dtypes ${[...dtypes].join(", ")}`);
+  const dtype = [...dtypes][0]!;
+  if (!FLOAT_DTYPES.has(dtype)) throw formatError(file, `LoRA tensors are ${dtype}, not a float type`);
   const layout: AdapterLayout = {
     r: config.r,
     alpha: config.loraAlpha,
@@ -164,7 +178,56 @@ export async function loadAdapter(dir: string): Promise<Adapter> {
       .sort()
       .map((name) => ({ name, shape: header.tensors.get(name)!.shape })),
   };
-  return { dir, file, config, header, modules, layout, dtype: [...dtypes][0]! };
+  return { dir, file, config, header, modules, layout, dtype };
+}
+
+const FLOAT_DTYPES: ReadonlySet<SafetensorsDtype> = new Set(["F32", "F16", "BF16", "F64"]);
+
+/** Every tensor must belong to one lora_A [r, in] / lora_B [out, r] pair of rank r; modules sorted by name. */
+function pairModules(file: string, header: SafetensorsHeader, r: number): LoraModule[] {
+  const pairs = new Map<string, { a?: TensorInfo; b?: TensorInfo }>();
+  for (const info of header.tensors.values()) {
+    const m = LORA_TENSOR.exec(info.name);
+    // Anything else (lora_embedding_A, lora_magnitude_vector, modules_to_save copies, biases) would be
+    // silently dropped by a merge of A/B pairs, so the adapter is refused rather than half mixed.
+    if (!m)
+      throw formatError(
+        file,
+        `tensor "${info.name}" is not a lora_A/lora_B weight; loramix mixes A/B pairs only`,
+      );
+    const module = m[1]!;
+    const key = m[2] === "A" ? "a" : "b";
+    const pair = pairs.get(module) ?? {};
+    const previous = pair[key];
+    if (previous) {
+      throw formatError(
+        file,
+        `module "${module}" has two lora_${m[2]} tensors: "${previous.name}" and "${info.name}"`,
+      );
+    }
+    pair[key] = info;
+    pairs.set(module, pair);
+  }
+  if (pairs.size === 0) throw formatError(file, "no lora_A/lora_B tensors");
+  const modules: LoraModule[] = [];
+  for (const [module, { a, b }] of [...pairs].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) {
+    if (!a || !b)
+      throw formatError(file, `module "${module}" has lora_${a ? "A" : "B"} but no lora_${a ? "B" : "A"}`);
+    if (a.shape.length !== 2 || b.shape.length !== 2 || a.shape[0] !== b.shape[1]) {
+      throw formatError(
+        file,
+        `module "${module}": lora_A ${JSON.stringify(a.shape)} and lora_B ${JSON.stringify(b.shape)} are not [r, in] and [out, r]`,
+      );
+    }
+    if (a.shape[0] !== r) {
+      throw formatError(
+        file,
+        `module "${module}" has rank ${a.shape[0]} but adapter_config.json says r = ${r}: loramix mixes adapters with one rank`,
+      );
+    }
+    modules.push({ module, a: a.name, b: b.name, r, inFeatures: a.shape[1]!, outFeatures: b.shape[0]! });
+  }
+  return modules;
 }
 
 /** Differences between two layouts in words, at most `limit` of them; [] when they are equal. */
@@ -185,21 +248,40 @@ export function compareLayouts(a: AdapterLayout, b: AdapterLayout, limit = 5): s
       out.push(`tensor ${t.name} shape [${t.shape.join(", ")}] vs [${other.join(", ")}]`);
     }
   }
-  for (const t of b.tensors) if (!namesA.has(t.name)) out.push(`tensor ${t.name} missing in the first adapter`);
+  for (const t of b.tensors)
+    if (!namesA.has(t.name)) out.push(`tensor ${t.name} missing in the first adapter`);
   if (out.length > limit) return [...out.slice(0, limit), `... and ${out.length - limit} more differences`];
   return out;
 }
 
-/** Writes a PEFT adapter directory atomically (a reader never sees half of it). */
+/**
+ * Writes a PEFT adapter directory atomically (a reader never sees half of it). The config is checked
+ * as loadAdapter would check it, so loramix never writes an adapter it would refuse to read.
+ */
 export async function saveAdapter(
   dir: string,
   opts: { config: Record<string, unknown>; tensors: TensorToWrite[]; extraFiles?: Record<string, string> },
 ): Promise<void> {
-  await writeDirAtomic(resolve(dir), async (tmp) => {
-    await writeFileAtomic(join(tmp, ADAPTER_CONFIG), `${JSON.stringify(opts.config, null, 2)}\n`);
-    await writeSafetensors(join(tmp, ADAPTER_WEIGHTS), opts.tensors, { format: "pt" });
-    for (const [name, content] of Object.entries(opts.extraFiles ?? {})) {
-      await writeFileAtomic(join(tmp, name), content);
+  dir = resolve(dir);
+  const configText = `${JSON.stringify(opts.config, null, 2)}\n`;
+  parseAdapterConfig(join(dir, ADAPTER_CONFIG), configText);
+  const extra = Object.entries(opts.extraFiles ?? {});
+  for (const [name] of extra) {
+    if (
+      name !== basename(name) ||
+      name === "." ||
+      name === ".." ||
+      name === ADAPTER_CONFIG ||
+      name === ADAPTER_WEIGHTS
+    ) {
+      throw new RangeError(
+        `extra file name "${name}" is not a plain file name beside the adapter's own files`,
+      );
     }
+  }
+  await writeDirAtomic(dir, async (tmp) => {
+    await writeFileAtomic(join(tmp, ADAPTER_CONFIG), configText);
+    await writeSafetensors(join(tmp, ADAPTER_WEIGHTS), opts.tensors, { format: "pt" });
+    for (const [name, content] of extra) await writeFileAtomic(join(tmp, name), content);
   });
 }

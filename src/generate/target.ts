@@ -1,0 +1,85 @@
+import { readFile, stat } from "node:fs/promises";
+import { extname, resolve } from "node:path";
+import type { Bank } from "../bank/store.js";
+import { type DatasetOptions, loadDataset } from "../datasets/load.js";
+import { inputError, LoramixError } from "../errors.js";
+import { type Profile, profileFromJson, profileRecords } from "../profiles/profile.js";
+import { hashPath } from "../util/hash.js";
+import type { ProgressSink } from "../util/progress.js";
+
+/** What the target was given as, for loramix.json. */
+export interface TargetSource {
+  path: string;
+  kind: "dataset" | "profile";
+  /** SHA-256 of the file or directory as given. */
+  hash: string;
+  /** The profile's hash of its profiled texts (SPEC §2). */
+  profileHash: string;
+  records: number;
+  tokens: number;
+}
+
+/** A profile.json as `loramix profile` writes it: an object with the profile's own fields. */
+function looksLikeProfile(value: unknown): boolean {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const v = value as Record<string, unknown>;
+  return "counts" in v && "tokenizer" in v && "vocabSize" in v && !("Instances" in v);
+}
+
+/**
+ * The target's profile with the bank's tokenizer (SPEC §2, train split): profiled here from a
+ * dataset, or read from a profile.json, which must have been made with the bank's tokenizer.
+ */
+export async function targetProfile(
+  bank: Bank,
+  data: string,
+  {
+    dataOptions = {},
+    threads,
+    signal,
+    progress,
+  }: { dataOptions?: DatasetOptions; threads?: number; signal?: AbortSignal; progress?: ProgressSink } = {},
+): Promise<{ profile: Profile; source: TargetSource }> {
+  const path = resolve(data);
+  const info = await stat(path).catch(() => null);
+  if (!info) throw inputError(path, "no such dataset or profile file");
+  let profile: Profile | undefined;
+  if (info.isFile() && extname(path).toLowerCase() === ".json") {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(await readFile(path, "utf8"));
+    } catch {
+      // Not JSON at all: loadDataset reports it with the dataset reader's message.
+    }
+    if (looksLikeProfile(parsed)) {
+      profile = profileFromJson(parsed, path);
+      if (profile.tokenizer !== bank.tokenizerName || profile.vocabSize !== bank.vocabSize) {
+        throw new LoramixError(
+          "TOKENIZER",
+          `${path}: profile made with tokenizer ${profile.tokenizer} (vocabulary ${profile.vocabSize}), but the bank ${bank.dir} uses ${bank.tokenizerName} (vocabulary ${bank.vocabSize}); profile the dataset with the bank's tokenizer or pass the dataset itself`,
+        );
+      }
+    }
+  }
+  const kind = profile ? "profile" : "dataset";
+  if (!profile) {
+    const dataset = await loadDataset(path, dataOptions);
+    const train = dataset.splits.train;
+    if (train.length === 0) {
+      throw inputError(path, `no train records among the dataset's ${dataset.records.length} (SPEC §1 split)`);
+    }
+    profile = await profileRecords(train, { tokenizer: bank.tokenizer, threads, signal, progress });
+  }
+  if (profile.nTokens === 0) throw inputError(path, "the target's profile has no tokens");
+  return {
+    profile,
+    source: {
+      path,
+      kind,
+      hash: await hashPath(path, signal),
+      profileHash: profile.datasetHash,
+      records: profile.nRecords,
+      tokens: profile.nTokens,
+    },
+  };
+}

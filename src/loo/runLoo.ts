@@ -1,0 +1,312 @@
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Bank, loramixVersion } from "../bank/store.js";
+import { bankDistanceMatrix } from "../distances/matrix.js";
+import { METRICS, type Metric } from "../distances/metric.js";
+import { LoramixError, throwIfAborted, usageError } from "../errors.js";
+import { type Adapter, loadAdapter } from "../formats/peft.js";
+import { MIX_MODES, type MixMode } from "../merge/mixAdapters.js";
+import { writeDirAtomic } from "../util/atomic.js";
+import type { ProgressSink } from "../util/progress.js";
+import { loadBankMlp } from "../weights/bankMlp.js";
+import { bankGram } from "../weights/gram.js";
+import { leaveOneOutWeights, type WeightMethod } from "../weights/leaveOneOut.js";
+import { selectWeights } from "../weights/select.js";
+import { type DeltaJob, deltaScores } from "./deltaScores.js";
+import { coefficientHeatmap } from "./heatmap.js";
+import { type HeatmapFigure, summaryHtml } from "./reportHtml.js";
+import { gramScores, type LooScores } from "./scores.js";
+import { summarize, summaryMarkdown } from "./summary.js";
+
+export const WEIGHT_METHODS: readonly WeightMethod[] = ["attentional", "normalized", "neural"];
+
+export interface LooOptions {
+  /** A bank or its directory (opened and closed here). */
+  bank: Bank | string;
+  metrics?: Metric[];
+  methods?: WeightMethod[];
+  merges?: MixMode[];
+  /** Keep only the K largest weights of every row (renormalised) for every number; default: all weights. */
+  topK?: number;
+  /** Weights per row (the largest, renormalised) used for the ΔW numbers of linear and cat. */
+  deltaTopK?: number;
+  /** Weights per row used by delta-svd (a truncated SVD per module per prediction is the costly part). */
+  svdTopK?: number;
+  temperature?: number;
+  /** Target entry ids (entries with an adapter); default: all of them. Candidates are always the whole bank. */
+  entries?: string[];
+  /** The trained MLP looked up for `neural` (as `loramix train-mlp` stored it). */
+  mlpHidden?: number;
+  mlpSeed?: number;
+  /** Output directory (replaced atomically): results.json, heatmap PNGs, summary.md, summary.html. */
+  out: string;
+  threads?: number;
+  signal?: AbortSignal;
+  progress?: ProgressSink;
+}
+
+export interface LooRow {
+  target: string;
+  metric: Metric;
+  method: WeightMethod;
+  /** The target's weights over the candidates (its own entry 0), as used for the parameter numbers. */
+  weights: number[];
+  merges: Partial<Record<MixMode, LooScores>>;
+  /** neural only: whether the target was among the MLP's training entries (in-sample). */
+  mlpSplit?: "train" | "valid";
+}
+
+export interface LooConfiguration {
+  metric: Metric;
+  method: WeightMethod;
+  /** Why it was not evaluated (e.g. no trained MLP for neural). */
+  skipped?: string;
+  heatmap?: string;
+}
+
+export interface LooResult {
+  out: string;
+  /** Candidate ids: the bank's entries with an adapter, bank order (the columns). */
+  candidates: string[];
+  targets: string[];
+  configurations: LooConfiguration[];
+  rows: LooRow[];
+  notes: string[];
+  /** summary.md's content. */
+  summary: string;
+  seconds: number;
+}
+
+function heatmapName(metric: Metric, method: WeightMethod): string {
+  return `heatmap-${metric}-${method}.png`;
+}
+
+/**
+ * Leave-one-out over a bank (SPEC §6): each target entry's adapter is masked, its weights come from
+ * the bank's pairwise distance row (normalized statistics over the whole row, self included, SPEC §4),
+ * and the predicted adapter of every merge mode is compared with the real one. Parameter numbers of
+ * `linear` come exactly from the bank's Gram matrix with all weights; ΔW numbers (and everything of
+ * delta-svd) mix module factors in memory with the top `deltaTopK` / `svdTopK` weights, so the cost
+ * stays bounded on a 500-adapter bank. No adapter file is written.
+ */
+export async function runLoo(options: LooOptions): Promise<LooResult> {
+  const bank = typeof options.bank === "string" ? await Bank.open(options.bank) : options.bank;
+  try {
+    return await looOnBank(bank, options);
+  } finally {
+    if (typeof options.bank === "string") bank.close();
+  }
+}
+
+async function looOnBank(
+  bank: Bank,
+  {
+    metrics = ["js"],
+    methods = ["normalized"],
+    merges = [...MIX_MODES],
+    topK,
+    deltaTopK = 32,
+    svdTopK = 8,
+    temperature = 1,
+    entries,
+    mlpHidden = 64,
+    mlpSeed = 0,
+    out,
+    threads,
+    signal,
+    progress,
+  }: LooOptions,
+): Promise<LooResult> {
+  const started = performance.now();
+  for (const m of metrics) if (!METRICS.includes(m)) throw usageError(`unknown metric "${m}" (use ${METRICS.join(", ")})`);
+  for (const m of methods)
+    if (!WEIGHT_METHODS.includes(m)) throw usageError(`unknown method "${m}" (use ${WEIGHT_METHODS.join(", ")})`);
+  for (const m of merges) if (!MIX_MODES.includes(m)) throw usageError(`unknown merge "${m}" (use ${MIX_MODES.join(", ")})`);
+  if (metrics.length === 0 || methods.length === 0 || merges.length === 0) {
+    throw usageError("leave-one-out needs at least one metric, one method and one merge mode");
+  }
+  for (const [name, k] of [
+    ["top-k", topK],
+    ["ΔW top-k", deltaTopK],
+    ["delta-svd top-k", svdTopK],
+  ] as const) {
+    if (k !== undefined && !(Number.isInteger(k) && k >= 1)) throw usageError(`${name} must be a positive integer, got ${k}`);
+  }
+
+  const gram = await bankGram(bank, { threads, signal, progress });
+  const ids = gram.ids;
+  const n = ids.length;
+  if (n < 2) throw new LoramixError("BANK", `${bank.dir}: leave-one-out needs at least 2 adapters, the bank has ${n}`);
+  const column = new Map(ids.map((id, j) => [id, j]));
+  const targetIds = entries ?? ids;
+  if (targetIds.length === 0) throw usageError("no target entries given");
+  const targets = targetIds.map((id) => {
+    const j = column.get(id);
+    if (j === undefined) {
+      throw usageError(
+        bank.entry(id) ? `entry "${id}" has no adapter to compare with` : `no entry "${id}" in ${bank.dir}`,
+      );
+    }
+    return j;
+  });
+
+  const notes: string[] = [
+    `bank ${bank.dir}: ${n} candidate adapters, ${targets.length} targets, tokenizer ${bank.tokenizerName}`,
+    `weights: softmin temperature ${temperature}; normalized/neural z-scores over the whole row including the target's own entry (SPEC §4), which is then masked`,
+    topK === undefined
+      ? "parameter numbers of linear: exact from the bank's Gram matrix, all weights"
+      : `every number uses the top ${topK} weights of each row (renormalised)`,
+  ];
+  const dK = Math.min(deltaTopK, topK ?? Number.POSITIVE_INFINITY);
+  const sK = Math.min(svdTopK, topK ?? Number.POSITIVE_INFINITY);
+  if (merges.includes("linear") || merges.includes("cat")) {
+    notes.push(
+      n - 1 <= dK
+        ? "ΔW numbers of linear and cat: all weights"
+        : `ΔW numbers of linear and cat: the top ${dK} weights of each row (renormalised)`,
+    );
+  }
+  if (merges.includes("delta-svd")) {
+    notes.push(
+      n - 1 <= sK
+        ? "delta-svd: all weights"
+        : `delta-svd: the top ${sK} weights of each row (renormalised), to bound the cost of its per-module SVDs`,
+    );
+  }
+  if (merges.includes("cat")) notes.push("cat: parameter numbers n/a (its rank is Σ r, not the target's r)");
+
+  const configurations: LooConfiguration[] = [];
+  const weightRows: { metric: Metric; method: WeightMethod; rows: Float64Array[]; split?: Map<string, "train" | "valid"> }[] =
+    [];
+  for (const metric of metrics) {
+    throwIfAborted(signal);
+    const dist = await bankDistanceMatrix(bank, { metric, signal, progress });
+    const m = dist.ids.length;
+    const at = ids.map((id) => {
+      const k = dist.ids.indexOf(id);
+      if (k < 0) throw new LoramixError("BANK", `${bank.dir}: no ${metric} distances for entry "${id}"`);
+      return k;
+    });
+    const sub = new Float64Array(n * n);
+    for (let a = 0; a < n; a++)
+      for (let b = 0; b < n; b++) sub[a * n + b] = dist.values[(at[a] as number) * m + (at[b] as number)] as number;
+    for (const method of methods) {
+      let mlp: Awaited<ReturnType<typeof loadBankMlp>>;
+      if (method === "neural") {
+        mlp = await loadBankMlp(bank, { metric, hidden: mlpHidden, seed: mlpSeed });
+        if (!mlp) {
+          configurations.push({
+            metric,
+            method,
+            skipped: `no trained MLP (H=${mlpHidden}, seed ${mlpSeed}) for ${metric} in the bank: run \`loramix train-mlp ${bank.dir} --metric ${metric}\``,
+          });
+          continue;
+        }
+      }
+      const all = leaveOneOutWeights(sub, n, { method, temperature, mlp });
+      const rows = targets.map((i) => {
+        const row = all.slice(i * n, (i + 1) * n);
+        return topK === undefined ? row : selectWeights(row, { topK });
+      });
+      const split = mlp
+        ? new Map<string, "train" | "valid">([
+            ...mlp.meta.trainIds.map((id) => [id, "train"] as const),
+            ...mlp.meta.validIds.map((id) => [id, "valid"] as const),
+          ])
+        : undefined;
+      configurations.push({ metric, method, heatmap: heatmapName(metric, method) });
+      weightRows.push({ metric, method, rows, split });
+    }
+  }
+  for (const c of configurations) if (c.skipped) notes.push(`${c.metric}/${c.method} skipped: ${c.skipped}`);
+  if (weightRows.some((w) => w.split)) {
+    notes.push("neural: the MLP was trained on a seeded 80% of the entries; results.json marks each target's split (train = in-sample)");
+  }
+
+  const jobs: DeltaJob[] = [];
+  for (const w of weightRows) {
+    for (const [t, row] of w.rows.entries()) {
+      const linear = merges.includes("linear") || merges.includes("cat") ? selectWeights(row, { topK: dK }) : undefined;
+      jobs.push({
+        target: targets[t] as number,
+        linear: merges.includes("linear") ? linear : undefined,
+        cat: merges.includes("cat") ? linear : undefined,
+        svd: merges.includes("delta-svd") ? selectWeights(row, { topK: sK }) : undefined,
+      });
+    }
+  }
+  const adapters: (Adapter | undefined)[] = new Array(n).fill(undefined);
+  const neededIds = new Set<number>();
+  for (const job of jobs) {
+    neededIds.add(job.target);
+    for (const w of [job.linear, job.cat, job.svd]) if (w) w.forEach((v, j) => v !== 0 && neededIds.add(j));
+  }
+  const entryOf = new Map(bank.entries().map((e) => [e.id, e]));
+  for (const j of neededIds) adapters[j] = await loadAdapter(entryOf.get(ids[j] as string)?.adapterPath as string);
+  const scored = await deltaScores({ adapters, jobs, signal, progress });
+
+  const rows: LooRow[] = [];
+  let q = 0;
+  for (const w of weightRows) {
+    for (const [t, row] of w.rows.entries()) {
+      const i = targets[t] as number;
+      const s = scored[q++] as (typeof scored)[number];
+      const result: LooRow = { target: ids[i] as string, metric: w.metric, method: w.method, weights: [...row], merges: {} };
+      if (s.linear) {
+        const g = gramScores(gram.entryValues, n, row, i);
+        result.merges.linear = { ...s.linear, paramCosine: g.cosine, paramRelL2: g.relL2 };
+      }
+      if (s.svd) result.merges["delta-svd"] = s.svd;
+      if (s.cat) result.merges.cat = s.cat;
+      const split = w.split?.get(result.target);
+      if (split) result.mlpSplit = split;
+      rows.push(result);
+    }
+  }
+
+  const layout = {
+    merges,
+    methods: methods.filter((m) => weightRows.some((w) => w.method === m)),
+    metrics: metrics.filter((m) => weightRows.some((w) => w.metric === m)),
+    notes,
+  };
+  const cells = summarize(rows);
+  const summary = summaryMarkdown(cells, layout);
+  const figures: (HeatmapFigure & { file: string })[] = weightRows.map((w) => {
+    const values = new Float64Array(w.rows.length * n);
+    w.rows.forEach((row, t) => values.set(row, t * n));
+    const map = coefficientHeatmap(values, w.rows.length, n, (r, c) => c === targets[r]);
+    return { title: `${w.metric} / ${w.method}`, png: map.png, max: map.max, file: heatmapName(w.metric, w.method) };
+  });
+  const html = summaryHtml(cells, layout, figures);
+  const results = {
+    loramix: loramixVersion(),
+    node: process.version,
+    created: new Date().toISOString(),
+    bank: bank.dir,
+    tokenizer: bank.tokenizerName,
+    options: { metrics, methods, merges, topK: topK ?? null, deltaTopK: dK, svdTopK: sK, temperature, mlpHidden, mlpSeed },
+    notes,
+    candidates: ids,
+    targets: targets.map((i) => ids[i]),
+    configurations,
+    rows,
+  };
+  throwIfAborted(signal);
+  await writeDirAtomic(out, async (tmp) => {
+    await writeFile(join(tmp, "results.json"), `${JSON.stringify(results, null, 1)}\n`);
+    for (const f of figures) await writeFile(join(tmp, f.file), f.png);
+    await writeFile(join(tmp, "summary.md"), summary);
+    await writeFile(join(tmp, "summary.html"), html);
+  });
+  return {
+    out,
+    candidates: ids,
+    targets: targets.map((i) => ids[i] as string),
+    configurations,
+    rows,
+    notes,
+    summary,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
