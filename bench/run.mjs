@@ -5,7 +5,15 @@
 // Options (env): BENCH_ENTRIES (default 414), BENCH_DIR (default: a temp dir, removed at the end),
 // BENCH_ONLY=foundation|method to run one part.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { cpus, freemem, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -42,14 +50,22 @@ function loramix(label, args, { record = true } = {}) {
     peakMB = Number(readFileSync(rssFile, "utf8")) / 1024;
     rmSync(rssFile);
   } catch {}
-  const result = { label, command: `loramix ${args.join(" ")}`, seconds, peakMB, stdout: r.stdout, stderr: r.stderr };
+  const result = {
+    label,
+    command: `loramix ${args.join(" ")}`,
+    seconds,
+    peakMB,
+    stdout: r.stdout,
+    stderr: r.stderr,
+  };
   if (record) rows.push(result);
   process.stderr.write(`${label}: ${seconds.toFixed(1)} s, peak ${peakMB.toFixed(0)} MB\n`);
   return result;
 }
 
-function rel(p) {
-  return p.startsWith(work) ? `$BENCH${p.slice(work.length)}` : p.replace(repo, ".");
+/** Commands as a reader can rerun them: the temp dir as $BENCH, the shared data as ../shared. */
+function rel(command) {
+  return command.replaceAll(work, "$BENCH").replaceAll(shared, "../shared").replaceAll(repo, ".");
 }
 
 /** A folder of links to the first n task files, so a bank can be built over a subset. */
@@ -88,7 +104,7 @@ if (!only || only === "foundation") {
   ]);
   const index = loramix("bank index (Mistral tokenizer)", ["bank", "index", bank]);
   const ls = JSON.parse(loramix("bank ls --json", ["bank", "ls", bank, "--json"], { record: false }).stdout);
-  const tokens = ls.reduce((s, e) => s + (e.nTokens ?? 0), 0);
+  const tokens = ls.reduce((s, e) => s + (e.tokens ?? 0), 0);
   index.detail = `${(tokens / 1e6).toFixed(1)}M tokens, ${(tokens / index.seconds / 1e3).toFixed(0)}k tokens/s (wall, process start included)`;
 }
 
@@ -171,12 +187,7 @@ if (!only || only === "method") {
     peakMB: Number.NaN,
     detail: `${(bytes / 1e6 / catSeconds).toFixed(0)} MB/s`,
   });
-  loramix("train-mlp (Gram matrix computed, then the MLP)", [
-    "train-mlp",
-    bank,
-    "--metric",
-    "js",
-  ]);
+  loramix("train-mlp (Gram matrix computed, then the MLP)", ["train-mlp", bank, "--metric", "js"]);
   loramix("train-mlp again (Gram cached: the MLP alone)", ["train-mlp", bank, "--metric", "js"]);
 
   // Peak memory of generate must not depend on the bank size: the same run on a 100-entry bank.
@@ -184,7 +195,15 @@ if (!only || only === "method") {
   loramix("bank init", ["bank", "init", small, "--tokenizer", "mistral"], { record: false });
   loramix(
     "bank import-sni (100)",
-    ["bank", "import-sni", small, "--tasks", taskSubset("tasks100", bankTasks.slice(0, 100)), "--adapters", join(synth, "adapters")],
+    [
+      "bank",
+      "import-sni",
+      small,
+      "--tasks",
+      taskSubset("tasks100", bankTasks.slice(0, 100)),
+      "--adapters",
+      join(synth, "adapters"),
+    ],
     { record: false },
   );
   loramix("bank index (100)", ["bank", "index", small], { record: false });

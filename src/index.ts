@@ -51,6 +51,7 @@ export { wassersteinOnIds } from "./distances/wasserstein.js";
 export { type ErrorCode, LoramixError } from "./errors.js";
 export type { GenerateOptions, Generation, InferenceBackend } from "./eval/backend.js";
 export { LlamaAdapterBackend, LlamaBackend, type LlamaBackendOptions } from "./eval/llamaBackend.js";
+export { bf16ToF32, f32ToBf16 } from "./formats/dtypes.js";
 export {
   f16ToF32,
   f32ToF16,
@@ -68,6 +69,36 @@ export {
   readGgufHeader,
   readGgufTensorF32,
 } from "./formats/ggufRead.js";
+export {
+  ADAPTER_CONFIG,
+  ADAPTER_WEIGHTS,
+  type Adapter,
+  type AdapterConfig,
+  type AdapterLayout,
+  compareLayouts,
+  type LoraModule,
+  loadAdapter,
+  loraScaling,
+  parseAdapterConfig,
+  saveAdapter,
+} from "./formats/peft.js";
+export {
+  DTYPE_SIZE,
+  MAX_HEADER_LENGTH,
+  numel,
+  parseSafetensorsHeader,
+  readSafetensorsHeader,
+  type SafetensorsDtype,
+  type SafetensorsHeader,
+  SafetensorsReader,
+  type TensorInfo,
+  type TensorSpec,
+  type TensorToWrite,
+  type WritableDtype,
+  type WriteOptions,
+  writeSafetensors,
+  writeSafetensorsStreaming,
+} from "./formats/safetensors.js";
 export {
   type AdapterComparison,
   type ComparisonSums,

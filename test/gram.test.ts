@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { seededRandom } from "../src/util/prng.js";
 import {
   bankGram,
   type GramBank,
@@ -12,7 +13,6 @@ import {
   LATEST_GRAM_KEY,
 } from "../src/weights/gram.js";
 import { accumulateGram, balanceTileRows } from "../src/weights/gramKernel.js";
-import { seededRandom } from "../src/util/prng.js";
 import { PEFT_FIXTURES, tempDir } from "./helpers/shared.js";
 
 /** Reads every F32 tensor of a safetensors file, sorted by name: the brute-force twin's own parser. */

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { seededRandom, shuffledIndices } from "../src/util/prng.js";
 import { gramMixtureLoss } from "../src/weights/gramLoss.js";
 import { initMlp, mlpForward, mlpFromBuffer, mlpOffsets, mlpToBuffer } from "../src/weights/mlp.js";
 import { zScoreRow } from "../src/weights/normalized.js";
-import { seededRandom, shuffledIndices } from "../src/util/prng.js";
 import { trainScalarMlp } from "../src/weights/trainMlp.js";
 
 /** Random Θ (n×p) and its Gram matrix computed directly. */

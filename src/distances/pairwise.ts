@@ -1,13 +1,13 @@
-import { throwIfAborted } from "../errors.js";
+import { LoramixError, throwIfAborted } from "../errors.js";
 import type { Profile } from "../profiles/profile.js";
 import type { ProgressSink } from "../util/progress.js";
-import { fillDenseJs, jsFromParts, jsParts } from "./js.js";
-import { fillDenseLog, klFromParts, klParts } from "./kl.js";
-import { type DistanceOptions, type Metric, METRICS } from "./metric.js";
-import { KernelConvolver, kernelDot, sampleProfile } from "./mmd.js";
-import { wassersteinOnIds } from "./wasserstein.js";
+import { fillDenseJs, type JsParts, jsFromParts, jsParts } from "./js.js";
+import { fillDenseLog, type KlParts, klFromParts, klParts } from "./kl.js";
+import { type DistanceOptions, METRICS, type Metric } from "./metric.js";
+import { KernelConvolver, kernelDot, MMD_SAMPLES, type MmdParts, mmdParts, sampleProfile } from "./mmd.js";
+import { type CdfParts, cdfParts, wassersteinFromParts } from "./wasserstein.js";
 
-/** Distances as an N_targets × N_candidates row-major matrix. */
+/** Distances as row-major N_targets × N_candidates matrices, one per requested metric. */
 export type DistanceMatrices = Partial<Record<Metric, Float64Array>>;
 
 export interface PairwiseOptions extends DistanceOptions {
@@ -16,91 +16,158 @@ export interface PairwiseOptions extends DistanceOptions {
   progress?: ProgressSink;
 }
 
-function checkVocab(profiles: readonly Profile[]): number {
-  const v = profiles[0]?.vocabSize ?? 0;
-  for (const p of profiles) {
-    if (p.vocabSize !== v || p.tokenizer !== profiles[0]!.tokenizer) {
-      throw new Error(`profiles of different tokenizers (${profiles[0]!.tokenizer} vs ${p.tokenizer})`);
+/** Everything a metric needs from one profile, computed once per profile and run. */
+interface Parts {
+  kl?: KlParts;
+  js?: JsParts;
+  wd?: CdfParts;
+  mmd?: MmdParts;
+}
+
+/** The common vocabulary; profiles of different tokenizers or without tokens have no distance. */
+function checkProfiles(profiles: readonly Profile[]): number {
+  const first = profiles[0];
+  if (!first) return 0;
+  for (const [i, p] of profiles.entries()) {
+    if (p.vocabSize !== first.vocabSize || p.tokenizer !== first.tokenizer) {
+      throw new LoramixError(
+        "TOKENIZER",
+        `profile ${i} was made with tokenizer ${p.tokenizer} (vocabulary ${p.vocabSize}), profile 0 with ${first.tokenizer} (vocabulary ${first.vocabSize})`,
+      );
+    }
+    if (p.nTokens <= 0) throw new LoramixError("INPUT", `profile ${i} has no tokens: its distances are undefined`);
+    const last = p.ids[p.ids.length - 1];
+    if (p.ids.length !== p.counts.length || (last !== undefined && last >= p.vocabSize)) {
+      throw new RangeError(`profile ${i}: ids and counts differ in length or an id is beyond the vocabulary`);
     }
   }
-  return v;
+  if (first.vocabSize < 2) throw new LoramixError("INPUT", `vocabulary of ${first.vocabSize} ids: numpy's histogram needs 2`);
+  return first.vocabSize;
+}
+
+function prepare(p: Profile, want: ReadonlySet<Metric>, options: DistanceOptions): Parts {
+  const sampled = options.mmd === "sampled";
+  return {
+    kl: want.has("kl") ? klParts(p) : undefined,
+    js: want.has("js") ? jsParts(p) : undefined,
+    wd: want.has("wd") ? cdfParts(p) : undefined,
+    mmd: want.has("mmd")
+      ? mmdParts(sampled ? sampleProfile(p, options.mmdSamples ?? MMD_SAMPLES, options.seed ?? 0) : p)
+      : undefined,
+  };
 }
 
 /** Lets Ctrl-C (a signal handler) run between columns of a long computation. */
 const yieldToEvents = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
- * Distances between every target and every candidate, for all requested metrics in one pass over
- * the candidates: each candidate's dense helper arrays are filled once and reused by every target
- * (buffers allocated once). Rows = targets, columns = candidates (SPEC §3).
+ * Distances between every target (row) and every candidate (column) for all requested metrics in
+ * one pass over the candidates: each candidate's dense arrays are filled once, into buffers
+ * allocated once, and serve every target. When `square` (targets are the candidates), the
+ * symmetric metrics (JS, WD, MMD) compute only i ≤ j and mirror; KL is computed in full.
  */
-export async function distanceMatrices(
+async function computeDistances(
   targets: readonly Profile[],
   candidates: readonly Profile[],
-  { metrics = METRICS, mmd = "exact", seed = 0, mmdSamples = 1000, signal, progress }: PairwiseOptions = {},
+  square: boolean,
+  { metrics = METRICS, mmd = "exact", seed = 0, mmdSamples = MMD_SAMPLES, signal, progress }: PairwiseOptions,
 ): Promise<DistanceMatrices> {
-  const v = checkVocab([...targets, ...candidates]);
+  const v = checkProfiles([...targets, ...candidates]);
+  const want = new Set(metrics);
   const nt = targets.length;
   const nc = candidates.length;
-  const want = new Set(metrics);
   const out: DistanceMatrices = {};
   for (const m of want) out[m] = new Float64Array(nt * nc);
+  if (nt === 0 || nc === 0) return out;
+  const options = { mmd, seed, mmdSamples };
+  const tParts = targets.map((p) => prepare(p, want, options));
+  const cParts = square ? tParts : candidates.map((p) => prepare(p, want, options));
 
-  const tKl = want.has("kl") ? targets.map(klParts) : [];
-  const cKl = want.has("kl") ? candidates.map(klParts) : [];
-  const tJs = want.has("js") ? targets.map(jsParts) : [];
-  const cJs = want.has("js") ? candidates.map(jsParts) : [];
-  const sampled = mmd === "sampled";
-  const tMmd = want.has("mmd") ? targets.map((p) => (sampled ? sampleProfile(p, mmdSamples, seed) : p)) : [];
-  const cMmd = want.has("mmd") ? candidates.map((p) => (sampled ? sampleProfile(p, mmdSamples, seed) : p)) : [];
-  const conv = want.has("mmd") ? new KernelConvolver(v) : undefined;
-  // Self terms pᵀKp. A bank against itself gets them from the candidate pass, saving N convolutions.
-  const square = targets === candidates;
+  const denseLog = out.kl ? new Float64Array(v - 1) : undefined;
+  const denseJs = out.js ? new Float64Array(v - 1) : undefined;
+  const denseAlone = out.js ? new Float64Array(v - 1) : undefined;
+  const conv = out.mmd ? new KernelConvolver(v) : undefined;
+  const kq = [new Float64Array(conv ? v : 0), new Float64Array(conv ? v : 0)] as const;
+  // pᵀKp of every target; with `square` they come from the candidate pass, before they are needed.
   const tSelf = new Float64Array(nt);
   const cSelf = new Float64Array(nc);
-  const kBuf = new Float64Array(v);
-  if (conv && !square) for (let i = 0; i < nt; i++) tSelf[i] = kernelDot(tMmd[i]!, conv.convolve(tMmd[i]!, kBuf));
+  if (conv && !square) {
+    for (let i = 0; i < nt; i += 2) {
+      throwIfAborted(signal);
+      const a = tParts[i]?.mmd as MmdParts;
+      const b = tParts[i + 1]?.mmd;
+      conv.convolve(a, kq[0], b, kq[1]);
+      tSelf[i] = kernelDot(a, kq[0]);
+      if (b) tSelf[i + 1] = kernelDot(b, kq[1]);
+    }
+  }
 
-  const denseLog = new Float64Array(v - 1);
-  const denseQ = new Float64Array(v - 1);
-  const denseAlone = new Float64Array(v - 1);
-  const kq = new Float64Array(v);
   const phase = `distances ${[...want].join("+")}`;
   for (let j = 0; j < nc; j++) {
     throwIfAborted(signal);
-    if (j % 8 === 0) await yieldToEvents();
-    const q = candidates[j]!;
-    if (out.kl) {
-      fillDenseLog(cKl[j]!, denseLog);
-      for (let i = 0; i < nt; i++) out.kl[i * nc + j] = klFromParts(tKl[i]!, cKl[j]!, denseLog);
+    await yieldToEvents();
+    throwIfAborted(signal);
+    const c = cParts[j] as Parts;
+    const rows = square ? j + 1 : nt;
+    if (out.kl && denseLog && c.kl) {
+      fillDenseLog(c.kl, denseLog);
+      for (let i = 0; i < nt; i++) out.kl[i * nc + j] = klFromParts(tParts[i]?.kl as KlParts, denseLog, c.kl.logSum);
     }
-    if (out.js) {
-      fillDenseJs(cJs[j]!, denseQ, denseAlone);
-      for (let i = 0; i < nt; i++) out.js[i * nc + j] = jsFromParts(tJs[i]!, cJs[j]!, denseQ, denseAlone);
+    if (out.js && denseJs && denseAlone && c.js) {
+      fillDenseJs(c.js, denseJs, denseAlone);
+      for (let i = 0; i < rows; i++) {
+        out.js[i * nc + j] = jsFromParts(tParts[i]?.js as JsParts, denseJs, denseAlone, c.js.total);
+      }
     }
-    if (out.wd) for (let i = 0; i < nt; i++) out.wd[i * nc + j] = wassersteinOnIds(targets[i]!, q);
-    if (out.mmd && conv) {
-      const cq = cMmd[j]!;
-      conv.convolve(cq, kq);
-      cSelf[j] = kernelDot(cq, kq);
-      for (let i = 0; i < nt; i++) out.mmd[i * nc + j] = -2 * kernelDot(tMmd[i]!, kq);
+    if (out.wd && c.wd) {
+      for (let i = 0; i < rows; i++) out.wd[i * nc + j] = wassersteinFromParts(tParts[i]?.wd as CdfParts, c.wd);
+    }
+    if (out.mmd && conv && c.mmd) {
+      // Two candidates share one transform: the odd column was convolved with the even one before it.
+      const slot = j & 1;
+      if (slot === 0) conv.convolve(c.mmd, kq[0], cParts[j + 1]?.mmd, kq[1]);
+      const kc = kq[slot];
+      cSelf[j] = kernelDot(c.mmd, kc);
+      const self = square ? cSelf : tSelf;
+      for (let i = 0; i < rows; i++) {
+        out.mmd[i * nc + j] = (self[i] as number) + (cSelf[j] as number) - 2 * kernelDot(tParts[i]?.mmd as MmdParts, kc);
+      }
+    }
+    if (square) {
+      for (const m of ["js", "wd", "mmd"] as const) {
+        const values = out[m];
+        if (values) for (let i = 0; i < j; i++) values[j * nc + i] = values[i * nc + j] as number;
+      }
     }
     progress?.({ phase, done: j + 1, total: nc, unit: "candidates" });
-  }
-  if (out.mmd) {
-    const self = square ? cSelf : tSelf;
-    for (let i = 0; i < nt; i++) for (let j = 0; j < nc; j++) out.mmd[i * nc + j]! += self[i]! + cSelf[j]!;
   }
   return out;
 }
 
-/** Distances from one new dataset to each candidate (one row). */
+/**
+ * All requested metrics between every target (row) and every candidate (column), SPEC §3.
+ * Passing the same array twice computes a bank's square matrix using the symmetry of JS, WD, MMD.
+ */
+export function distanceMatrices(
+  targets: readonly Profile[],
+  candidates: readonly Profile[],
+  options: PairwiseOptions = {},
+): Promise<DistanceMatrices> {
+  return computeDistances(targets, candidates, targets === candidates, options);
+}
+
+/** The square matrices of a set of profiles (rows = targets, columns = candidates, self entries 0). */
+export function pairwiseDistances(profiles: readonly Profile[], options: PairwiseOptions = {}): Promise<DistanceMatrices> {
+  return computeDistances(profiles, profiles, true, options);
+}
+
+/** Distances from one new dataset (the target, KL's P) to each candidate, for one metric. */
 export async function distancesToCandidates(
   target: Profile,
   candidates: readonly Profile[],
   metric: Metric,
   options: Omit<PairwiseOptions, "metrics"> = {},
 ): Promise<Float64Array> {
-  const m = await distanceMatrices([target], candidates, { ...options, metrics: [metric] });
-  return m[metric]!;
+  const row = (await computeDistances([target], candidates, false, { ...options, metrics: [metric] }))[metric];
+  return row as Float64Array;
 }

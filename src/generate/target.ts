@@ -66,7 +66,10 @@ export async function targetProfile(
     const dataset = await loadDataset(path, dataOptions);
     const train = dataset.splits.train;
     if (train.length === 0) {
-      throw inputError(path, `no train records among the dataset's ${dataset.records.length} (SPEC §1 split)`);
+      throw inputError(
+        path,
+        `no train records among the dataset's ${dataset.records.length} (SPEC §1 split)`,
+      );
     }
     profile = await profileRecords(train, { tokenizer: bank.tokenizer, threads, signal, progress });
   }

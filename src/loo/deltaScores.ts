@@ -4,8 +4,8 @@ import { SafetensorsReader } from "../formats/safetensors.js";
 import {
   addSums,
   type ComparisonSums,
-  comparisonMetrics,
   compareModule,
+  comparisonMetrics,
   deltaInner,
   type ModuleFactors,
 } from "../merge/compare.js";
@@ -87,7 +87,10 @@ export async function deltaScores({
   const slot = new Map(order.map((i, k) => [i, k]));
   const pairList = [...pairs];
   const inner = new Map<number, number>(pairList.map((k) => [k, 0]));
-  const zero = (): ComparisonSums => ({ param: { dot: 0, xx: 0, yy: 0, diff2: 0 }, delta: { dot: 0, xx: 0, yy: 0 } });
+  const zero = (): ComparisonSums => ({
+    param: { dot: 0, xx: 0, yy: 0, diff2: 0 },
+    delta: { dot: 0, xx: 0, yy: 0 },
+  });
   const linear = jobs.map(() => ({ dot: 0, xx: 0 }));
   const svd = jobs.map(zero);
 

@@ -64,7 +64,9 @@ export function coefficientHeatmap(
   const rgb = new Uint8Array(width * height * 3);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
-      const color = masked(r, c) ? MASKED_COLOR : heatmapColor(max > 0 ? (values[r * cols + c] as number) / max : 0);
+      const color = masked(r, c)
+        ? MASKED_COLOR
+        : heatmapColor(max > 0 ? (values[r * cols + c] as number) / max : 0);
       for (let y = r * cell; y < (r + 1) * cell; y++) {
         for (let x = c * cell; x < (c + 1) * cell; x++) rgb.set(color, (y * width + x) * 3);
       }

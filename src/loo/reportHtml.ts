@@ -16,7 +16,11 @@ function escapeHtml(s: string): string {
  * A self-contained HTML page: the summary tables and the heatmaps embedded as data: URIs, inline
  * CSS, no scripts, fonts or links to fetch, so it opens the same offline, mailed or archived.
  */
-export function summaryHtml(cells: Map<string, Cell>, layout: SummaryLayout, figures: HeatmapFigure[]): string {
+export function summaryHtml(
+  cells: Map<string, Cell>,
+  layout: SummaryLayout,
+  figures: HeatmapFigure[],
+): string {
   const parts: string[] = [
     "<!doctype html>",
     '<html lang="en"><head><meta charset="utf-8"><title>loramix leave-one-out</title>',
@@ -30,14 +34,21 @@ export function summaryHtml(cells: Map<string, Cell>, layout: SummaryLayout, fig
   ];
   for (const merge of layout.merges) {
     for (const number of LOO_NUMBERS) {
-      if (!layout.methods.some((me) => layout.metrics.some((mt) => cells.has(cellKey(merge, number, me, mt))))) {
+      if (
+        !layout.methods.some((me) => layout.metrics.some((mt) => cells.has(cellKey(merge, number, me, mt))))
+      ) {
         continue;
       }
       parts.push(`<h2>${escapeHtml(`${merge}: ${NUMBER_TITLES[number]}`)}</h2>`);
-      parts.push(`<table><tr><th>method</th>${layout.metrics.map((m) => `<th>${escapeHtml(m)}</th>`).join("")}</tr>`);
+      parts.push(
+        `<table><tr><th>method</th>${layout.metrics.map((m) => `<th>${escapeHtml(m)}</th>`).join("")}</tr>`,
+      );
       for (const method of layout.methods) {
         const tds = layout.metrics
-          .map((metric) => `<td>${escapeHtml(formatCell(cells.get(cellKey(merge, number, method, metric))))}</td>`)
+          .map(
+            (metric) =>
+              `<td>${escapeHtml(formatCell(cells.get(cellKey(merge, number, method, metric))))}</td>`,
+          )
           .join("");
         parts.push(`<tr><td>${escapeHtml(method)}</td>${tds}</tr>`);
       }

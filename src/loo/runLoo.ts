@@ -118,10 +118,13 @@ async function looOnBank(
   }: LooOptions,
 ): Promise<LooResult> {
   const started = performance.now();
-  for (const m of metrics) if (!METRICS.includes(m)) throw usageError(`unknown metric "${m}" (use ${METRICS.join(", ")})`);
+  for (const m of metrics)
+    if (!METRICS.includes(m)) throw usageError(`unknown metric "${m}" (use ${METRICS.join(", ")})`);
   for (const m of methods)
-    if (!WEIGHT_METHODS.includes(m)) throw usageError(`unknown method "${m}" (use ${WEIGHT_METHODS.join(", ")})`);
-  for (const m of merges) if (!MIX_MODES.includes(m)) throw usageError(`unknown merge "${m}" (use ${MIX_MODES.join(", ")})`);
+    if (!WEIGHT_METHODS.includes(m))
+      throw usageError(`unknown method "${m}" (use ${WEIGHT_METHODS.join(", ")})`);
+  for (const m of merges)
+    if (!MIX_MODES.includes(m)) throw usageError(`unknown merge "${m}" (use ${MIX_MODES.join(", ")})`);
   if (metrics.length === 0 || methods.length === 0 || merges.length === 0) {
     throw usageError("leave-one-out needs at least one metric, one method and one merge mode");
   }
@@ -130,13 +133,15 @@ async function looOnBank(
     ["ΔW top-k", deltaTopK],
     ["delta-svd top-k", svdTopK],
   ] as const) {
-    if (k !== undefined && !(Number.isInteger(k) && k >= 1)) throw usageError(`${name} must be a positive integer, got ${k}`);
+    if (k !== undefined && !(Number.isInteger(k) && k >= 1))
+      throw usageError(`${name} must be a positive integer, got ${k}`);
   }
 
   const gram = await bankGram(bank, { threads, signal, progress });
   const ids = gram.ids;
   const n = ids.length;
-  if (n < 2) throw new LoramixError("BANK", `${bank.dir}: leave-one-out needs at least 2 adapters, the bank has ${n}`);
+  if (n < 2)
+    throw new LoramixError("BANK", `${bank.dir}: leave-one-out needs at least 2 adapters, the bank has ${n}`);
   const column = new Map(ids.map((id, j) => [id, j]));
   const targetIds = entries ?? ids;
   if (targetIds.length === 0) throw usageError("no target entries given");
@@ -176,8 +181,12 @@ async function looOnBank(
   if (merges.includes("cat")) notes.push("cat: parameter numbers n/a (its rank is Σ r, not the target's r)");
 
   const configurations: LooConfiguration[] = [];
-  const weightRows: { metric: Metric; method: WeightMethod; rows: Float64Array[]; split?: Map<string, "train" | "valid"> }[] =
-    [];
+  const weightRows: {
+    metric: Metric;
+    method: WeightMethod;
+    rows: Float64Array[];
+    split?: Map<string, "train" | "valid">;
+  }[] = [];
   for (const metric of metrics) {
     throwIfAborted(signal);
     const dist = await bankDistanceMatrix(bank, { metric, signal, progress });
@@ -189,7 +198,8 @@ async function looOnBank(
     });
     const sub = new Float64Array(n * n);
     for (let a = 0; a < n; a++)
-      for (let b = 0; b < n; b++) sub[a * n + b] = dist.values[(at[a] as number) * m + (at[b] as number)] as number;
+      for (let b = 0; b < n; b++)
+        sub[a * n + b] = dist.values[(at[a] as number) * m + (at[b] as number)] as number;
     for (const method of methods) {
       let mlp: Awaited<ReturnType<typeof loadBankMlp>>;
       if (method === "neural") {
@@ -220,13 +230,16 @@ async function looOnBank(
   }
   for (const c of configurations) if (c.skipped) notes.push(`${c.metric}/${c.method} skipped: ${c.skipped}`);
   if (weightRows.some((w) => w.split)) {
-    notes.push("neural: the MLP was trained on a seeded 80% of the entries; results.json marks each target's split (train = in-sample)");
+    notes.push(
+      "neural: the MLP was trained on a seeded 80% of the entries; results.json marks each target's split (train = in-sample)",
+    );
   }
 
   const jobs: DeltaJob[] = [];
   for (const w of weightRows) {
     for (const [t, row] of w.rows.entries()) {
-      const linear = merges.includes("linear") || merges.includes("cat") ? selectWeights(row, { topK: dK }) : undefined;
+      const linear =
+        merges.includes("linear") || merges.includes("cat") ? selectWeights(row, { topK: dK }) : undefined;
       jobs.push({
         target: targets[t] as number,
         linear: merges.includes("linear") ? linear : undefined,
@@ -239,10 +252,13 @@ async function looOnBank(
   const neededIds = new Set<number>();
   for (const job of jobs) {
     neededIds.add(job.target);
-    for (const w of [job.linear, job.cat, job.svd]) if (w) w.forEach((v, j) => v !== 0 && neededIds.add(j));
+    for (const w of [job.linear, job.cat, job.svd]) {
+      if (w) for (const [j, v] of w.entries()) if (v !== 0) neededIds.add(j);
+    }
   }
   const entryOf = new Map(bank.entries().map((e) => [e.id, e]));
-  for (const j of neededIds) adapters[j] = await loadAdapter(entryOf.get(ids[j] as string)?.adapterPath as string);
+  for (const j of neededIds)
+    adapters[j] = await loadAdapter(entryOf.get(ids[j] as string)?.adapterPath as string);
   const scored = await deltaScores({ adapters, jobs, signal, progress });
 
   const rows: LooRow[] = [];
@@ -251,7 +267,13 @@ async function looOnBank(
     for (const [t, row] of w.rows.entries()) {
       const i = targets[t] as number;
       const s = scored[q++] as (typeof scored)[number];
-      const result: LooRow = { target: ids[i] as string, metric: w.metric, method: w.method, weights: [...row], merges: {} };
+      const result: LooRow = {
+        target: ids[i] as string,
+        metric: w.metric,
+        method: w.method,
+        weights: [...row],
+        merges: {},
+      };
       if (s.linear) {
         const g = gramScores(gram.entryValues, n, row, i);
         result.merges.linear = { ...s.linear, paramCosine: g.cosine, paramRelL2: g.relL2 };
@@ -274,9 +296,14 @@ async function looOnBank(
   const summary = summaryMarkdown(cells, layout);
   const figures: (HeatmapFigure & { file: string })[] = weightRows.map((w) => {
     const values = new Float64Array(w.rows.length * n);
-    w.rows.forEach((row, t) => values.set(row, t * n));
+    for (const [t, row] of w.rows.entries()) values.set(row, t * n);
     const map = coefficientHeatmap(values, w.rows.length, n, (r, c) => c === targets[r]);
-    return { title: `${w.metric} / ${w.method}`, png: map.png, max: map.max, file: heatmapName(w.metric, w.method) };
+    return {
+      title: `${w.metric} / ${w.method}`,
+      png: map.png,
+      max: map.max,
+      file: heatmapName(w.metric, w.method),
+    };
   });
   const html = summaryHtml(cells, layout, figures);
   const results = {
@@ -285,7 +312,17 @@ async function looOnBank(
     created: new Date().toISOString(),
     bank: bank.dir,
     tokenizer: bank.tokenizerName,
-    options: { metrics, methods, merges, topK: topK ?? null, deltaTopK: dK, svdTopK: sK, temperature, mlpHidden, mlpSeed },
+    options: {
+      metrics,
+      methods,
+      merges,
+      topK: topK ?? null,
+      deltaTopK: dK,
+      svdTopK: sK,
+      temperature,
+      mlpHidden,
+      mlpSeed,
+    },
     notes,
     candidates: ids,
     targets: targets.map((i) => ids[i]),

@@ -25,9 +25,7 @@ export const NUMBER_TITLES: Record<LooNumber, string> = {
 };
 
 /** Mean ± std over targets of each number, by merge × method × metric (the paper's Table 1 cells). */
-export function summarize(
-  rows: SummaryRow[],
-): Map<string, Cell> {
+export function summarize(rows: SummaryRow[]): Map<string, Cell> {
   const values = new Map<string, number[]>();
   for (const row of rows) {
     for (const [merge, scores] of Object.entries(row.merges) as [MixMode, LooScores][]) {
@@ -35,9 +33,9 @@ export function summarize(
         const v = scores[number];
         if (v === null || !Number.isFinite(v)) continue;
         const key = cellKey(merge, number, row.method, row.metric);
-        let list = values.get(key);
-        if (!list) values.set(key, (list = []));
-        list.push(v);
+        const list = values.get(key);
+        if (list) list.push(v);
+        else values.set(key, [v]);
       }
     }
   }
@@ -71,14 +69,18 @@ export function summaryMarkdown(cells: Map<string, Cell>, layout: SummaryLayout)
   const lines = ["# Leave-one-out summary", "", ...layout.notes.map((n) => `- ${n}`), ""];
   for (const merge of layout.merges) {
     for (const number of LOO_NUMBERS) {
-      if (!layout.methods.some((me) => layout.metrics.some((mt) => cells.has(cellKey(merge, number, me, mt))))) {
+      if (
+        !layout.methods.some((me) => layout.metrics.some((mt) => cells.has(cellKey(merge, number, me, mt))))
+      ) {
         continue;
       }
       lines.push(`## ${merge}: ${NUMBER_TITLES[number]}`, "");
       lines.push(`| method | ${layout.metrics.join(" | ")} |`);
       lines.push(`|---|${layout.metrics.map(() => "---").join("|")}|`);
       for (const method of layout.methods) {
-        const row = layout.metrics.map((metric) => formatCell(cells.get(cellKey(merge, number, method, metric))));
+        const row = layout.metrics.map((metric) =>
+          formatCell(cells.get(cellKey(merge, number, method, metric))),
+        );
         lines.push(`| ${method} | ${row.join(" | ")} |`);
       }
       lines.push("");

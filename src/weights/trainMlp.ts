@@ -1,10 +1,10 @@
 import type * as TfTypes from "@tensorflow/tfjs";
 import { throwIfAborted, usageError } from "../errors.js";
+import { seededRandom, shuffledIndices } from "../util/prng.js";
 import type { ProgressSink } from "../util/progress.js";
 import { gramMixtureLoss } from "./gramLoss.js";
 import { checkHidden, initMlp, LAYER_NORM_EPS, type MlpOffsets, mlpOffsets, type TrainedMlp } from "./mlp.js";
 import { Z_SCORE_CONVENTION, zScoreRow } from "./normalized.js";
-import { seededRandom, shuffledIndices } from "../util/prng.js";
 import { loadTfjs } from "./tfjs.js";
 
 /** Scalars per tfjs pass: bounds activation memory (≈ 10 live m×H float32 arrays) whatever H is. */

@@ -18,7 +18,9 @@ export const PEFT_FIXTURES = join(SHARED, "fixtures/peft");
 export const MISTRAL_TOKENIZER_MODEL = join(SHARED, "tokenizers/mistral/tokenizer.model");
 
 /** A fresh temp directory, removed by the returned cleanup. */
-export async function tempDir(prefix = "loramix-test-"): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+export async function tempDir(
+  prefix = "loramix-test-",
+): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }

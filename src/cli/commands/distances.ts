@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import { Bank } from "../../bank/store.js";
 import { bankDistanceMatrices } from "../../distances/matrix.js";
-import { type Metric, METRICS, type MmdMode } from "../../distances/metric.js";
+import { METRICS, type Metric, type MmdMode } from "../../distances/metric.js";
 import { usageError } from "../../errors.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { createProgress, info, interrupt } from "../context.js";
@@ -21,7 +21,8 @@ function rows(n: number, values: Float64Array): number[][] {
 export default defineCommand({
   meta: {
     name: "distances",
-    description: "Pairwise distances between the bank's datasets (SPEC §3); rows = targets. Cached in the bank.",
+    description:
+      "Pairwise distances between the bank's datasets (SPEC §3); rows = targets. Cached in the bank.",
   },
   args: {
     bank: { type: "positional", required: true, description: "Bank directory" },
@@ -32,13 +33,19 @@ export default defineCommand({
   },
   async run({ args }) {
     const metrics: Metric[] =
-      args.metric === "all" ? [...METRICS] : METRICS.includes(args.metric as Metric) ? [args.metric as Metric] : [];
-    if (metrics.length === 0) throw usageError(`--metric must be kl, js, wd, mmd or all, got "${args.metric}"`);
+      args.metric === "all"
+        ? [...METRICS]
+        : METRICS.includes(args.metric as Metric)
+          ? [args.metric as Metric]
+          : [];
+    if (metrics.length === 0)
+      throw usageError(`--metric must be kl, js, wd, mmd or all, got "${args.metric}"`);
     if (args.mmd !== "exact" && args.mmd !== "sampled") throw usageError(`--mmd must be exact or sampled`);
     const seed = Number(args.seed);
     if (!Number.isInteger(seed)) throw usageError(`--seed must be an integer, got "${args.seed}"`);
     const asCsv = args.out.endsWith(".csv");
-    if (asCsv && metrics.length > 1) throw usageError("CSV holds one matrix: pick one --metric, or write .json");
+    if (asCsv && metrics.length > 1)
+      throw usageError("CSV holds one matrix: pick one --metric, or write .json");
     const bank = await Bank.open(args.bank);
     const progress = createProgress();
     const started = performance.now();
@@ -54,7 +61,8 @@ export default defineCommand({
       const n = ids.length;
       let text: string;
       if (asCsv) text = csv(ids, results[0]!.values);
-      else if (metrics.length === 1) text = JSON.stringify({ ids, metric: metrics[0], matrix: rows(n, results[0]!.values) });
+      else if (metrics.length === 1)
+        text = JSON.stringify({ ids, metric: metrics[0], matrix: rows(n, results[0]!.values) });
       else {
         const matrices = Object.fromEntries(results.map((r) => [r.metric, rows(n, r.values)]));
         text = JSON.stringify({ ids, matrices, ...(metrics.includes("mmd") ? { mmd: args.mmd, seed } : {}) });

@@ -1,0 +1,273 @@
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { addEntry } from "../src/bank/add.js";
+import { indexBank } from "../src/bank/indexBank.js";
+import { type Bank, initBank } from "../src/bank/store.js";
+import { loadDataset } from "../src/datasets/load.js";
+import { LoramixError } from "../src/errors.js";
+import { generateAdapter } from "../src/generate/generateAdapter.js";
+import { type Profile, profileRecords } from "../src/profiles/profile.js";
+import { synthBank } from "../src/synth/synthBank.js";
+import { SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
+
+/** Small real Super-NI tasks (the bank) and one more (the new dataset). */
+const BANK_TASKS = [
+  "task1319_country_by_barcode_prefix",
+  "task628_xlwic_word_with_different_meaning_sentence_generation",
+  "task1582_bless_hypernym_generation",
+  "task1403_check_validity_date_mmddyyyy",
+];
+const TARGET = join(SNI_DIR, "task1148_maximum_ascii_value.json");
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let bank: Bank;
+beforeAll(async () => {
+  tmp = await tempDir("loramix-generate-");
+  const tasks = join(tmp.dir, "tasks");
+  mkdirSync(tasks);
+  for (const t of BANK_TASKS) symlinkSync(join(SNI_DIR, `${t}.json`), join(tasks, `${t}.json`));
+  const synth = await synthBank({
+    dir: join(tmp.dir, "synth"),
+    data: tasks,
+    entries: BANK_TASKS.length,
+    layout: "tiny",
+  });
+  bank = await initBank(join(tmp.dir, "bank"), { tokenizer: TINY_MODEL });
+  for (const e of synth.entries) await addEntry(bank, { id: e.id, data: e.dataPath, adapter: e.adapterDir });
+  await indexBank(bank, { threads: 1 });
+}, 60_000);
+afterAll(async () => {
+  bank?.close();
+  await tmp.cleanup();
+});
+
+/** An independent safetensors reader (F32 only). */
+function readAll(file: string): Map<string, Float32Array> {
+  const bytes = readFileSync(file);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString("utf8")) as Record<
+    string,
+    { dtype: string; data_offsets: [number, number] }
+  >;
+  const out = new Map<string, Float32Array>();
+  for (const [name, t] of Object.entries(header)) {
+    if (name === "__metadata__") continue;
+    expect(t.dtype).toBe("F32");
+    const copy = new Uint8Array(bytes.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]));
+    out.set(name, new Float32Array(copy.buffer));
+  }
+  return out;
+}
+
+/** SPEC §3 numpy-histogram densities, written out densely: last two ids share a bin, + ε. */
+function densities(p: Profile): Float64Array {
+  const v = p.vocabSize;
+  const d = new Float64Array(v - 1);
+  for (let k = 0; k < p.ids.length; k++) {
+    const id = p.ids[k] as number;
+    const bin = Math.min(id, v - 2);
+    d[bin] = (d[bin] as number) + (p.counts[k] as number) / p.nTokens;
+  }
+  for (let k = 0; k < d.length; k++) d[k] = (d[k] as number) + 1e-10;
+  return d;
+}
+
+function bruteJs(p: Profile, q: Profile): number {
+  const a = densities(p);
+  const b = densities(q);
+  let s = 0;
+  for (let k = 0; k < a.length; k++) {
+    const m = ((a[k] as number) + (b[k] as number)) / 2;
+    s +=
+      0.5 * (a[k] as number) * Math.log((a[k] as number) / m) +
+      0.5 * (b[k] as number) * Math.log((b[k] as number) / m);
+  }
+  return s;
+}
+
+function bruteWd(p: Profile, q: Profile): number {
+  const fp = new Float64Array(p.vocabSize);
+  const fq = new Float64Array(q.vocabSize);
+  for (const [k, id] of p.ids.entries()) fp[id] = (p.counts[k] as number) / p.nTokens;
+  for (const [k, id] of q.ids.entries()) fq[id] = (q.counts[k] as number) / q.nTokens;
+  let cp = 0;
+  let cq = 0;
+  let s = 0;
+  for (let k = 0; k <= p.vocabSize - 2; k++) {
+    cp += fp[k] as number;
+    cq += fq[k] as number;
+    s += Math.abs(cp - cq);
+  }
+  return s;
+}
+
+function bruteSoftmin(x: number[]): number[] {
+  const e = x.map((v) => Math.exp(-v));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / sum);
+}
+
+interface Written {
+  weights: { id: string; weight: number; distance: number; rawWeight?: number }[];
+  [key: string]: unknown;
+}
+
+async function targetProfile(): Promise<Profile> {
+  const dataset = await loadDataset(TARGET);
+  return profileRecords(dataset.splits.train, { tokenizer: bank.tokenizer });
+}
+
+describe("generateAdapter", () => {
+  it("writes Σ w_j θ_j with normalized JS weights equal to a brute-force recomputation", async () => {
+    const out = join(tmp.dir, "gen-js");
+    const result = await generateAdapter({ bank, data: TARGET, out });
+    const written = JSON.parse(readFileSync(join(out, "loramix.json"), "utf8")) as Written;
+    expect(written.weights).toHaveLength(BANK_TASKS.length);
+    expect(written.metric).toBe("js");
+    expect(written.method).toBe("normalized");
+    expect(written.merge).toBe("linear");
+    expect(written.tokenizer).toBe(bank.tokenizerName);
+    expect(written.synthetic).toBe(true);
+    expect(written.syntheticNote).toMatch(/synth-bank/);
+    expect((written.versions as { node: string }).node).toBe(process.version);
+    const data = (written.inputs as { data: { hash: string; kind: string } }).data;
+    expect(data.kind).toBe("dataset");
+    expect(data.hash).toBe(createHash("sha256").update(readFileSync(TARGET)).digest("hex"));
+
+    const target = await targetProfile();
+    const ids = bank.entries().map((e) => e.id);
+    const d = ids.map((id) => bruteJs(target, bank.profile(id) as Profile));
+    const mean = d.reduce((a, b) => a + b, 0) / d.length;
+    const std = Math.sqrt(d.reduce((a, b) => a + (b - mean) ** 2, 0) / d.length);
+    const w = bruteSoftmin(d.map((x) => (x - mean) / std));
+    for (const [j, id] of ids.entries()) {
+      const row = written.weights.find((r) => r.id === id);
+      expect(row?.distance).toBeCloseTo(d[j] as number, 10);
+      expect(Math.abs((row?.weight as number) - (w[j] as number))).toBeLessThan(1e-9);
+    }
+    // The target is closer to some tasks than others: the weights are far from uniform.
+    expect(Math.max(...w) - Math.min(...w)).toBeGreaterThan(0.05);
+    expect(result.weights.map((r) => r.id)).toEqual(written.weights.map((r) => r.id));
+    // Sorted by weight, every candidate listed.
+    for (let k = 1; k < written.weights.length; k++)
+      expect(written.weights[k - 1]!.weight).toBeGreaterThanOrEqual(written.weights[k]!.weight);
+
+    const mixed = readAll(join(out, "adapter_model.safetensors"));
+    const inputs = ids.map((id) =>
+      readAll(join(bank.entry(id)!.adapterPath as string, "adapter_model.safetensors")),
+    );
+    expect([...mixed.keys()].sort()).toEqual([...(inputs[0] as Map<string, Float32Array>).keys()].sort());
+    let worst = 0;
+    for (const [name, values] of mixed) {
+      for (let k = 0; k < values.length; k++) {
+        let expected = 0;
+        for (const [j, input] of inputs.entries())
+          expected += (w[j] as number) * (input.get(name)![k] as number);
+        worst = Math.max(worst, Math.abs((values[k] as number) - expected) / (Math.abs(expected) + 1e-6));
+      }
+    }
+    expect(worst).toBeLessThan(1e-5);
+    expect(JSON.parse(readFileSync(join(out, "adapter_config.json"), "utf8")).r).toBe(4);
+  });
+
+  it("attentional WD weights with top-k from a profile.json of the bank's tokenizer", async () => {
+    const target = await targetProfile();
+    const profileFile = join(tmp.dir, "target.profile.json");
+    const counts: Record<string, number> = {};
+    for (const [k, id] of target.ids.entries()) counts[String(id)] = target.counts[k] as number;
+    writeFileSync(
+      profileFile,
+      JSON.stringify({
+        tokenizer: target.tokenizer,
+        vocabSize: target.vocabSize,
+        nRecords: target.nRecords,
+        nTokens: target.nTokens,
+        counts,
+      }),
+    );
+    const out = join(tmp.dir, "gen-wd");
+    await generateAdapter({
+      bank,
+      data: profileFile,
+      metric: "wd",
+      method: "attentional",
+      topK: 2,
+      temperature: 0.5,
+      out,
+    });
+    const written = JSON.parse(readFileSync(join(out, "loramix.json"), "utf8")) as Written;
+    expect((written.inputs as { data: { kind: string } }).data.kind).toBe("profile");
+    const ids = bank.entries().map((e) => e.id);
+    const d = ids.map((id) => bruteWd(target, bank.profile(id) as Profile));
+    const raw = bruteSoftmin(d.map((x) => x / 0.5));
+    const keep = [...raw.keys()].sort((a, b) => (raw[b] as number) - (raw[a] as number)).slice(0, 2);
+    const kept = keep.reduce((s, j) => s + (raw[j] as number), 0);
+    for (const [j, id] of ids.entries()) {
+      const row = written.weights.find((r) => r.id === id)!;
+      expect(row.distance).toBeCloseTo(d[j] as number, 9);
+      expect(row.rawWeight).toBeCloseTo(raw[j] as number, 12);
+      expect(row.weight).toBeCloseTo(keep.includes(j) ? (raw[j] as number) / kept : 0, 12);
+    }
+    expect((written.inputs as { adapters: unknown[] }).adapters).toHaveLength(2);
+  });
+
+  it("refuses a profile.json made with another tokenizer, naming both", async () => {
+    const file = join(tmp.dir, "mistral.profile.json");
+    writeFileSync(
+      file,
+      JSON.stringify({ tokenizer: "mistral", vocabSize: 32000, nRecords: 1, nTokens: 3, counts: { "1": 3 } }),
+    );
+    const error = await generateAdapter({ bank, data: file, out: join(tmp.dir, "never") }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(LoramixError);
+    expect((error as LoramixError).code).toBe("TOKENIZER");
+    expect((error as Error).message).toContain(file);
+    expect((error as Error).message).toContain("mistral");
+    expect((error as Error).message).toContain(bank.tokenizerName);
+    expect(existsSync(join(tmp.dir, "never"))).toBe(false);
+  });
+
+  it("refuses an empty dataset and one without train records", async () => {
+    const empty = join(tmp.dir, "empty.jsonl");
+    writeFileSync(empty, "");
+    await expect(generateAdapter({ bank, data: empty, out: join(tmp.dir, "never") })).rejects.toThrow(
+      `${empty}: the dataset has no records`,
+    );
+    // Ids whose SPEC §1 split (SHA-1 mod 10) is test, found by brute force.
+    const testIds: string[] = [];
+    for (let k = 0; testIds.length < 2; k++) {
+      const digest = createHash("sha1").update(`r${k}`).digest();
+      if (BigInt(`0x${digest.toString("hex")}`) % 10n === 9n) testIds.push(`r${k}`);
+    }
+    const noTrain = join(tmp.dir, "no-train.jsonl");
+    writeFileSync(
+      noTrain,
+      testIds.map((id) => JSON.stringify({ id, input: "hello", output: "world" })).join("\n"),
+    );
+    await expect(generateAdapter({ bank, data: noTrain, out: join(tmp.dir, "never") })).rejects.toThrow(
+      `${noTrain}: no train records among the dataset's 2`,
+    );
+  });
+
+  it("neural without a trained MLP says to run train-mlp; a bank without adapters says so", async () => {
+    await expect(
+      generateAdapter({ bank, data: TARGET, method: "neural", out: join(tmp.dir, "never") }),
+    ).rejects.toThrow(/loramix train-mlp .* --metric js/);
+    const dataOnly = await initBank(join(tmp.dir, "data-only"), { tokenizer: TINY_MODEL });
+    try {
+      await addEntry(dataOnly, { id: "t", data: TARGET });
+      const error = await generateAdapter({
+        bank: dataOnly,
+        data: TARGET,
+        out: join(tmp.dir, "never"),
+      }).catch((e: unknown) => e);
+      expect((error as LoramixError).code).toBe("BANK");
+      expect((error as Error).message).toContain("no adapters");
+    } finally {
+      dataOnly.close();
+    }
+  });
+});
