@@ -31,10 +31,12 @@ export {
   bankDistanceMatrices,
   bankDistanceMatrix,
   bankProfiles,
+  type DistanceBank,
 } from "./distances/matrix.js";
 export { type DistanceOptions, EPSILON, METRICS, type Metric, type MmdMode } from "./distances/metric.js";
 export {
   KernelConvolver,
+  MMD_SAMPLES,
   MMD_SCALES,
   mmdMultiscale,
   mmdSampled,
@@ -46,11 +48,35 @@ export {
   distanceMatrices,
   distancesToCandidates,
   type PairwiseOptions,
+  pairwiseDistances,
 } from "./distances/pairwise.js";
 export { wassersteinOnIds } from "./distances/wasserstein.js";
 export { type ErrorCode, LoramixError } from "./errors.js";
 export type { GenerateOptions, Generation, InferenceBackend } from "./eval/backend.js";
+export { BACKEND_KINDS, type BackendKind, type OpenBackendOptions, openBackend } from "./eval/backends.js";
+export {
+  type EvalMetrics,
+  type EvalRecord,
+  type EvalResult,
+  type EvaluateOptions,
+  evaluate,
+  METRICS_FILE,
+  PREDICTIONS_FILE,
+} from "./eval/evaluate.js";
 export { LlamaAdapterBackend, LlamaBackend, type LlamaBackendOptions } from "./eval/llamaBackend.js";
+export {
+  exactMatch,
+  lcsLength,
+  normalizeAnswer,
+  type RougeScore,
+  rougeL,
+  rougeLMax,
+  rougeTokens,
+  type Summary,
+  summarize,
+} from "./eval/metrics.js";
+export { OpenAIBackend, type OpenAIBackendOptions } from "./eval/openaiBackend.js";
+export { porterStem } from "./eval/porter.js";
 export { bf16ToF32, f32ToBf16 } from "./formats/dtypes.js";
 export {
   f16ToF32,
@@ -99,6 +125,25 @@ export {
   writeSafetensors,
   writeSafetensorsStreaming,
 } from "./formats/safetensors.js";
+export {
+  type GenerateOptions as GenerateAdapterOptions,
+  type GenerateResult,
+  generateAdapter,
+} from "./generate/generateAdapter.js";
+export { type CandidateWeight, provenanceRecord } from "./generate/provenance.js";
+export { type TargetSource, targetProfile } from "./generate/target.js";
+export { type DeltaJob, type DeltaJobScores, deltaScores } from "./loo/deltaScores.js";
+export { coefficientHeatmap, type Heatmap, heatmapColor } from "./loo/heatmap.js";
+export { crc32, encodePng } from "./loo/png.js";
+export {
+  type LooConfiguration,
+  type LooOptions,
+  type LooResult,
+  type LooRow,
+  runLoo,
+  WEIGHT_METHODS,
+} from "./loo/runLoo.js";
+export { gramScores, LOO_NUMBERS, type LooNumber, type LooScores } from "./loo/scores.js";
 export {
   type AdapterComparison,
   type ComparisonSums,

@@ -6,10 +6,13 @@ import { addEntry } from "../src/bank/add.js";
 import { indexBank } from "../src/bank/indexBank.js";
 import { type Bank, initBank } from "../src/bank/store.js";
 import { loadDataset } from "../src/datasets/load.js";
+import { bankDistanceMatrix } from "../src/distances/matrix.js";
 import { LoramixError } from "../src/errors.js";
 import { generateAdapter } from "../src/generate/generateAdapter.js";
 import { type Profile, profileRecords } from "../src/profiles/profile.js";
 import { synthBank } from "../src/synth/synthBank.js";
+import { trainBankMlp } from "../src/weights/bankMlp.js";
+import { mlpForward } from "../src/weights/mlp.js";
 import { SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
 /** Small real Super-NI tasks (the bank) and one more (the new dataset). */
@@ -256,6 +259,29 @@ describe("generateAdapter", () => {
     await expect(
       generateAdapter({ bank, data: TARGET, method: "neural", out: join(tmp.dir, "never") }),
     ).rejects.toThrow(/loramix train-mlp .* --metric js/);
+    const { mlp } = await trainBankMlp(bank, await bankDistanceMatrix(bank, { metric: "js" }), {
+      metric: "js",
+      hidden: 8,
+      epochs: 2,
+    });
+    const out = join(tmp.dir, "gen-neural");
+    await generateAdapter({ bank, data: TARGET, method: "neural", mlpHidden: 8, out });
+    const written = JSON.parse(readFileSync(join(out, "loramix.json"), "utf8")) as Written;
+    const d = bank.entries().map((e) => written.weights.find((r) => r.id === e.id)!.distance);
+    const mean = d.reduce((x, y) => x + y, 0) / d.length;
+    const std = Math.sqrt(d.reduce((x, y) => x + (y - mean) ** 2, 0) / d.length);
+    const w = bruteSoftmin(
+      Array.from(
+        mlpForward(
+          mlp,
+          d.map((x) => (x - mean) / std),
+        ),
+      ),
+    );
+    for (const [j, e] of bank.entries().entries()) {
+      expect(written.weights.find((r) => r.id === e.id)!.weight).toBeCloseTo(w[j] as number, 12);
+    }
+    expect((written.options as { mlp: { hidden: number } }).mlp.hidden).toBe(8);
     const dataOnly = await initBank(join(tmp.dir, "data-only"), { tokenizer: TINY_MODEL });
     try {
       await addEntry(dataOnly, { id: "t", data: TARGET });
@@ -269,5 +295,16 @@ describe("generateAdapter", () => {
     } finally {
       dataOnly.close();
     }
+  });
+
+  it("an interrupted run leaves no output directory", async () => {
+    const out = join(tmp.dir, "gen-aborted");
+    const controller = new AbortController();
+    controller.abort();
+    const error = await generateAdapter({ bank, data: TARGET, out, signal: controller.signal }).catch(
+      (e: unknown) => e,
+    );
+    expect((error as LoramixError).code).toBe("ABORTED");
+    expect(existsSync(out)).toBe(false);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { inflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +12,8 @@ import { type LooResult, type LooRow, runLoo } from "../src/loo/runLoo.js";
 import { compareAdapters } from "../src/merge/compare.js";
 import { mixAdapters } from "../src/merge/mixAdapters.js";
 import { synthBank } from "../src/synth/synthBank.js";
+import { trainBankMlp } from "../src/weights/bankMlp.js";
+import { mlpForward } from "../src/weights/mlp.js";
 import { SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
 /** Small real Super-NI tasks; synthetic tiny adapters share structure by category. */
@@ -166,8 +168,8 @@ describe("runLoo", () => {
       const dl = cosRel(lin, real);
       expect(Math.abs(linear.deltaCosine - dl.cos)).toBeLessThan(1e-6);
       expect(Math.abs(linear.deltaRelL2 - dl.rel)).toBeLessThan(1e-6);
-      const cat = modules().map((m) => {
-        const sum = new Float64Array(real[0]!.length);
+      const cat = modules().map((m, t) => {
+        const sum = new Float64Array(real[t]!.length);
         row.weights.forEach((w, j) => {
           const dj = delta(
             adapters[j]!.get(`${m}.lora_A.weight`)!,
@@ -272,5 +274,41 @@ describe("runLoo", () => {
     await expect(runLoo({ bank, entries: ["nope"], out: join(tmp.dir, "x") })).rejects.toThrow(
       'no entry "nope"',
     );
+    const controller = new AbortController();
+    controller.abort();
+    await expect(runLoo({ bank, out: join(tmp.dir, "aborted"), signal: controller.signal })).rejects.toThrow(
+      "interrupted",
+    );
+    expect(existsSync(join(tmp.dir, "aborted"))).toBe(false);
   });
+
+  it("uses the bank's trained MLP for neural and marks each target's MLP split", async () => {
+    const dist = await bankDistanceMatrix(bank, { metric: "js" });
+    const { mlp } = await trainBankMlp(bank, dist, { metric: "js", hidden: 8, epochs: 3 });
+    const loo = await runLoo({
+      bank,
+      methods: ["neural"],
+      merges: ["linear"],
+      mlpHidden: 8,
+      out: join(tmp.dir, "loo-neural"),
+    });
+    expect(loo.configurations).toEqual([
+      { metric: "js", method: "neural", heatmap: "heatmap-js-neural.png" },
+    ]);
+    const n = ids.length;
+    for (const row of loo.rows) {
+      const i = ids.indexOf(row.target);
+      expect(row.mlpSplit).toBe(mlp.meta.trainIds.includes(row.target) ? "train" : "valid");
+      const d = Array.from(dist.values.subarray(i * n, (i + 1) * n));
+      const mean = d.reduce((a, b) => a + b, 0) / n;
+      const std = Math.sqrt(d.reduce((a, b) => a + (b - mean) ** 2, 0) / n);
+      const f = mlpForward(
+        mlp,
+        d.map((x) => (x - mean) / std),
+      );
+      const e = d.map((_, j) => (j === i ? 0 : Math.exp(-(f[j] as number))));
+      const sum = e.reduce((a, b) => a + b, 0);
+      for (const [j, w] of row.weights.entries()) expect(w).toBeCloseTo((e[j] as number) / sum, 12);
+    }
+  }, 30_000);
 });

@@ -2,7 +2,15 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stemmer as npmStemmer } from "stemmer";
 import { describe, expect, it } from "vitest";
-import { exactMatch, lcsLength, normalizeAnswer, rougeL, rougeLMax, rougeTokens, summarize } from "../src/eval/metrics.js";
+import {
+  exactMatch,
+  lcsLength,
+  normalizeAnswer,
+  rougeL,
+  rougeLMax,
+  rougeTokens,
+  summarize,
+} from "../src/eval/metrics.js";
 import { porterStem } from "../src/eval/porter.js";
 import { REPO } from "./helpers/shared.js";
 
@@ -41,7 +49,16 @@ describe("rouge_score tokenizer", () => {
     // "the" (3 chars) is never stemmed; "quickly" → "quickli" (step 1c), "were" stays (cvc).
     expect(rougeTokens("The cats were RUNNING, quickly!")).toEqual(["the", "cat", "were", "run", "quickli"]);
     expect(rougeTokens("don't")).toEqual(["don", "t"]);
-    expect(rougeTokens("U.S.A. state-of-the-art 1990s")).toEqual(["u", "s", "a", "state", "of", "the", "art", "1990"]);
+    expect(rougeTokens("U.S.A. state-of-the-art 1990s")).toEqual([
+      "u",
+      "s",
+      "a",
+      "state",
+      "of",
+      "the",
+      "art",
+      "1990",
+    ]);
     // Non-ASCII letters are separators, as in rouge_score (é is not in [a-z0-9]).
     expect(rougeTokens("café résumé")).toEqual(["caf", "r", "sum"]);
     expect(rougeTokens("  \n\t ")).toEqual([]);

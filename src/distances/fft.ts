@@ -11,7 +11,8 @@ export class Fft {
   readonly #reversed: Uint32Array;
 
   constructor(size: number) {
-    if (size < 2 || (size & (size - 1)) !== 0) throw new RangeError(`FFT size ${size} is not a power of two ≥ 2`);
+    if (size < 2 || (size & (size - 1)) !== 0)
+      throw new RangeError(`FFT size ${size} is not a power of two ≥ 2`);
     this.size = size;
     const half = size >> 1;
     this.#cos = new Float64Array(half);

@@ -49,7 +49,12 @@ export function fillDenseJs(q: JsParts, density: Float64Array, alone: Float64Arr
 }
 
 /** JS(P, Q) from P's parts and Q's dense arrays (`fillDenseJs`) and total. */
-export function jsFromParts(p: JsParts, denseQ: Float64Array, denseAloneQ: Float64Array, totalQ: number): number {
+export function jsFromParts(
+  p: JsParts,
+  denseQ: Float64Array,
+  denseAloneQ: Float64Array,
+  totalQ: number,
+): number {
   const { bins, density, alone } = p;
   let shared = 0;
   for (let i = 0; i < bins.length; i++) {
@@ -59,7 +64,11 @@ export function jsFromParts(p: JsParts, denseQ: Float64Array, denseAloneQ: Float
       const x = (density[i] as number) + EPSILON;
       const y = b + EPSILON;
       const m = (x + y) * 0.5;
-      shared += 0.5 * x * Math.log(x / m) + 0.5 * y * Math.log(y / m) - (alone[i] as number) - (denseAloneQ[k] as number);
+      shared +=
+        0.5 * x * Math.log(x / m) +
+        0.5 * y * Math.log(y / m) -
+        (alone[i] as number) -
+        (denseAloneQ[k] as number);
     }
   }
   return p.total + totalQ + shared;

@@ -1,10 +1,11 @@
-import type { Bank } from "../bank/store.js";
+import type { Bank, BankEntry } from "../bank/store.js";
 import { LoramixError } from "../errors.js";
 import type { Profile } from "../profiles/profile.js";
 import { sha256 } from "../util/hash.js";
 import type { ProgressSink } from "../util/progress.js";
 import type { DistanceOptions, Metric } from "./metric.js";
-import { distanceMatrices } from "./pairwise.js";
+import { MMD_SAMPLES } from "./mmd.js";
+import { pairwiseDistances } from "./pairwise.js";
 
 /** A square bank matrix: rows = targets, columns = candidates, both in `ids` order. */
 export interface BankDistances {
@@ -18,14 +19,21 @@ export interface BankDistanceOptions extends DistanceOptions {
   progress?: ProgressSink;
 }
 
+/** What the distance matrices need of a bank (a `Bank` fits). */
+export type DistanceBank = Pick<Bank, "dir" | "profile" | "getCache" | "putCache"> & {
+  entries(): Pick<BankEntry, "id" | "dataPath">[];
+};
+
 /** Every entry's fresh profile, in id order; a missing one means the bank needs `bank index`. */
-export function bankProfiles(bank: Bank): { ids: string[]; profiles: Profile[] } {
+export function bankProfiles(bank: DistanceBank): { ids: string[]; profiles: Profile[] } {
   const ids: string[] = [];
   const profiles: Profile[] = [];
   const stale: string[] = [];
   for (const e of bank.entries()) {
     const p = bank.profile(e.id);
     if (p) {
+      if (p.nTokens === 0)
+        throw new LoramixError("BANK", `${e.dataPath}: the train split of "${e.id}" has no tokens`);
       ids.push(e.id);
       profiles.push(p);
     } else stale.push(e.id);
@@ -40,11 +48,20 @@ export function bankProfiles(bank: Bank): { ids: string[]; profiles: Profile[] }
   return { ids, profiles };
 }
 
-/** Cache key: the metric, its options and every profile's identity, so any change invalidates it. */
+/** Bumped whenever a formula or the sampling changes, so older cached matrices are not reused. */
+const CACHE_VERSION = 2;
+
+/**
+ * Cache key: the metric, its options and every profile's identity (entry id, tokenizer, hash of the
+ * profiled texts), so any change invalidates it.
+ */
 function cacheKey(metric: Metric, ids: string[], profiles: Profile[], o: DistanceOptions): string {
-  const options = metric === "mmd" ? `${o.mmd ?? "exact"}:${o.mmd === "sampled" ? `${o.seed ?? 0}:${o.mmdSamples ?? 1000}` : ""}` : "";
-  const parts = ids.map((id, i) => `${id}=${profiles[i]!.tokenizer}:${profiles[i]!.datasetHash}`);
-  return sha256(`${metric}|${options}|${parts.join(",")}`);
+  const options =
+    metric === "mmd"
+      ? `${o.mmd ?? "exact"}:${o.mmd === "sampled" ? `${o.seed ?? 0}:${o.mmdSamples ?? MMD_SAMPLES}` : ""}`
+      : "";
+  const parts = ids.map((id, i) => `${id}=${profiles[i]?.tokenizer}:${profiles[i]?.datasetHash}`);
+  return sha256(`v${CACHE_VERSION}|${metric}|${options}|${parts.join(",")}`);
 }
 
 /**
@@ -52,7 +69,7 @@ function cacheKey(metric: Metric, ids: string[], profiles: Profile[], o: Distanc
  * missing ones are computed together in one pass and cached.
  */
 export async function bankDistanceMatrices(
-  bank: Bank,
+  bank: DistanceBank,
   metrics: readonly Metric[],
   options: BankDistanceOptions = {},
 ): Promise<BankDistances[]> {
@@ -65,15 +82,22 @@ export async function bankDistanceMatrices(
     keys.set(m, key);
     const cached = bank.getCache("distances", key);
     if (cached && cached.byteLength === n * n * 8) {
-      found.set(m, new Float64Array(cached.buffer.slice(cached.byteOffset, cached.byteOffset + cached.byteLength)));
+      found.set(
+        m,
+        new Float64Array(cached.buffer.slice(cached.byteOffset, cached.byteOffset + cached.byteLength)),
+      );
     }
   }
   const missing = metrics.filter((m) => !found.has(m));
   if (missing.length > 0) {
-    const computed = await distanceMatrices(profiles, profiles, { ...options, metrics: missing });
+    const computed = await pairwiseDistances(profiles, { ...options, metrics: missing });
     for (const m of missing) {
       const values = computed[m]!;
-      bank.putCache("distances", keys.get(m)!, new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+      bank.putCache(
+        "distances",
+        keys.get(m)!,
+        new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+      );
       found.set(m, values);
     }
   }
@@ -81,7 +105,7 @@ export async function bankDistanceMatrices(
 }
 
 export async function bankDistanceMatrix(
-  bank: Bank,
+  bank: DistanceBank,
   { metric, ...options }: BankDistanceOptions & { metric: Metric },
 ): Promise<BankDistances> {
   return (await bankDistanceMatrices(bank, [metric], options))[0]!;

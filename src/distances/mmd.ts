@@ -146,7 +146,8 @@ export function sampleSeed(seed: number, p: Profile): number {
  * these histograms, which is how `mmdSampled` computes it.
  */
 export function sampleProfile(p: Profile, samples: number, seed: number): Profile {
-  if (!Number.isSafeInteger(samples) || samples < 1) throw new RangeError(`MMD samples must be a positive integer, got ${samples}`);
+  if (!Number.isSafeInteger(samples) || samples < 1)
+    throw new RangeError(`MMD samples must be a positive integer, got ${samples}`);
   const random = seededRandom(sampleSeed(seed, p));
   const cumulative = new Float64Array(p.ids.length);
   let total = 0;

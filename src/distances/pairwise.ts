@@ -35,13 +35,15 @@ function checkProfiles(profiles: readonly Profile[]): number {
         `profile ${i} was made with tokenizer ${p.tokenizer} (vocabulary ${p.vocabSize}), profile 0 with ${first.tokenizer} (vocabulary ${first.vocabSize})`,
       );
     }
-    if (p.nTokens <= 0) throw new LoramixError("INPUT", `profile ${i} has no tokens: its distances are undefined`);
+    if (p.nTokens <= 0)
+      throw new LoramixError("INPUT", `profile ${i} has no tokens: its distances are undefined`);
     const last = p.ids[p.ids.length - 1];
     if (p.ids.length !== p.counts.length || (last !== undefined && last >= p.vocabSize)) {
       throw new RangeError(`profile ${i}: ids and counts differ in length or an id is beyond the vocabulary`);
     }
   }
-  if (first.vocabSize < 2) throw new LoramixError("INPUT", `vocabulary of ${first.vocabSize} ids: numpy's histogram needs 2`);
+  if (first.vocabSize < 2)
+    throw new LoramixError("INPUT", `vocabulary of ${first.vocabSize} ids: numpy's histogram needs 2`);
   return first.vocabSize;
 }
 
@@ -87,7 +89,8 @@ async function computeDistances(
   const denseJs = out.js ? new Float64Array(v - 1) : undefined;
   const denseAlone = out.js ? new Float64Array(v - 1) : undefined;
   const conv = out.mmd ? new KernelConvolver(v) : undefined;
-  const kq = [new Float64Array(conv ? v : 0), new Float64Array(conv ? v : 0)] as const;
+  const kqEven = new Float64Array(conv ? v : 0);
+  const kqOdd = new Float64Array(conv ? v : 0);
   // pᵀKp of every target; with `square` they come from the candidate pass, before they are needed.
   const tSelf = new Float64Array(nt);
   const cSelf = new Float64Array(nc);
@@ -96,9 +99,9 @@ async function computeDistances(
       throwIfAborted(signal);
       const a = tParts[i]?.mmd as MmdParts;
       const b = tParts[i + 1]?.mmd;
-      conv.convolve(a, kq[0], b, kq[1]);
-      tSelf[i] = kernelDot(a, kq[0]);
-      if (b) tSelf[i + 1] = kernelDot(b, kq[1]);
+      conv.convolve(a, kqEven, b, kqOdd);
+      tSelf[i] = kernelDot(a, kqEven);
+      if (b) tSelf[i + 1] = kernelDot(b, kqOdd);
     }
   }
 
@@ -111,7 +114,8 @@ async function computeDistances(
     const rows = square ? j + 1 : nt;
     if (out.kl && denseLog && c.kl) {
       fillDenseLog(c.kl, denseLog);
-      for (let i = 0; i < nt; i++) out.kl[i * nc + j] = klFromParts(tParts[i]?.kl as KlParts, denseLog, c.kl.logSum);
+      for (let i = 0; i < nt; i++)
+        out.kl[i * nc + j] = klFromParts(tParts[i]?.kl as KlParts, denseLog, c.kl.logSum);
     }
     if (out.js && denseJs && denseAlone && c.js) {
       fillDenseJs(c.js, denseJs, denseAlone);
@@ -120,17 +124,18 @@ async function computeDistances(
       }
     }
     if (out.wd && c.wd) {
-      for (let i = 0; i < rows; i++) out.wd[i * nc + j] = wassersteinFromParts(tParts[i]?.wd as CdfParts, c.wd);
+      for (let i = 0; i < rows; i++)
+        out.wd[i * nc + j] = wassersteinFromParts(tParts[i]?.wd as CdfParts, c.wd);
     }
     if (out.mmd && conv && c.mmd) {
       // Two candidates share one transform: the odd column was convolved with the even one before it.
-      const slot = j & 1;
-      if (slot === 0) conv.convolve(c.mmd, kq[0], cParts[j + 1]?.mmd, kq[1]);
-      const kc = kq[slot];
+      if (j % 2 === 0) conv.convolve(c.mmd, kqEven, cParts[j + 1]?.mmd, kqOdd);
+      const kc = j % 2 === 0 ? kqEven : kqOdd;
       cSelf[j] = kernelDot(c.mmd, kc);
       const self = square ? cSelf : tSelf;
       for (let i = 0; i < rows; i++) {
-        out.mmd[i * nc + j] = (self[i] as number) + (cSelf[j] as number) - 2 * kernelDot(tParts[i]?.mmd as MmdParts, kc);
+        out.mmd[i * nc + j] =
+          (self[i] as number) + (cSelf[j] as number) - 2 * kernelDot(tParts[i]?.mmd as MmdParts, kc);
       }
     }
     if (square) {
@@ -157,7 +162,10 @@ export function distanceMatrices(
 }
 
 /** The square matrices of a set of profiles (rows = targets, columns = candidates, self entries 0). */
-export function pairwiseDistances(profiles: readonly Profile[], options: PairwiseOptions = {}): Promise<DistanceMatrices> {
+export function pairwiseDistances(
+  profiles: readonly Profile[],
+  options: PairwiseOptions = {},
+): Promise<DistanceMatrices> {
   return computeDistances(profiles, profiles, true, options);
 }
 
@@ -168,6 +176,8 @@ export async function distancesToCandidates(
   metric: Metric,
   options: Omit<PairwiseOptions, "metrics"> = {},
 ): Promise<Float64Array> {
-  const row = (await computeDistances([target], candidates, false, { ...options, metrics: [metric] }))[metric];
+  const row = (await computeDistances([target], candidates, false, { ...options, metrics: [metric] }))[
+    metric
+  ];
   return row as Float64Array;
 }

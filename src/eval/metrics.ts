@@ -9,7 +9,10 @@ import { porterStem } from "./porter.js";
 /** rouge_score's tokenizer: lowercase, non-[a-z0-9] runs become spaces, Porter-stem tokens longer than 3. */
 export function rougeTokens(text: string): string[] {
   const tokens: string[] = [];
-  for (const raw of text.toLowerCase().replace(/[^a-z0-9]+/g, " ").split(" ")) {
+  for (const raw of text
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, " ")
+    .split(" ")) {
     if (raw === "") continue;
     const token = raw.length > 3 ? porterStem(raw) : raw;
     // rouge_score drops tokens that are not [a-z0-9]+ after stemming; only empties can arise here.
@@ -65,6 +68,7 @@ const PUNCTUATION = /[!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]/g;
 /** Python's `\b(a|an|the)\b` on str: word characters are Unicode letters, digits and "_". */
 const ARTICLES = /(?<![\p{L}\p{N}_])(?:a|an|the)(?![\p{L}\p{N}_])/gu;
 /** The characters Python's `str.split()` splits on (JS `\s` lacks \x1c-\x1f and \x85, adds \ufeff). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: \x1c-\x1f are whitespace to Python.
 const PY_WHITESPACE = /[\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/;
 
 /** SQuAD's normalize_answer: lowercase, drop punctuation, drop articles, collapse whitespace. */

@@ -48,7 +48,14 @@ export class OpenAIBackend implements InferenceBackend {
   private readonly waiting: (() => void)[] = [];
 
   constructor(private readonly options: OpenAIBackendOptions) {
-    const { baseUrl, model, concurrency = 4, retries = 4, retryDelayMs = 1000, timeoutMs = 300_000 } = options;
+    const {
+      baseUrl,
+      model,
+      concurrency = 4,
+      retries = 4,
+      retryDelayMs = 1000,
+      timeoutMs = 300_000,
+    } = options;
     let parsed: URL;
     try {
       parsed = new URL(baseUrl);
@@ -64,7 +71,8 @@ export class OpenAIBackend implements InferenceBackend {
       ["retry delay", retryDelayMs, 0],
       ["timeout", timeoutMs, 1],
     ] as const) {
-      if (!Number.isInteger(value) || value < min) throw usageError(`${name} must be an integer >= ${min}, got ${value}`);
+      if (!Number.isInteger(value) || value < min)
+        throw usageError(`${name} must be an integer >= ${min}, got ${value}`);
     }
     this.url = `${baseUrl.replace(/\/+$/, "")}/completions`;
     this.concurrency = concurrency;
@@ -85,7 +93,11 @@ export class OpenAIBackend implements InferenceBackend {
     }
   }
 
-  private async withRetries(prompt: string, maxNewTokens: number, signal: AbortSignal | undefined): Promise<Generation> {
+  private async withRetries(
+    prompt: string,
+    maxNewTokens: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Generation> {
     for (let attempt = 0; ; attempt++) {
       throwIfAborted(signal);
       try {
@@ -94,14 +106,21 @@ export class OpenAIBackend implements InferenceBackend {
         if (!(error instanceof Transient)) throw error;
         if (attempt >= this.retries) {
           const tries = attempt + 1;
-          throw new LoramixError("BACKEND", `${this.url}: ${error.message} (${tries} attempt${tries > 1 ? "s" : ""})`);
+          throw new LoramixError(
+            "BACKEND",
+            `${this.url}: ${error.message} (${tries} attempt${tries > 1 ? "s" : ""})`,
+          );
         }
         await sleep(error.waitMs ?? this.retryDelayMs * 2 ** attempt, signal);
       }
     }
   }
 
-  private async attempt(prompt: string, maxNewTokens: number, signal: AbortSignal | undefined): Promise<Generation> {
+  private async attempt(
+    prompt: string,
+    maxNewTokens: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Generation> {
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let response: Response;
@@ -127,7 +146,9 @@ export class OpenAIBackend implements InferenceBackend {
       throwIfAborted(signal);
       if (timeout.aborted) throw new Transient(`no response within ${this.timeoutMs} ms`);
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      throw new Transient(`cannot reach the server: ${cause?.code ?? cause?.message ?? (error as Error).message}`);
+      throw new Transient(
+        `cannot reach the server: ${cause?.code ?? cause?.message ?? (error as Error).message}`,
+      );
     }
     if (!response.ok) {
       const detail = `HTTP ${response.status} ${response.statusText}: ${serverMessage(text)}`.trim();
@@ -169,12 +190,19 @@ function parseCompletion(url: string, body: string): Generation {
     throw new LoramixError("BACKEND", `${url}: the response is not JSON: ${serverMessage(body)}`);
   }
   const choice = (json as { choices?: unknown })?.choices;
-  const first = Array.isArray(choice) ? (choice[0] as { text?: unknown; finish_reason?: unknown }) : undefined;
+  const first = Array.isArray(choice)
+    ? (choice[0] as { text?: unknown; finish_reason?: unknown })
+    : undefined;
   if (typeof first?.text !== "string")
     throw new LoramixError("BACKEND", `${url}: the response has no choices[0].text: ${serverMessage(body)}`);
   const usage = (json as { usage?: { completion_tokens?: unknown } }).usage;
   const tokens = typeof usage?.completion_tokens === "number" ? usage.completion_tokens : 0;
-  return { text: first.text, tokens, ids: [], stoppedBy: first.finish_reason === "length" ? "length" : "eos" };
+  return {
+    text: first.text,
+    tokens,
+    ids: [],
+    stoppedBy: first.finish_reason === "length" ? "length" : "eos",
+  };
 }
 
 /** The server's own message when it sent OpenAI's error shape, else the body, cut to one short line. */

@@ -31,6 +31,17 @@ export interface DeltaJobScores {
   svd?: LooScores;
 }
 
+/**
+ * A Mistral q_proj pair costs ~16 ms in `deltaInner`; yielding every few pairs and before each job
+ * lets Ctrl-C's handler run (a synchronous loop would hold it off for the whole module).
+ */
+const PAIRS_PER_YIELD = 32;
+
+async function yieldToEvents(signal: AbortSignal | undefined): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  throwIfAborted(signal);
+}
+
 function nonZero(w: Float64Array): number[] {
   const out: number[] = [];
   for (let j = 0; j < w.length; j++) if ((w[j] as number) !== 0) out.push(j);
@@ -114,12 +125,13 @@ export async function deltaScores({
         });
       }
       const f = (i: number) => factors[slot.get(i) as number] as ModuleFactors;
-      for (const key of pairList) {
+      for (const [p, key] of pairList.entries()) {
+        if (p % PAIRS_PER_YIELD === PAIRS_PER_YIELD - 1) await yieldToEvents(signal);
         const a = Math.floor(key / n);
         inner.set(key, (inner.get(key) as number) + deltaInner(f(a), f(key - a * n)));
       }
       for (const [q, job] of jobs.entries()) {
-        throwIfAborted(signal);
+        await yieldToEvents(signal);
         const y = f(job.target);
         if (job.linear) {
           const mix = mixFactors(job.linear, f);

@@ -1,16 +1,18 @@
 import { defineCommand } from "citty";
 import { Bank } from "../../bank/store.js";
 import { bankDistanceMatrices } from "../../distances/matrix.js";
-import { METRICS, type Metric, type MmdMode } from "../../distances/metric.js";
+import { METRICS, type Metric } from "../../distances/metric.js";
+import { MMD_SAMPLES } from "../../distances/mmd.js";
 import { usageError } from "../../errors.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { createProgress, info, interrupt } from "../context.js";
 
 function csv(ids: string[], values: Float64Array): string {
-  const quote = (s: string) => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
+  const quote = (s: string) => (/[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
   const n = ids.length;
   const lines = [["target\\candidate", ...ids].map(quote).join(",")];
-  for (let i = 0; i < n; i++) lines.push([quote(ids[i]!), ...values.subarray(i * n, (i + 1) * n)].join(","));
+  for (let i = 0; i < n; i++)
+    lines.push([quote(ids[i] as string), ...values.subarray(i * n, (i + 1) * n)].join(","));
   return `${lines.join("\n")}\n`;
 }
 
@@ -29,7 +31,12 @@ export default defineCommand({
     metric: { type: "string", default: "all", description: "kl | js | wd | mmd | all" },
     mmd: { type: "string", default: "exact", description: "MMD estimator: exact | sampled (the authors')" },
     seed: { type: "string", default: "0", description: "Seed of the sampled MMD estimator" },
-    out: { type: "string", required: true, description: "Output .json, or .csv (one metric)" },
+    samples: {
+      type: "string",
+      default: String(MMD_SAMPLES),
+      description: "Ids drawn per dataset by sampled MMD",
+    },
+    out: { type: "string", required: true, description: "Output .json, .csv (one metric), or - for stdout" },
   },
   async run({ args }) {
     const metrics: Metric[] =
@@ -40,37 +47,48 @@ export default defineCommand({
           : [];
     if (metrics.length === 0)
       throw usageError(`--metric must be kl, js, wd, mmd or all, got "${args.metric}"`);
-    if (args.mmd !== "exact" && args.mmd !== "sampled") throw usageError(`--mmd must be exact or sampled`);
+    const mmd = args.mmd;
+    if (mmd !== "exact" && mmd !== "sampled")
+      throw usageError(`--mmd must be exact or sampled, got "${mmd}"`);
     const seed = Number(args.seed);
-    if (!Number.isInteger(seed)) throw usageError(`--seed must be an integer, got "${args.seed}"`);
-    const asCsv = args.out.endsWith(".csv");
+    if (args.seed.trim() === "" || !Number.isSafeInteger(seed) || seed < 0) {
+      throw usageError(`--seed must be a non-negative integer, got "${args.seed}"`);
+    }
+    const samples = Number(args.samples);
+    if (!Number.isSafeInteger(samples) || samples < 1) {
+      throw usageError(`--samples must be a positive integer, got "${args.samples}"`);
+    }
+    const asCsv = args.out.toLowerCase().endsWith(".csv");
     if (asCsv && metrics.length > 1)
-      throw usageError("CSV holds one matrix: pick one --metric, or write .json");
+      throw usageError("a CSV holds one matrix: pick one --metric, or write .json");
     const bank = await Bank.open(args.bank);
     const progress = createProgress();
     const started = performance.now();
     try {
       const results = await bankDistanceMatrices(bank, metrics, {
-        mmd: args.mmd as MmdMode,
+        mmd,
         seed,
+        mmdSamples: samples,
         signal: interrupt.signal,
         progress,
       });
       progress.stop();
-      const ids = results[0]!.ids;
+      const ids = results[0]?.ids ?? [];
       const n = ids.length;
+      // The estimator travels with an MMD matrix; the seed only matters for the sampled one.
+      const mmdInfo = metrics.includes("mmd") ? { mmd, ...(mmd === "sampled" ? { seed, samples } : {}) } : {};
       let text: string;
-      if (asCsv) text = csv(ids, results[0]!.values);
-      else if (metrics.length === 1)
-        text = JSON.stringify({ ids, metric: metrics[0], matrix: rows(n, results[0]!.values) });
-      else {
+      if (asCsv) text = csv(ids, results[0]?.values ?? new Float64Array(0));
+      else if (metrics.length === 1) {
+        text = `${JSON.stringify({ ids, metric: metrics[0], ...mmdInfo, matrix: rows(n, results[0]?.values ?? new Float64Array(0)) })}\n`;
+      } else {
         const matrices = Object.fromEntries(results.map((r) => [r.metric, rows(n, r.values)]));
-        text = JSON.stringify({ ids, matrices, ...(metrics.includes("mmd") ? { mmd: args.mmd, seed } : {}) });
+        text = `${JSON.stringify({ ids, ...mmdInfo, matrices })}\n`;
       }
-      await writeFileAtomic(args.out, asCsv ? text : `${text}\n`);
-      info(
-        `${metrics.join(", ")}: ${n}×${n} in ${((performance.now() - started) / 1000).toFixed(1)} s -> ${args.out}`,
-      );
+      if (args.out === "-") process.stdout.write(text);
+      else await writeFileAtomic(args.out, text);
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      info(`${metrics.join(", ")}: ${n}×${n} in ${seconds} s${args.out === "-" ? "" : ` -> ${args.out}`}`);
     } finally {
       progress.stop();
       bank.close();

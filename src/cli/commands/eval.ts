@@ -1,0 +1,109 @@
+import { resolve } from "node:path";
+import { defineCommand } from "citty";
+import type { SplitName } from "../../datasets/load.js";
+import { usageError } from "../../errors.js";
+import { BACKEND_KINDS, type BackendKind, openBackend } from "../../eval/backends.js";
+import { evaluate, METRICS_FILE, PREDICTIONS_FILE } from "../../eval/evaluate.js";
+import { createProgress, info, interrupt } from "../context.js";
+
+const SPLITS: readonly SplitName[] = ["train", "valid", "test"];
+
+function positiveInt(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw usageError(`--${flag} must be a positive integer, got "${value}"`);
+  return n;
+}
+
+export default defineCommand({
+  meta: {
+    name: "eval",
+    description: "Generate on a dataset split and score Rouge-L and exact match (SPEC §6).",
+  },
+  args: {
+    model: {
+      type: "string",
+      description: "Base model: Hugging Face Llama directory or .gguf (llama backend)",
+    },
+    adapter: {
+      type: "string",
+      description: "LoRA: PEFT directory or LoRA .gguf (its name is the served name for openai)",
+    },
+    data: { type: "string", required: true, description: "Dataset file or directory" },
+    split: { type: "string", default: "test", description: "train | valid | test" },
+    limit: { type: "string", description: "Only the first N records of the split" },
+    "max-new-tokens": {
+      type: "string",
+      default: "256",
+      description: "Tokens to generate at most per record",
+    },
+    backend: {
+      type: "string",
+      default: "llama",
+      description: "llama (node-llama-cpp, CPU) | openai (a server)",
+    },
+    tokenizer: { type: "string", description: "tokenizer.json for a .gguf model (llama backend)" },
+    threads: { type: "string", description: "CPU threads for llama.cpp (default 1)" },
+    "context-size": { type: "string", description: "Tokens per llama.cpp context (default 2048)" },
+    "base-url": { type: "string", description: "OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1" },
+    "model-name": { type: "string", description: "Served model name (default: the adapter's folder name)" },
+    "api-key-env": {
+      type: "string",
+      default: "OPENAI_API_KEY",
+      description: "Environment variable with the API key",
+    },
+    concurrency: { type: "string", description: "Requests in flight (default 1 for llama, 4 for openai)" },
+    out: {
+      type: "string",
+      required: true,
+      description: `Directory for ${PREDICTIONS_FILE} and ${METRICS_FILE}`,
+    },
+  },
+  async run({ args }) {
+    const kind = args.backend as BackendKind;
+    if (!BACKEND_KINDS.includes(kind))
+      throw usageError(`--backend must be one of ${BACKEND_KINDS.join(", ")}, got "${args.backend}"`);
+    const split = args.split as SplitName;
+    if (!SPLITS.includes(split))
+      throw usageError(`--split must be one of ${SPLITS.join(", ")}, got "${args.split}"`);
+    const concurrency = positiveInt("concurrency", args.concurrency) ?? (kind === "openai" ? 4 : 1);
+    const backend = await openBackend({
+      kind,
+      model: args.model,
+      adapter: args.adapter,
+      tokenizer: args.tokenizer,
+      threads: positiveInt("threads", args.threads),
+      contextSize: positiveInt("context-size", args["context-size"]),
+      baseUrl: args["base-url"],
+      modelName: args["model-name"],
+      apiKey: process.env[args["api-key-env"]] || undefined,
+      concurrency,
+    });
+    const progress = createProgress();
+    try {
+      const { metrics } = await evaluate({
+        backend,
+        dataset: args.data,
+        split,
+        limit: positiveInt("limit", args.limit),
+        maxNewTokens: positiveInt("max-new-tokens", args["max-new-tokens"]),
+        concurrency,
+        out: args.out,
+        model: args.model === undefined ? null : resolve(args.model),
+        adapter: args.adapter === undefined ? null : resolve(args.adapter),
+        signal: interrupt.signal,
+        progress,
+      });
+      progress.stop();
+      info(
+        `${backend.name} on ${metrics.n} ${split} records: Rouge-L ${metrics.rougeL.mean.toFixed(4)} ± ${metrics.rougeL.std.toFixed(4)}, ` +
+          `exact match ${metrics.exactMatch.mean.toFixed(4)} ± ${metrics.exactMatch.std.toFixed(4)} (population std), ` +
+          `${metrics.recordsPerSecond.toFixed(2)} records/s, ${metrics.seconds.toFixed(1)} s`,
+      );
+      info(`wrote ${resolve(args.out, PREDICTIONS_FILE)} and ${METRICS_FILE}`);
+    } finally {
+      progress.stop();
+      await backend.dispose();
+    }
+  },
+});

@@ -1,0 +1,324 @@
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Bank, loramixVersion } from "../bank/store.js";
+import { loadDataset } from "../datasets/load.js";
+import { bankDistanceMatrices } from "../distances/matrix.js";
+import type { Metric } from "../distances/metric.js";
+import { LoramixError, throwIfAborted, usageError } from "../errors.js";
+import type { LlamaBackend } from "../eval/llamaBackend.js";
+import { coefficientHeatmap } from "../loo/heatmap.js";
+import { mixAdapters } from "../merge/mixAdapters.js";
+import { openTestbedBackend } from "../testbed/backend.js";
+import { majorityScore } from "../testbed/majority.js";
+import { DEFAULT_TESTBED, hasModel, TESTBED_FILES, testbedPaths } from "../testbed/paths.js";
+import { DEFAULT_EVAL, type EvalSettings, evalRecords, scoreBackend } from "../testbed/references.js";
+import type { Selection } from "../testbed/tasks.js";
+import { writeDirAtomic } from "../util/atomic.js";
+import type { ProgressSink } from "../util/progress.js";
+import { bankGram } from "../weights/gram.js";
+import { leaveOneOutWeights, type WeightMethod } from "../weights/leaveOneOut.js";
+import type { ScalarMlp } from "../weights/mlp.js";
+import { trainScalarMlp } from "../weights/trainMlp.js";
+import { demoHtml } from "./reportHtml.js";
+import {
+  BASELINES,
+  configName,
+  gapRows,
+  type ScoreGrid,
+  TABLE_METHODS,
+  TABLE_METRICS,
+  type TableLayout,
+  tableRows,
+  type TaskScore,
+  textTable,
+  verdict,
+} from "./tables.js";
+
+export interface DemoOptions {
+  /** Testbed directory (default: the shipped one). */
+  testbed?: string;
+  shared?: string;
+  /** Output directory, replaced atomically: report.html, results.json, tables.txt, heatmaps. */
+  out: string;
+  /** Leave-one-out over every task of the bank instead of the held-out ones. */
+  all?: boolean;
+  /** Explicit target tasks (overrides the held-out set and `all`). */
+  targets?: string[];
+  /** Test records per task. */
+  limit?: number;
+  maxNewTokens?: number;
+  metrics?: Metric[];
+  methods?: WeightMethod[];
+  /** Hidden width of the neural weighting's MLP (paper: 4000; the testbed's 60 entries need far less). */
+  mlpHidden?: number;
+  threads?: number;
+  signal?: AbortSignal;
+  progress?: ProgressSink;
+}
+
+export interface TargetRow {
+  task: string;
+  family: string;
+  /** Per variant: mean Rouge-L / EM over this task's records, and the predictions. */
+  scores: Record<string, TaskScore & { predictions: string[] }>;
+  references: string[][];
+  majorityAnswer: string;
+}
+
+export interface DemoResult {
+  out: string;
+  targets: string[];
+  candidates: string[];
+  layout: TableLayout;
+  grid: ScoreGrid;
+  rows: TargetRow[];
+  tables: string;
+  notes: string[];
+  eval: EvalSettings;
+  seconds: number;
+}
+
+/**
+ * The paper's experiment on the shipped testbed (SPEC §6 leave-one-out): for each target task the
+ * bank's other adapters are weighted by every configuration (method × metric), mixed (linear),
+ * and evaluated on the task's test split with llama.cpp, beside the base model, the majority
+ * answer, the nearest single adapter, the uniform average and the task's own trained adapter.
+ */
+export async function runDemo({
+  testbed = DEFAULT_TESTBED,
+  shared,
+  out,
+  all = false,
+  targets: explicitTargets,
+  limit = DEFAULT_EVAL.limit,
+  maxNewTokens = DEFAULT_EVAL.maxNewTokens,
+  metrics = [...TABLE_METRICS],
+  methods = [...TABLE_METHODS],
+  mlpHidden = 64,
+  threads = 1,
+  signal,
+  progress,
+}: DemoOptions): Promise<DemoResult> {
+  const started = performance.now();
+  const paths = testbedPaths(testbed, shared);
+  const selectionFile = join(paths.dir, TESTBED_FILES.selection);
+  if (!existsSync(join(paths.dir, "bank.sqlite")) || !existsSync(selectionFile)) {
+    throw new LoramixError("BANK", `${paths.dir}: not a built testbed (run \`loramix testbed build\`)`);
+  }
+  if (!hasModel(paths)) throw new LoramixError("INPUT", `${paths.model}: the TinyStories-656K model is missing`);
+  if (!(Number.isInteger(limit) && limit >= 1)) throw usageError(`limit must be a positive integer, got ${limit}`);
+  const settings: EvalSettings = { ...DEFAULT_EVAL, limit, maxNewTokens };
+  const selection = JSON.parse(await readFile(selectionFile, "utf8")) as Selection;
+  const familyOf = new Map(selection.families.flatMap((f) => f.tasks.map((t) => [t, f.key] as const)));
+
+  const bank = await Bank.open(paths.dir);
+  const tmp = await mkdtemp(join(tmpdir(), "loramix-demo-"));
+  let backend: LlamaBackend | undefined;
+  let closeBackend: (() => Promise<void>) | undefined;
+  try {
+    const entries = bank.entries().filter((e) => e.adapterPath !== null);
+    const ids = entries.map((e) => e.id);
+    const n = ids.length;
+    const column = new Map(ids.map((id, j) => [id, j]));
+    const targets = explicitTargets ?? (all ? ids : selection.heldOut);
+    if (targets.length === 0) throw usageError("no target tasks");
+    for (const t of targets) if (!column.has(t)) throw usageError(`task "${t}" is not in the testbed's bank ${paths.dir}`);
+    if (n < 3) throw new LoramixError("BANK", `${paths.dir}: the demo needs at least 3 adapters, the bank has ${n}`);
+
+    const needed: Metric[] = [...new Set<Metric>([...metrics, "js"])];
+    const matrices = new Map<Metric, Float64Array>();
+    for (const d of await bankDistanceMatrices(bank, needed, { signal, progress })) {
+      matrices.set(d.metric, reorder(d.values, d.ids, ids));
+    }
+    const notes: string[] = [
+      `testbed ${paths.dir}: ${n} trained adapters (TinyStories-656K, LoRA on q/k/v), ${targets.length} target tasks (${explicitTargets ? "given" : all ? "all, leave-one-out" : "the held-out task of each family"}); each target's own adapter is masked`,
+      `evaluation: first ${settings.limit} test records per task, greedy, at most ${settings.maxNewTokens} new tokens, prompts cut from the left to fit the model's ${settings.context}-token context`,
+      "tables: mean ± population std over the target tasks of each task's mean score; merge: linear (SPEC §5)",
+    ];
+
+    const weightRows = new Map<string, Float64Array>();
+    const mlps = new Map<Metric, ScalarMlp>();
+    if (methods.includes("neural")) {
+      const gram = await bankGram(bank, { signal, progress });
+      const inTarget = new Set(targets);
+      // Trained without the targets, so their numbers are out of sample; with every task a target, the paper's seeded 80% split.
+      const trainIds = ids.filter((id) => !inTarget.has(id));
+      const useIds = trainIds.length >= 5 ? trainIds : ids;
+      notes.push(
+        useIds === ids
+          ? `neural: MLP (H=${mlpHidden}) trained on a seeded 80% of all ${n} entries, so some targets are in-sample`
+          : `neural: MLP (H=${mlpHidden}) trained on the ${useIds.length} non-target entries (seeded 80% of them), so every target is out of sample`,
+      );
+      const at = useIds.map((id) => gram.ids.indexOf(id));
+      const g = new Float64Array(at.length * at.length);
+      at.forEach((a, r) => at.forEach((b, c) => (g[r * at.length + c] = gram.entryValues[a * gram.ids.length + b] as number)));
+      for (const metric of metrics) {
+        throwIfAborted(signal);
+        mlps.set(
+          metric,
+          await trainScalarMlp({
+            distances: reorder(matrices.get(metric) as Float64Array, ids, useIds),
+            gram: g,
+            params: gram.params,
+            ids: useIds,
+            metric,
+            gramKey: gram.key,
+            hidden: mlpHidden,
+            signal,
+          }),
+        );
+      }
+    }
+    for (const method of methods) {
+      for (const metric of metrics) {
+        const w = leaveOneOutWeights(matrices.get(metric) as Float64Array, n, { method, mlp: mlps.get(metric) });
+        weightRows.set(configName(method, metric), w);
+      }
+    }
+    const js = matrices.get("js") as Float64Array;
+    const nearest = new Float64Array(n * n);
+    const uniform = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) {
+      let best = -1;
+      for (let j = 0; j < n; j++) {
+        if (j === i) continue;
+        uniform[i * n + j] = 1 / (n - 1);
+        if (best < 0 || (js[i * n + j] as number) < (js[i * n + best] as number)) best = j;
+      }
+      nearest[i * n + best] = 1;
+    }
+    weightRows.set("nearest", nearest);
+    weightRows.set("uniform", uniform);
+    const configs = methods.flatMap((method) => metrics.map((metric) => configName(method, metric)));
+    const mixed = [...configs, "nearest", "uniform"];
+
+    ({ backend, close: closeBackend } = await openTestbedBackend(paths, { context: settings.context, threads }));
+    const grid: ScoreGrid = new Map([...BASELINES, ...configs].map((v) => [v, new Map()]));
+    const rows: TargetRow[] = [];
+    const units = targets.length * (mixed.length + 2);
+    let done = 0;
+    const tick = (task: string) => progress?.({ phase: "demo", done: ++done, total: units, unit: "evaluations", detail: task });
+    for (const task of targets) {
+      throwIfAborted(signal);
+      const i = column.get(task) as number;
+      const entry = entries[i] as (typeof entries)[number];
+      const dataset = await loadDataset(entry.dataPath, entry.dataOptions);
+      const records = evalRecords(dataset.splits.test, backend.tokenizer, settings);
+      if (records.length === 0) throw new LoramixError("INPUT", `${entry.dataPath}: no test records`);
+      const row: TargetRow = {
+        task,
+        family: familyOf.get(task) ?? "",
+        scores: {},
+        references: records.map((r) => r.output),
+        majorityAnswer: "",
+      };
+      const put = (variant: string, s: TaskScore & { predictions: string[] }) => {
+        row.scores[variant] = s;
+        grid.get(variant)?.set(task, { rougeL: s.rougeL, exactMatch: s.exactMatch });
+      };
+      const majority = majorityScore(dataset.splits.train, dataset.splits.test.slice(0, settings.limit));
+      row.majorityAnswer = majority.answer;
+      put("majority", {
+        rougeL: majority.rougeL.mean,
+        exactMatch: majority.exactMatch.mean,
+        predictions: records.map(() => majority.answer),
+      });
+      const base = await scoreBackend(backend, records, settings, signal);
+      put("base", { rougeL: base.rougeL.mean, exactMatch: base.exactMatch.mean, predictions: base.perRecord.predictions });
+      tick(task);
+      const evalAdapter = async (dir: string) => {
+        const b = await (backend as LlamaBackend).withAdapter(dir);
+        try {
+          const s = await scoreBackend(b, records, settings, signal);
+          return { rougeL: s.rougeL.mean, exactMatch: s.exactMatch.mean, predictions: s.perRecord.predictions };
+        } finally {
+          await b.dispose();
+        }
+      };
+      put("trained", await evalAdapter(entry.adapterPath as string));
+      tick(task);
+      for (const variant of mixed) {
+        throwIfAborted(signal);
+        const w = (weightRows.get(variant) as Float64Array).subarray(i * n, (i + 1) * n);
+        const dir = join(tmp, `${task}-${variant.replace("/", "-")}`);
+        await mixAdapters({ adapters: entries.map((e) => e.adapterPath as string), weights: [...w], out: dir, signal });
+        put(variant, await evalAdapter(dir));
+        await rm(dir, { recursive: true, force: true });
+        tick(task);
+      }
+      rows.push(row);
+    }
+
+    const layout: TableLayout = { metrics, methods };
+    const tables = [
+      "Table 1 — Rouge-L (mean ± std over tasks)",
+      textTable(tableRows(grid, "rougeL", layout)),
+      "",
+      "Table 3 — exact match (mean ± std over tasks)",
+      textTable(tableRows(grid, "exactMatch", layout)),
+      "",
+      "Share of the base → trained gap closed (Rouge-L)",
+      textTable(gapRows(grid, "rougeL", layout)),
+      "",
+      "Share of the base → trained gap closed (exact match)",
+      textTable(gapRows(grid, "exactMatch", layout)),
+      "",
+      verdict(grid, configs, "rougeL"),
+      verdict(grid, configs, "exactMatch"),
+    ].join("\n");
+
+    const targetIdx = targets.map((t) => column.get(t) as number);
+    const figures = configs.map((c) => {
+      const w = weightRows.get(c) as Float64Array;
+      const values = new Float64Array(targets.length * n);
+      targetIdx.forEach((i, r) => values.set(w.subarray(i * n, (i + 1) * n), r * n));
+      const map = coefficientHeatmap(values, targets.length, n, (r, col) => col === targetIdx[r]);
+      return { config: c, file: `heatmap-${c.replace("/", "-")}.png`, png: map.png, max: map.max };
+    });
+    const seconds = (performance.now() - started) / 1000;
+    notes.push(`run time ${seconds.toFixed(0)} s`);
+    const results = {
+      loramix: loramixVersion(),
+      created: new Date().toISOString(),
+      testbed: paths.dir,
+      eval: settings,
+      notes,
+      candidates: ids,
+      targets,
+      configurations: configs,
+      weights: Object.fromEntries(
+        [...weightRows].map(([k, w]) => [k, Object.fromEntries(targetIdx.map((i) => [ids[i], [...w.subarray(i * n, (i + 1) * n)]]))]),
+      ),
+      rows,
+      tables,
+    };
+    const html = demoHtml({ grid, layout, rows, notes, figures, configs, candidates: ids });
+    throwIfAborted(signal);
+    await writeDirAtomic(out, async (dir) => {
+      await writeFile(join(dir, "results.json"), `${JSON.stringify(results, null, 1)}\n`);
+      await writeFile(join(dir, "tables.txt"), `${tables}\n`);
+      await writeFile(join(dir, "report.html"), html);
+      for (const f of figures) await writeFile(join(dir, f.file), f.png);
+    });
+    return { out, targets, candidates: ids, layout, grid, rows, tables, notes, eval: settings, seconds };
+  } finally {
+    await closeBackend?.();
+    bank.close();
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** A square matrix over `from` ids, restricted and reordered to `to` ids. */
+function reorder(values: Float64Array, from: string[], to: string[]): Float64Array {
+  const m = from.length;
+  const at = to.map((id) => {
+    const k = from.indexOf(id);
+    if (k < 0) throw new LoramixError("BANK", `no distances for entry "${id}"`);
+    return k;
+  });
+  const out = new Float64Array(to.length * to.length);
+  at.forEach((a, r) => at.forEach((b, c) => (out[r * to.length + c] = values[a * m + b] as number)));
+  return out;
+}

@@ -1,0 +1,129 @@
+import type { Metric } from "../distances/metric.js";
+import { type Summary, summarize } from "../eval/metrics.js";
+import type { WeightMethod } from "../weights/leaveOneOut.js";
+
+/** The input-independent and reference rows printed under every table. */
+export const BASELINES = ["base", "majority", "nearest", "uniform", "trained"] as const;
+export type Baseline = (typeof BASELINES)[number];
+
+export const BASELINE_TITLES: Record<Baseline, string> = {
+  base: "base model (no adapter)",
+  majority: "majority answer of the train split",
+  nearest: "nearest single adapter (JS, top-1)",
+  uniform: "uniform average of the bank",
+  trained: "the task's own trained adapter",
+};
+
+/** The paper's column order (Tables 1 and 3). */
+export const TABLE_METRICS: readonly Metric[] = ["wd", "kl", "js", "mmd"];
+export const TABLE_METHODS: readonly WeightMethod[] = ["attentional", "normalized", "neural"];
+
+export type Score = "rougeL" | "exactMatch";
+
+/** One evaluated variant ("base", "normalized/js", ...) of one target task: means over its test records. */
+export interface TaskScore {
+  rougeL: number;
+  exactMatch: number;
+}
+
+/** variant → target → its score. */
+export type ScoreGrid = Map<string, Map<string, TaskScore>>;
+
+export function configName(method: WeightMethod, metric: Metric): string {
+  return `${method}/${metric}`;
+}
+
+/** Mean ± population std over the targets of one variant's per-task means. */
+export function variantSummary(grid: ScoreGrid, variant: string, score: Score): Summary | undefined {
+  const row = grid.get(variant);
+  if (!row || row.size === 0) return undefined;
+  return summarize([...row.values()].map((s) => s[score]));
+}
+
+/** Share of the base → trained gap a variant closes, from the means over targets; undefined without a gap. */
+export function gapClosed(grid: ScoreGrid, variant: string, score: Score): number | undefined {
+  const v = variantSummary(grid, variant, score)?.mean;
+  const base = variantSummary(grid, "base", score)?.mean;
+  const trained = variantSummary(grid, "trained", score)?.mean;
+  if (v === undefined || base === undefined || trained === undefined || trained === base) return undefined;
+  return (v - base) / (trained - base);
+}
+
+export function formatSummary(s: Summary | undefined): string {
+  return s === undefined ? "—" : `${s.mean.toFixed(3)} ± ${s.std.toFixed(3)}`;
+}
+
+export function formatGap(g: number | undefined): string {
+  return g === undefined ? "—" : `${Math.round(g * 100)}%`;
+}
+
+export interface TableLayout {
+  metrics: readonly Metric[];
+  methods: readonly WeightMethod[];
+}
+
+/** One of the paper's tables as rows of cells (first row = header): methods × metrics, then baselines. */
+export function tableRows(grid: ScoreGrid, score: Score, layout: TableLayout): string[][] {
+  const rows: string[][] = [["method", ...layout.metrics.map((m) => m.toUpperCase())]];
+  for (const method of layout.methods) {
+    rows.push([method, ...layout.metrics.map((m) => formatSummary(variantSummary(grid, configName(method, m), score)))]);
+  }
+  for (const b of BASELINES) rows.push([BASELINE_TITLES[b], formatSummary(variantSummary(grid, b, score))]);
+  return rows;
+}
+
+/** Share of the base → trained gap closed by each configuration (methods × metrics). */
+export function gapRows(grid: ScoreGrid, score: Score, layout: TableLayout): string[][] {
+  const rows: string[][] = [["method", ...layout.metrics.map((m) => m.toUpperCase())]];
+  for (const method of layout.methods) {
+    rows.push([method, ...layout.metrics.map((m) => formatGap(gapClosed(grid, configName(method, m), score)))]);
+  }
+  for (const b of ["nearest", "uniform", "majority"] as const) rows.push([BASELINE_TITLES[b], formatGap(gapClosed(grid, b, score))]);
+  return rows;
+}
+
+/** Fixed-width text: the first column left-aligned, the others right-aligned. */
+export function textTable(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  const line = (r: string[]) =>
+    r.map((c, i) => (i === 0 ? c.padEnd(widths[0] as number) : c.padStart(widths[i] as number))).join("  ").trimEnd();
+  const header = rows[0] ?? [];
+  const rule = widths.slice(0, header.length).map((w) => "-".repeat(w)).join("  ");
+  return [line(header), rule, ...rows.slice(1).map(line)].join("\n");
+}
+
+/**
+ * What the run measured, in words: whether the best generated configuration beats the base
+ * model and the majority answer, and how much of the base → trained gap it closes.
+ */
+export function verdict(grid: ScoreGrid, configs: string[], score: Score): string {
+  const label = score === "rougeL" ? "Rouge-L" : "exact match";
+  let best: { name: string; mean: number } | undefined;
+  for (const c of configs) {
+    const m = variantSummary(grid, c, score)?.mean;
+    if (m !== undefined && (best === undefined || m > best.mean)) best = { name: c, mean: m };
+  }
+  const base = variantSummary(grid, "base", score)?.mean;
+  const majority = variantSummary(grid, "majority", score)?.mean;
+  const trained = variantSummary(grid, "trained", score)?.mean;
+  if (!best || base === undefined) return `${label}: nothing to compare.`;
+  const n = grid.get("base")?.size ?? 0;
+  const beats = configs.filter((c) => (variantSummary(grid, c, score)?.mean ?? -1) > base).length;
+  const parts = [
+    `${label}: the best generated configuration, ${best.name}, scores ${best.mean.toFixed(3)} against ${base.toFixed(3)} for the base model and ${trained?.toFixed(3) ?? "—"} for the trained adapters (${n} tasks).`,
+  ];
+  if (best.mean > base) {
+    parts.push(`${beats} of ${configs.length} configurations beat the base model; the best closes ${formatGap(gapClosed(grid, best.name, score))} of the gap.`);
+  } else {
+    parts.push(`No generated configuration beats the base model here.`);
+  }
+  if (majority !== undefined) {
+    parts.push(
+      best.mean > majority
+        ? `It also beats always answering the majority label (${majority.toFixed(3)}).`
+        : `It does not beat always answering the majority label (${majority.toFixed(3)}).`,
+    );
+  }
+  return parts.join(" ");
+}

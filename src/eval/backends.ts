@@ -1,0 +1,84 @@
+import { basename } from "node:path";
+import { usageError } from "../errors.js";
+import type { InferenceBackend } from "./backend.js";
+import { LlamaBackend } from "./llamaBackend.js";
+import { OpenAIBackend } from "./openaiBackend.js";
+
+export const BACKEND_KINDS = ["llama", "openai"] as const;
+export type BackendKind = (typeof BACKEND_KINDS)[number];
+
+export interface OpenBackendOptions {
+  kind: BackendKind;
+  /** llama: a GGUF file or a Hugging Face Llama directory. openai: the served name when `modelName` is absent. */
+  model?: string;
+  /** llama: a PEFT directory or a LoRA GGUF. openai: its basename is the served name when `modelName` is absent. */
+  adapter?: string;
+  /** llama: tokenizer.json (or its directory), needed with a GGUF model. */
+  tokenizer?: string;
+  threads?: number;
+  contextSize?: number;
+  baseUrl?: string;
+  modelName?: string;
+  apiKey?: string;
+  concurrency?: number;
+  timeoutMs?: number;
+}
+
+/**
+ * A backend by name, ready to generate with the adapter applied. Disposing it frees everything
+ * it loaded (llama.cpp model, contexts, temporary GGUF files).
+ */
+export async function openBackend(options: OpenBackendOptions): Promise<InferenceBackend> {
+  const { kind } = options;
+  switch (kind) {
+    case "llama":
+      return openLlama(options);
+    case "openai":
+      return openOpenAI(options);
+    default:
+      throw usageError(`unknown backend "${kind satisfies never}" (expected ${BACKEND_KINDS.join(" or ")})`);
+  }
+}
+
+async function openLlama({
+  model,
+  adapter,
+  tokenizer,
+  threads,
+  contextSize,
+}: OpenBackendOptions): Promise<InferenceBackend> {
+  if (model === undefined)
+    throw usageError("the llama backend needs a model (a .gguf file or a Hugging Face directory)");
+  const base = await LlamaBackend.load({ model, tokenizer, threads, contextSize });
+  if (adapter === undefined) return base;
+  try {
+    const withAdapter = await base.withAdapter(adapter);
+    // Disposing the base frees the adapter's context too; callers hold only this object.
+    return {
+      name: withAdapter.name,
+      generate: (prompt, generateOptions) => withAdapter.generate(prompt, generateOptions),
+      dispose: () => base.dispose(),
+      [Symbol.asyncDispose]: () => base.dispose(),
+    };
+  } catch (error) {
+    await base.dispose();
+    throw error;
+  }
+}
+
+function openOpenAI({
+  model,
+  adapter,
+  modelName,
+  baseUrl,
+  apiKey,
+  concurrency,
+  timeoutMs,
+}: OpenBackendOptions): InferenceBackend {
+  if (baseUrl === undefined)
+    throw usageError("the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)");
+  // vLLM serves a LoRA under the name given to --lora-modules; the adapter's folder name is the usual choice.
+  const served = modelName ?? (adapter !== undefined ? basename(adapter).replace(/\.gguf$/i, "") : model);
+  if (served === undefined) throw usageError("the openai backend needs a model name (--model-name)");
+  return new OpenAIBackend({ baseUrl, model: served, apiKey, concurrency, timeoutMs });
+}

@@ -1,0 +1,176 @@
+import { join } from "node:path";
+import { type DatasetRecord, loadDataset, type SplitName } from "../datasets/load.js";
+import type { DatasetOptions } from "../datasets/record.js";
+import { inputError, throwIfAborted, usageError } from "../errors.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import type { ProgressSink } from "../util/progress.js";
+import type { Generation, InferenceBackend } from "./backend.js";
+import { exactMatch, rougeLMax, type Summary, summarize } from "./metrics.js";
+
+export interface EvaluateOptions {
+  backend: InferenceBackend;
+  /** A dataset path (its `split` is evaluated) or records (evaluated as given). */
+  dataset: string | DatasetRecord[];
+  datasetOptions?: DatasetOptions;
+  split?: SplitName;
+  /** Only the first `limit` records of the split. */
+  limit?: number;
+  /** SPEC §6 (paper: 256). */
+  maxNewTokens?: number;
+  /** Records in flight at once; backends that run one at a time (llama.cpp) queue them. */
+  concurrency?: number;
+  /** When given, predictions.jsonl and metrics.json are written into this directory. */
+  out?: string;
+  /** What was evaluated, for metrics.json. */
+  model?: string | null;
+  adapter?: string | null;
+  signal?: AbortSignal;
+  progress?: ProgressSink;
+}
+
+export interface EvalRecord {
+  id: string | null;
+  input: string;
+  references: string[];
+  prediction: string;
+  /** Tokens generated (as reported by the backend). */
+  tokens: number;
+  rougeL: number;
+  exactMatch: number;
+}
+
+export interface EvalMetrics {
+  model: string | null;
+  adapter: string | null;
+  backend: string;
+  dataset: string | null;
+  split: SplitName | null;
+  n: number;
+  maxNewTokens: number;
+  std: "population (ddof 0) over records";
+  /** Rouge-L F (rouge_score, use_stemmer=True), max over references; mean and population std over records. */
+  rougeL: Summary;
+  exactMatch: Summary;
+  generatedTokens: number;
+  seconds: number;
+  recordsPerSecond: number;
+}
+
+export interface EvalResult {
+  records: EvalRecord[];
+  metrics: EvalMetrics;
+}
+
+export const PREDICTIONS_FILE = "predictions.jsonl";
+export const METRICS_FILE = "metrics.json";
+
+/**
+ * SPEC §6: greedy generation on each record's raw input, scored by Rouge-L and exact match
+ * against its references. Outputs are written only once every record is done, each file atomically.
+ */
+export async function evaluate({
+  backend,
+  dataset,
+  datasetOptions,
+  split = "test",
+  limit,
+  maxNewTokens = 256,
+  concurrency = 1,
+  out,
+  model = null,
+  adapter = null,
+  signal,
+  progress,
+}: EvaluateOptions): Promise<EvalResult> {
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1))
+    throw usageError(`limit must be a positive integer, got ${limit}`);
+  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1)
+    throw usageError(`max new tokens must be a positive integer, got ${maxNewTokens}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw usageError(`concurrency must be a positive integer, got ${concurrency}`);
+
+  let records: DatasetRecord[];
+  let datasetPath: string | null = null;
+  if (typeof dataset === "string") {
+    const loaded = await loadDataset(dataset, datasetOptions);
+    datasetPath = loaded.path;
+    records = loaded.splits[split];
+    if (records.length === 0) throw inputError(loaded.path, `the ${split} split has no records`);
+  } else {
+    records = dataset;
+    if (records.length === 0) throw usageError("no records to evaluate");
+  }
+  if (limit !== undefined) records = records.slice(0, limit);
+
+  const results: EvalRecord[] = new Array(records.length);
+  const started = performance.now();
+  let next = 0;
+  let done = 0;
+  const report = () => {
+    const seconds = (performance.now() - started) / 1000;
+    progress?.({
+      phase: "eval",
+      done,
+      total: records.length,
+      unit: "records",
+      detail: `${seconds > 0 ? (done / seconds).toFixed(2) : "0.00"} records/s`,
+    });
+  };
+  report();
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < records.length) {
+      throwIfAborted(signal);
+      const index = next++;
+      const record = records[index] as DatasetRecord;
+      let generation: Generation;
+      try {
+        generation = await backend.generate(record.input, { maxNewTokens, signal });
+      } catch (error) {
+        // The other workers finish their current record and stop, so nothing runs after we return.
+        failed = true;
+        throw error;
+      }
+      results[index] = {
+        id: record.id ?? null,
+        input: record.input,
+        references: record.output,
+        prediction: generation.text,
+        tokens: generation.tokens,
+        rougeL: rougeLMax(generation.text, record.output),
+        exactMatch: exactMatch(generation.text, record.output),
+      };
+      done++;
+      report();
+    }
+  };
+  const settled = await Promise.allSettled(
+    Array.from({ length: Math.min(concurrency, records.length) }, worker),
+  );
+  for (const s of settled) if (s.status === "rejected") throw s.reason;
+  const seconds = (performance.now() - started) / 1000;
+
+  let generatedTokens = 0;
+  for (const r of results) generatedTokens += r.tokens;
+  const metrics: EvalMetrics = {
+    model,
+    adapter,
+    backend: backend.name,
+    dataset: datasetPath,
+    split: typeof dataset === "string" ? split : null,
+    n: results.length,
+    maxNewTokens,
+    std: "population (ddof 0) over records",
+    rougeL: summarize(results.map((r) => r.rougeL)),
+    exactMatch: summarize(results.map((r) => r.exactMatch)),
+    generatedTokens,
+    seconds,
+    recordsPerSecond: results.length / seconds,
+  };
+  if (out !== undefined) {
+    throwIfAborted(signal);
+    await writeFileAtomic(join(out, PREDICTIONS_FILE), results.map((r) => `${JSON.stringify(r)}\n`).join(""));
+    await writeFileAtomic(join(out, METRICS_FILE), `${JSON.stringify(metrics, null, 2)}\n`);
+  }
+  return { records: results, metrics };
+}

@@ -1,0 +1,33 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { hfToGguf } from "../convert/hfToGguf.js";
+import { LlamaBackend } from "../eval/llamaBackend.js";
+import type { TestbedPaths } from "./paths.js";
+
+/**
+ * llama.cpp on the testbed's model. The model is converted here to a file named `*.gguf`, because
+ * PEFT adapters are converted against the base's GGUF header and the converter recognises a GGUF
+ * base by that suffix (LlamaBackend's own temporary file lacks it).
+ */
+export async function openTestbedBackend(
+  paths: TestbedPaths,
+  { context, threads }: { context: number; threads: number },
+): Promise<{ backend: LlamaBackend; close: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), "loramix-testbed-"));
+  try {
+    const file = join(dir, "tinystories-656k.gguf");
+    await hfToGguf({ modelDir: paths.model, out: file });
+    const backend = await LlamaBackend.load({ model: file, tokenizer: paths.model, contextSize: context, threads });
+    return {
+      backend,
+      close: async () => {
+        await backend.dispose();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}

@@ -1,0 +1,286 @@
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DatasetRecord, loadDataset } from "../src/datasets/load.js";
+import type { InferenceBackend } from "../src/eval/backend.js";
+import { openBackend } from "../src/eval/backends.js";
+import { type EvalMetrics, type EvalRecord, evaluate } from "../src/eval/evaluate.js";
+import { exactMatch, rougeLMax } from "../src/eval/metrics.js";
+import { saveAdapter } from "../src/formats/peft.js";
+import { sendCompletion, startFakeOpenAI } from "./helpers/fakeOpenAI.js";
+import { REPO, SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
+
+const run = promisify(execFile);
+
+/** A real Super-NI task whose prompts are short for TinyStories' 2048-token vocabulary (≤ 234 tokens). */
+const TASK = join(SNI_DIR, "task1146_country_capital.json");
+const LIMIT = 4;
+const MAX_NEW = 12;
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+beforeAll(async () => {
+  tmp = await tempDir("loramix-eval-");
+});
+afterAll(async () => {
+  await tmp.cleanup();
+});
+
+async function readOutputs(dir: string): Promise<{ records: EvalRecord[]; metrics: EvalMetrics }> {
+  const lines = (await readFile(join(dir, "predictions.jsonl"), "utf8")).split("\n");
+  expect(lines.pop()).toBe("");
+  return {
+    records: lines.map((l) => JSON.parse(l) as EvalRecord),
+    metrics: JSON.parse(await readFile(join(dir, "metrics.json"), "utf8")) as EvalMetrics,
+  };
+}
+
+/** metrics.json must follow from predictions.jsonl: rescore each line, then mean and population std. */
+function expectConsistent(records: EvalRecord[], metrics: EvalMetrics): void {
+  expect(metrics.n).toBe(records.length);
+  const rouge = records.map((r) => rougeLMax(r.prediction, r.references));
+  const em = records.map((r) => exactMatch(r.prediction, r.references));
+  expect(records.map((r) => r.rougeL)).toEqual(rouge);
+  expect(records.map((r) => r.exactMatch)).toEqual(em);
+  for (const [values, summary] of [
+    [rouge, metrics.rougeL],
+    [em, metrics.exactMatch],
+  ] as const) {
+    const mean = values.reduce((a, b) => a + b, 0) / values.length;
+    const std = Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / values.length);
+    expect(summary.mean).toBeCloseTo(mean, 12);
+    expect(summary.std).toBeCloseTo(std, 12);
+    expect(summary.n).toBe(values.length);
+  }
+  expect(metrics.generatedTokens).toBe(records.reduce((a, r) => a + r.tokens, 0));
+  expect(metrics.recordsPerSecond).toBeCloseTo(metrics.n / metrics.seconds, 6);
+}
+
+/** A random LoRA on TinyStories' q/k/v, large enough to change greedy outputs. */
+async function randomAdapter(dir: string): Promise<void> {
+  const config = JSON.parse(readFileSync(join(TINY_MODEL, "config.json"), "utf8")) as Record<string, number>;
+  const hidden = config.hidden_size as number;
+  const kvOut = (hidden / (config.num_attention_heads as number)) * (config.num_key_value_heads as number);
+  const r = 4;
+  let seed = 12345;
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648 - 0.5;
+  };
+  const tensors = [];
+  for (let layer = 0; layer < (config.num_hidden_layers as number); layer++) {
+    for (const [proj, out] of [
+      ["q_proj", hidden],
+      ["k_proj", kvOut],
+      ["v_proj", kvOut],
+    ] as const) {
+      const prefix = `base_model.model.model.layers.${layer}.self_attn.${proj}`;
+      tensors.push(
+        {
+          name: `${prefix}.lora_A.weight`,
+          dtype: "F32" as const,
+          shape: [r, hidden],
+          data: Float32Array.from({ length: r * hidden }, random),
+        },
+        {
+          name: `${prefix}.lora_B.weight`,
+          dtype: "F32" as const,
+          shape: [out, r],
+          data: Float32Array.from({ length: out * r }, random),
+        },
+      );
+    }
+  }
+  await saveAdapter(dir, {
+    config: {
+      peft_type: "LORA",
+      r,
+      lora_alpha: 8,
+      target_modules: ["q_proj", "k_proj", "v_proj"],
+      base_model_name_or_path: TINY_MODEL,
+      task_type: "CAUSAL_LM",
+    },
+    tensors,
+  });
+}
+
+describe("evaluate with llama.cpp on TinyStories-656K", () => {
+  let base: InferenceBackend;
+  let baseRecords: EvalRecord[];
+  beforeAll(async () => {
+    base = await openBackend({ kind: "llama", model: TINY_MODEL });
+  });
+  afterAll(async () => {
+    await base?.dispose();
+  });
+
+  it("writes predictions.jsonl and metrics.json that agree with each other", async () => {
+    const out = join(tmp.dir, "base");
+    const events: string[] = [];
+    const result = await evaluate({
+      backend: base,
+      dataset: TASK,
+      limit: LIMIT,
+      maxNewTokens: MAX_NEW,
+      out,
+      model: TINY_MODEL,
+      progress: (e) => events.push(`${e.done}/${e.total} ${e.unit}`),
+    });
+    const { records, metrics } = await readOutputs(out);
+    expect(records).toEqual(result.records);
+    expect(metrics).toEqual(result.metrics);
+    expectConsistent(records, metrics);
+
+    const test = (await loadDataset(TASK)).splits.test.slice(0, LIMIT);
+    expect(records.map((r) => r.id)).toEqual(test.map((r) => r.id));
+    expect(records.map((r) => r.references)).toEqual(test.map((r) => r.output));
+    for (const r of records) {
+      expect(r.tokens).toBeGreaterThan(0);
+      expect(r.tokens).toBeLessThanOrEqual(MAX_NEW);
+      expect(r.prediction.length).toBeGreaterThan(0);
+    }
+    expect(metrics).toMatchObject({
+      model: TINY_MODEL,
+      adapter: null,
+      split: "test",
+      n: LIMIT,
+      maxNewTokens: MAX_NEW,
+    });
+    expect(metrics.backend).toMatch(/^llama\.cpp:/);
+    expect(events[0]).toBe(`0/${LIMIT} records`);
+    expect(events.at(-1)).toBe(`${LIMIT}/${LIMIT} records`);
+    baseRecords = records;
+  });
+
+  it("gives the same greedy predictions with several records in flight", async () => {
+    const { records } = await evaluate({
+      backend: base,
+      dataset: TASK,
+      limit: LIMIT,
+      maxNewTokens: MAX_NEW,
+      concurrency: 3,
+    });
+    expect(records.map((r) => r.prediction)).toEqual(baseRecords.map((r) => r.prediction));
+  });
+
+  it("applies a PEFT adapter converted on the fly", async () => {
+    const adapterDir = join(tmp.dir, "adapter");
+    await randomAdapter(adapterDir);
+    const backend = await openBackend({ kind: "llama", model: TINY_MODEL, adapter: adapterDir });
+    try {
+      const out = join(tmp.dir, "adapted");
+      await evaluate({
+        backend,
+        dataset: TASK,
+        limit: LIMIT,
+        maxNewTokens: MAX_NEW,
+        out,
+        adapter: adapterDir,
+      });
+      const { records, metrics } = await readOutputs(out);
+      expectConsistent(records, metrics);
+      expect(metrics.adapter).toBe(adapterDir);
+      expect(metrics.backend).toMatch(/\+adapter$/);
+      expect(records.map((r) => r.prediction)).not.toEqual(baseRecords.map((r) => r.prediction));
+    } finally {
+      await backend.dispose();
+    }
+  });
+
+  it("refuses an empty split and bad options", async () => {
+    await expect(evaluate({ backend: base, dataset: TASK, limit: 0 })).rejects.toThrow(
+      "limit must be a positive integer, got 0",
+    );
+    await expect(evaluate({ backend: base, dataset: [] })).rejects.toThrow("no records to evaluate");
+  });
+});
+
+describe("evaluate through the OpenAI backend", () => {
+  it("scores a fake server's answers and keeps record order", async () => {
+    const test = (await loadDataset(TASK)).splits.test.slice(0, 6);
+    const reference = (i: number) => (test[i] as DatasetRecord).output[0] as string;
+    const input = (i: number) => (test[i] as DatasetRecord).input;
+    // Record 0: a reference with different case and punctuation (EM 1, Rouge-L 1);
+    // record 1: reference plus a word; the rest: an unrelated answer.
+    const answers = new Map<string, string>([
+      [input(0), ` ${reference(0).toUpperCase()}.`],
+      [input(1), `${reference(1)} city`],
+    ]);
+    const server = await startFakeOpenAI(async (req, n, res) => {
+      await new Promise((r) => setTimeout(r, 10 * (6 - n)));
+      sendCompletion(res, answers.get(req.prompt) ?? "zzz qqq", 3);
+    });
+    try {
+      const backend = await openBackend({
+        kind: "openai",
+        baseUrl: server.baseUrl,
+        adapter: "/banks/task1146",
+        concurrency: 3,
+      });
+      const out = join(tmp.dir, "openai");
+      await evaluate({ backend, dataset: TASK, limit: 6, maxNewTokens: 5, concurrency: 3, out });
+      const { records, metrics } = await readOutputs(out);
+      expectConsistent(records, metrics);
+      expect(server.requests.every((r) => r.model === "task1146" && r.max_tokens === 5)).toBe(true);
+      expect(server.maxInFlight()).toBe(3);
+      expect(records.map((r) => r.id)).toEqual(test.map((r) => r.id));
+      expect(records.map((r) => r.exactMatch)).toEqual([1, 0, 0, 0, 0, 0]);
+      expect(records[0]?.rougeL).toBe(1);
+      // Record 1: the reference's k tokens plus "city": LCS k, P = k/(k+1), R = 1, F = 2k/(2k+1).
+      const k = reference(1)
+        .split(/[^A-Za-z0-9]+/)
+        .filter(Boolean).length;
+      expect(records[1]?.rougeL).toBeCloseTo((2 * k) / (2 * k + 1), 12);
+      expect(metrics.exactMatch.mean).toBeCloseTo(1 / 6, 15);
+      expect(metrics.generatedTokens).toBe(18);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("loramix eval", () => {
+  const cli = (...args: string[]) =>
+    run(process.execPath, ["--import", "tsx", join(REPO, "src/cli/main.ts"), "eval", ...args], { cwd: REPO });
+
+  it("evaluates through a server and prints the scores", async () => {
+    const server = await startFakeOpenAI((_req, _n, res) => sendCompletion(res, "Paris", 1));
+    try {
+      const out = join(tmp.dir, "cli");
+      const { stderr } = await cli(
+        "--backend",
+        "openai",
+        "--base-url",
+        server.baseUrl,
+        "--model-name",
+        "m",
+        "--data",
+        TASK,
+        "--limit",
+        "3",
+        "--out",
+        out,
+      );
+      const { records, metrics } = await readOutputs(out);
+      expectConsistent(records, metrics);
+      expect(metrics.n).toBe(3);
+      expect(stderr).toContain(
+        `openai:m@${server.baseUrl} on 3 test records: Rouge-L ${metrics.rougeL.mean.toFixed(4)}`,
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("rejects a bad option with exit code 2", async () => {
+    const error = await cli("--backend", "vllm", "--data", TASK, "--out", tmp.dir).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(error).toMatchObject({
+      code: 2,
+      stderr: 'loramix: --backend must be one of llama, openai, got "vllm"\n',
+    });
+  });
+});

@@ -1,0 +1,169 @@
+import { createServer } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { LoramixError } from "../src/errors.js";
+import { OpenAIBackend } from "../src/eval/openaiBackend.js";
+import { type Handler, sendCompletion, startFakeOpenAI } from "./helpers/fakeOpenAI.js";
+
+let close: (() => Promise<void>) | undefined;
+afterEach(async () => {
+  await close?.();
+  close = undefined;
+});
+
+async function serve(handler: Handler) {
+  const server = await startFakeOpenAI(handler);
+  close = server.close;
+  return server;
+}
+
+async function failure(promise: Promise<unknown>): Promise<LoramixError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(LoramixError);
+  return error as LoramixError;
+}
+
+describe("OpenAI-compatible backend", () => {
+  it("posts a greedy completion request and returns the text", async () => {
+    const server = await serve((req, _n, res) =>
+      sendCompletion(res, ` echo ${req.prompt.length}`, 4, "length"),
+    );
+    const backend = new OpenAIBackend({ baseUrl: `${server.baseUrl}/`, model: "task042", apiKey: "sk-test" });
+    const out = await backend.generate("Input: hi\nOutput:", { maxNewTokens: 7 });
+    expect(out).toEqual({ text: " echo 17", tokens: 4, ids: [], stoppedBy: "length" });
+    const req = server.requests[0];
+    expect(req).toMatchObject({
+      model: "task042",
+      prompt: "Input: hi\nOutput:",
+      max_tokens: 7,
+      temperature: 0,
+    });
+    expect(req?.headers.authorization).toBe("Bearer sk-test");
+    expect(backend.name).toBe(`openai:task042@${server.baseUrl}/`);
+  });
+
+  it("retries after a 500 and after a 429", async () => {
+    const server = await serve((_req, n, res) => {
+      if (n === 0) res.writeHead(500).end("model is loading");
+      else if (n === 1)
+        res.writeHead(429, { "retry-after": "0" }).end(JSON.stringify({ error: { message: "slow down" } }));
+      else sendCompletion(res, "ok", 1);
+    });
+    const backend = new OpenAIBackend({ baseUrl: server.baseUrl, model: "m", retryDelayMs: 5 });
+    const out = await backend.generate("p");
+    expect(out.text).toBe("ok");
+    expect(out.stoppedBy).toBe("eos");
+    expect(server.requests).toHaveLength(3);
+  });
+
+  it("gives up after the retries with the last server message", async () => {
+    const server = await serve((_req, _n, res) => {
+      res
+        .writeHead(503, { "content-type": "application/json" })
+        .end(JSON.stringify({ error: { message: "overloaded" } }));
+    });
+    const backend = new OpenAIBackend({ baseUrl: server.baseUrl, model: "m", retries: 2, retryDelayMs: 1 });
+    const error = await failure(backend.generate("p"));
+    expect(error.code).toBe("BACKEND");
+    expect(error.message).toBe(
+      `${server.baseUrl}/completions: HTTP 503 Service Unavailable: overloaded (3 attempts)`,
+    );
+    expect(server.requests).toHaveLength(3);
+  });
+
+  it("times out a request that never answers, and retries it", async () => {
+    const server = await serve(() => {
+      // Never answers.
+    });
+    const backend = new OpenAIBackend({
+      baseUrl: server.baseUrl,
+      model: "m",
+      timeoutMs: 150,
+      retries: 1,
+      retryDelayMs: 1,
+    });
+    const started = Date.now();
+    const error = await failure(backend.generate("p"));
+    expect(error.message).toBe(`${server.baseUrl}/completions: no response within 150 ms (2 attempts)`);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(server.requests).toHaveLength(2);
+  });
+
+  it("does not retry a 400 and names the model in the error", async () => {
+    const server = await serve((_req, _n, res) => {
+      res
+        .writeHead(400, { "content-type": "application/json" })
+        .end(JSON.stringify({ object: "error", message: "The model `nope` does not exist.", code: 404 }));
+    });
+    const backend = new OpenAIBackend({ baseUrl: server.baseUrl, model: "nope", retryDelayMs: 1 });
+    const error = await failure(backend.generate("p"));
+    expect(error.code).toBe("BACKEND");
+    expect(error.message).toBe(
+      `${server.baseUrl}/completions: HTTP 400 Bad Request: The model \`nope\` does not exist. (model "nope")`,
+    );
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it("reports a response without choices", async () => {
+    const server = await serve((_req, _n, res) => {
+      res.writeHead(200).end(JSON.stringify({ choices: [] }));
+    });
+    const backend = new OpenAIBackend({ baseUrl: server.baseUrl, model: "m" });
+    const error = await failure(backend.generate("p"));
+    expect(error.message).toBe(
+      `${server.baseUrl}/completions: the response has no choices[0].text: {"choices":[]}`,
+    );
+  });
+
+  it("retries a refused connection and then says so", async () => {
+    // A port that was just free: nothing listens there.
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, "127.0.0.1", () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const backend = new OpenAIBackend({
+      baseUrl: `http://127.0.0.1:${port}/v1`,
+      model: "m",
+      retries: 1,
+      retryDelayMs: 1,
+    });
+    const error = await failure(backend.generate("p"));
+    expect(error.message).toBe(
+      `http://127.0.0.1:${port}/v1/completions: cannot reach the server: ECONNREFUSED (2 attempts)`,
+    );
+  });
+
+  it("never has more requests in flight than the concurrency limit", async () => {
+    const server = await serve(async (req, _n, res) => {
+      await new Promise((r) => setTimeout(r, 20));
+      sendCompletion(res, req.prompt.toUpperCase(), 1);
+    });
+    const backend = new OpenAIBackend({ baseUrl: server.baseUrl, model: "m", concurrency: 3 });
+    const prompts = Array.from({ length: 20 }, (_, i) => `p${i}`);
+    const outs = await Promise.all(prompts.map((p) => backend.generate(p)));
+    expect(outs.map((o) => o.text)).toEqual(prompts.map((p) => p.toUpperCase()));
+    expect(server.maxInFlight()).toBe(3);
+  });
+
+  it("stops at once when the caller aborts", async () => {
+    const server = await serve(() => {});
+    const backend = new OpenAIBackend({ baseUrl: server.baseUrl, model: "m" });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 50);
+    const error = await failure(backend.generate("p", { signal: controller.signal }));
+    expect(error.code).toBe("ABORTED");
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it("refuses bad options", () => {
+    expect(() => new OpenAIBackend({ baseUrl: "localhost:8000", model: "m" })).toThrow(/must be http/);
+    expect(() => new OpenAIBackend({ baseUrl: "not a url", model: "m" })).toThrow(/is not a URL/);
+    expect(() => new OpenAIBackend({ baseUrl: "http://x/v1", model: "m", concurrency: 0 })).toThrow(
+      "concurrency must be an integer >= 1, got 0",
+    );
+  });
+});
