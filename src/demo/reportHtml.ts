@@ -1,3 +1,4 @@
+import type { TargetRow } from "./run.js";
 import {
   BASELINE_TITLES,
   BASELINES,
@@ -8,7 +9,6 @@ import {
   tableRows,
   verdict,
 } from "./tables.js";
-import type { TargetRow } from "./run.js";
 
 export interface DemoFigure {
   config: string;

@@ -30,8 +30,8 @@ import {
   TABLE_METHODS,
   TABLE_METRICS,
   type TableLayout,
-  tableRows,
   type TaskScore,
+  tableRows,
   textTable,
   verdict,
 } from "./tables.js";
@@ -107,8 +107,10 @@ export async function runDemo({
   if (!existsSync(join(paths.dir, "bank.sqlite")) || !existsSync(selectionFile)) {
     throw new LoramixError("BANK", `${paths.dir}: not a built testbed (run \`loramix testbed build\`)`);
   }
-  if (!hasModel(paths)) throw new LoramixError("INPUT", `${paths.model}: the TinyStories-656K model is missing`);
-  if (!(Number.isInteger(limit) && limit >= 1)) throw usageError(`limit must be a positive integer, got ${limit}`);
+  if (!hasModel(paths))
+    throw new LoramixError("INPUT", `${paths.model}: the TinyStories-656K model is missing`);
+  if (!(Number.isInteger(limit) && limit >= 1))
+    throw usageError(`limit must be a positive integer, got ${limit}`);
   const settings: EvalSettings = { ...DEFAULT_EVAL, limit, maxNewTokens };
   const selection = JSON.parse(await readFile(selectionFile, "utf8")) as Selection;
   const familyOf = new Map(selection.families.flatMap((f) => f.tasks.map((t) => [t, f.key] as const)));
@@ -124,8 +126,10 @@ export async function runDemo({
     const column = new Map(ids.map((id, j) => [id, j]));
     const targets = explicitTargets ?? (all ? ids : selection.heldOut);
     if (targets.length === 0) throw usageError("no target tasks");
-    for (const t of targets) if (!column.has(t)) throw usageError(`task "${t}" is not in the testbed's bank ${paths.dir}`);
-    if (n < 3) throw new LoramixError("BANK", `${paths.dir}: the demo needs at least 3 adapters, the bank has ${n}`);
+    for (const t of targets)
+      if (!column.has(t)) throw usageError(`task "${t}" is not in the testbed's bank ${paths.dir}`);
+    if (n < 3)
+      throw new LoramixError("BANK", `${paths.dir}: the demo needs at least 3 adapters, the bank has ${n}`);
 
     const needed: Metric[] = [...new Set<Metric>([...metrics, "js"])];
     const matrices = new Map<Metric, Float64Array>();
@@ -153,7 +157,9 @@ export async function runDemo({
       );
       const at = useIds.map((id) => gram.ids.indexOf(id));
       const g = new Float64Array(at.length * at.length);
-      at.forEach((a, r) => at.forEach((b, c) => (g[r * at.length + c] = gram.entryValues[a * gram.ids.length + b] as number)));
+      at.forEach((a, r) =>
+        at.forEach((b, c) => (g[r * at.length + c] = gram.entryValues[a * gram.ids.length + b] as number)),
+      );
       for (const metric of metrics) {
         throwIfAborted(signal);
         mlps.set(
@@ -173,7 +179,10 @@ export async function runDemo({
     }
     for (const method of methods) {
       for (const metric of metrics) {
-        const w = leaveOneOutWeights(matrices.get(metric) as Float64Array, n, { method, mlp: mlps.get(metric) });
+        const w = leaveOneOutWeights(matrices.get(metric) as Float64Array, n, {
+          method,
+          mlp: mlps.get(metric),
+        });
         weightRows.set(configName(method, metric), w);
       }
     }
@@ -194,12 +203,16 @@ export async function runDemo({
     const configs = methods.flatMap((method) => metrics.map((metric) => configName(method, metric)));
     const mixed = [...configs, "nearest", "uniform"];
 
-    ({ backend, close: closeBackend } = await openTestbedBackend(paths, { context: settings.context, threads }));
+    ({ backend, close: closeBackend } = await openTestbedBackend(paths, {
+      context: settings.context,
+      threads,
+    }));
     const grid: ScoreGrid = new Map([...BASELINES, ...configs].map((v) => [v, new Map()]));
     const rows: TargetRow[] = [];
     const units = targets.length * (mixed.length + 2);
     let done = 0;
-    const tick = (task: string) => progress?.({ phase: "demo", done: ++done, total: units, unit: "evaluations", detail: task });
+    const tick = (task: string) =>
+      progress?.({ phase: "demo", done: ++done, total: units, unit: "evaluations", detail: task });
     for (const task of targets) {
       throwIfAborted(signal);
       const i = column.get(task) as number;
@@ -226,13 +239,21 @@ export async function runDemo({
         predictions: records.map(() => majority.answer),
       });
       const base = await scoreBackend(backend, records, settings, signal);
-      put("base", { rougeL: base.rougeL.mean, exactMatch: base.exactMatch.mean, predictions: base.perRecord.predictions });
+      put("base", {
+        rougeL: base.rougeL.mean,
+        exactMatch: base.exactMatch.mean,
+        predictions: base.perRecord.predictions,
+      });
       tick(task);
       const evalAdapter = async (dir: string) => {
         const b = await (backend as LlamaBackend).withAdapter(dir);
         try {
           const s = await scoreBackend(b, records, settings, signal);
-          return { rougeL: s.rougeL.mean, exactMatch: s.exactMatch.mean, predictions: s.perRecord.predictions };
+          return {
+            rougeL: s.rougeL.mean,
+            exactMatch: s.exactMatch.mean,
+            predictions: s.perRecord.predictions,
+          };
         } finally {
           await b.dispose();
         }
@@ -243,7 +264,12 @@ export async function runDemo({
         throwIfAborted(signal);
         const w = (weightRows.get(variant) as Float64Array).subarray(i * n, (i + 1) * n);
         const dir = join(tmp, `${task}-${variant.replace("/", "-")}`);
-        await mixAdapters({ adapters: entries.map((e) => e.adapterPath as string), weights: [...w], out: dir, signal });
+        await mixAdapters({
+          adapters: entries.map((e) => e.adapterPath as string),
+          weights: [...w],
+          out: dir,
+          signal,
+        });
         put(variant, await evalAdapter(dir));
         await rm(dir, { recursive: true, force: true });
         tick(task);
@@ -289,7 +315,10 @@ export async function runDemo({
       targets,
       configurations: configs,
       weights: Object.fromEntries(
-        [...weightRows].map(([k, w]) => [k, Object.fromEntries(targetIdx.map((i) => [ids[i], [...w.subarray(i * n, (i + 1) * n)]]))]),
+        [...weightRows].map(([k, w]) => [
+          k,
+          Object.fromEntries(targetIdx.map((i) => [ids[i], [...w.subarray(i * n, (i + 1) * n)]])),
+        ]),
       ),
       rows,
       tables,

@@ -66,7 +66,10 @@ export interface TableLayout {
 export function tableRows(grid: ScoreGrid, score: Score, layout: TableLayout): string[][] {
   const rows: string[][] = [["method", ...layout.metrics.map((m) => m.toUpperCase())]];
   for (const method of layout.methods) {
-    rows.push([method, ...layout.metrics.map((m) => formatSummary(variantSummary(grid, configName(method, m), score)))]);
+    rows.push([
+      method,
+      ...layout.metrics.map((m) => formatSummary(variantSummary(grid, configName(method, m), score))),
+    ]);
   }
   for (const b of BASELINES) rows.push([BASELINE_TITLES[b], formatSummary(variantSummary(grid, b, score))]);
   return rows;
@@ -76,9 +79,13 @@ export function tableRows(grid: ScoreGrid, score: Score, layout: TableLayout): s
 export function gapRows(grid: ScoreGrid, score: Score, layout: TableLayout): string[][] {
   const rows: string[][] = [["method", ...layout.metrics.map((m) => m.toUpperCase())]];
   for (const method of layout.methods) {
-    rows.push([method, ...layout.metrics.map((m) => formatGap(gapClosed(grid, configName(method, m), score)))]);
+    rows.push([
+      method,
+      ...layout.metrics.map((m) => formatGap(gapClosed(grid, configName(method, m), score))),
+    ]);
   }
-  for (const b of ["nearest", "uniform", "majority"] as const) rows.push([BASELINE_TITLES[b], formatGap(gapClosed(grid, b, score))]);
+  for (const b of ["nearest", "uniform", "majority"] as const)
+    rows.push([BASELINE_TITLES[b], formatGap(gapClosed(grid, b, score))]);
   return rows;
 }
 
@@ -87,9 +94,15 @@ export function textTable(rows: string[][]): string {
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
   const line = (r: string[]) =>
-    r.map((c, i) => (i === 0 ? c.padEnd(widths[0] as number) : c.padStart(widths[i] as number))).join("  ").trimEnd();
+    r
+      .map((c, i) => (i === 0 ? c.padEnd(widths[0] as number) : c.padStart(widths[i] as number)))
+      .join("  ")
+      .trimEnd();
   const header = rows[0] ?? [];
-  const rule = widths.slice(0, header.length).map((w) => "-".repeat(w)).join("  ");
+  const rule = widths
+    .slice(0, header.length)
+    .map((w) => "-".repeat(w))
+    .join("  ");
   return [line(header), rule, ...rows.slice(1).map(line)].join("\n");
 }
 
@@ -114,7 +127,9 @@ export function verdict(grid: ScoreGrid, configs: string[], score: Score): strin
     `${label}: the best generated configuration, ${best.name}, scores ${best.mean.toFixed(3)} against ${base.toFixed(3)} for the base model and ${trained?.toFixed(3) ?? "—"} for the trained adapters (${n} tasks).`,
   ];
   if (best.mean > base) {
-    parts.push(`${beats} of ${configs.length} configurations beat the base model; the best closes ${formatGap(gapClosed(grid, best.name, score))} of the gap.`);
+    parts.push(
+      `${beats} of ${configs.length} configurations beat the base model; the best closes ${formatGap(gapClosed(grid, best.name, score))} of the gap.`,
+    );
   } else {
     parts.push(`No generated configuration beats the base model here.`);
   }

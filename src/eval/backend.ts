@@ -12,7 +12,8 @@ export interface Generation {
   text: string;
   /** Number of generated tokens (the EOS not counted). */
   tokens: number;
-  ids: number[];
+  /** Generated token ids, when the backend sees them (an OpenAI-compatible server returns text only). */
+  ids?: number[];
   stoppedBy: "eos" | "length";
 }
 

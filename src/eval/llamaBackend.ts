@@ -280,8 +280,9 @@ export class LlamaAdapterBackend implements InferenceBackend {
   }
 }
 
+/** A unique temp file that still ends in .gguf: converters pick the base's reader by that suffix. */
 function tempGgufPath(source: string): string {
-  return join(tmpdir(), basename(tempPathFor(`${basename(source)}.gguf`)));
+  return join(tmpdir(), `${basename(tempPathFor(basename(source)))}.gguf`);
 }
 
 /** The Hugging Face tokenizer's own decoder, for the ids llama.cpp generates. */

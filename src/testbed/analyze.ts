@@ -79,7 +79,8 @@ export async function analyzeSniDir(
 ): Promise<TaskAnswers[]> {
   const abs = resolve(dir);
   const names = (await readdir(abs).catch(() => [] as string[])).filter((f) => /^task\d+_.*\.json$/.test(f));
-  if (names.length === 0) throw inputError(abs, "no Super-NI task files (taskNNN_name.json) in this directory");
+  if (names.length === 0)
+    throw inputError(abs, "no Super-NI task files (taskNNN_name.json) in this directory");
   names.sort((a, b) => taskNumber(a) - taskNumber(b));
   const out: TaskAnswers[] = [];
   for (const [i, f] of names.entries()) {

@@ -18,7 +18,12 @@ export async function openTestbedBackend(
   try {
     const file = join(dir, "tinystories-656k.gguf");
     await hfToGguf({ modelDir: paths.model, out: file });
-    const backend = await LlamaBackend.load({ model: file, tokenizer: paths.model, contextSize: context, threads });
+    const backend = await LlamaBackend.load({
+      model: file,
+      tokenizer: paths.model,
+      contextSize: context,
+      threads,
+    });
     return {
       backend,
       close: async () => {

@@ -15,7 +15,7 @@ import type { ProgressSink } from "../util/progress.js";
 import { bankGram } from "../weights/gram.js";
 import { analyzeSniDir } from "./analyze.js";
 import { openTestbedBackend } from "./backend.js";
-import { majorityScore, type MajorityScore } from "./majority.js";
+import { type MajorityScore, majorityScore } from "./majority.js";
 import { hasModel, TESTBED_FILES, testbedPaths } from "./paths.js";
 import { DEFAULT_EVAL, type EvalSettings, evalRecords, type Scored, scoreBackend } from "./references.js";
 import { type Selection, selectTasks, tasksMarkdown } from "./tasks.js";
@@ -100,13 +100,15 @@ export async function buildTestbed({
   const paths = testbedPaths(out, shared);
   if (!hasModel(paths)) throw inputError(paths.model, "the TinyStories-656K model is missing");
   if (!existsSync(paths.sni)) throw inputError(paths.sni, "the Super-NI task folder is missing");
-  if (!(Number.isInteger(steps) && steps >= 1)) throw usageError(`steps must be a positive integer, got ${steps}`);
+  if (!(Number.isInteger(steps) && steps >= 1))
+    throw usageError(`steps must be a positive integer, got ${steps}`);
   const settings: EvalSettings = { ...DEFAULT_EVAL, ...evalOptions };
 
   const answers = await analyzeSniDir(paths.sni, { signal });
   const full = selectTasks(answers);
   for (const t of tasks ?? []) {
-    if (!full.tasks.includes(t)) throw usageError(`task "${t}" is not in the testbed selection (see ${TESTBED_FILES.tasks})`);
+    if (!full.tasks.includes(t))
+      throw usageError(`task "${t}" is not in the testbed selection (see ${TESTBED_FILES.tasks})`);
   }
   const chosen = tasks ? full.tasks.filter((t) => tasks.includes(t)) : full.tasks;
   const selection = restrict(full, chosen);
@@ -119,14 +121,23 @@ export async function buildTestbed({
   const adapterDir = (task: string) => join(paths.dir, TESTBED_FILES.adapters, task);
   const trained: string[] = [];
   const trainStarted = performance.now();
-  const buildLog = await readJson<{ trainSeconds?: Record<string, number> }>(join(paths.dir, TESTBED_FILES.build));
+  const buildLog = await readJson<{ trainSeconds?: Record<string, number> }>(
+    join(paths.dir, TESTBED_FILES.build),
+  );
   const trainSeconds: Record<string, number> = buildLog?.trainSeconds ?? {};
   for (const [i, task] of chosen.entries()) {
     throwIfAborted(signal);
     if (!existsSync(join(adapterDir(task), "adapter_model.safetensors"))) {
       const t0 = performance.now();
       const dataset = await loadDataset(dataFile(task), { format: "sni" });
-      await trainer({ model: paths.model, records: dataset.splits.train, out: adapterDir(task), steps, seed, signal });
+      await trainer({
+        model: paths.model,
+        records: dataset.splits.train,
+        out: adapterDir(task),
+        steps,
+        seed,
+        signal,
+      });
       trainSeconds[task] = (performance.now() - t0) / 1000;
       trained.push(task);
       await writeBuildLog(paths.dir, { seed, steps, trainerSettings, trainSeconds });
@@ -152,7 +163,11 @@ export async function buildTestbed({
           data: dataFile(task),
           adapter: adapterDir(task),
           dataOptions: { format: "sni" },
-          metadata: { family: familyOf.get(task), heldOut: selection.heldOut.includes(task), origin: "loramix testbed" },
+          metadata: {
+            family: familyOf.get(task),
+            heldOut: selection.heldOut.includes(task),
+            origin: "loramix testbed",
+          },
           replace: entry !== undefined,
           signal,
         });
@@ -171,7 +186,11 @@ export async function buildTestbed({
     for (const id of Object.keys(references)) if (!chosen.includes(id)) delete references[id];
     const stale = chosen.filter((task) => {
       const r = references[task];
-      return !r || r.adapterHash !== bank.entry(task)?.adapterHash || JSON.stringify(r.eval) !== JSON.stringify(settings);
+      return (
+        !r ||
+        r.adapterHash !== bank.entry(task)?.adapterHash ||
+        JSON.stringify(r.eval) !== JSON.stringify(settings)
+      );
     });
     if (stale.length > 0) {
       const { backend, close } = await openTestbedBackend(paths, { context: settings.context, threads });
@@ -211,7 +230,11 @@ export async function buildTestbed({
       steps,
       trainerSettings,
       trainSeconds,
-      lastRun: { trained: trained.length, evaluated: evaluated.length, seconds: { train: trainTime, bank: bankTime, references: referenceTime, total } },
+      lastRun: {
+        trained: trained.length,
+        evaluated: evaluated.length,
+        seconds: { train: trainTime, bank: bankTime, references: referenceTime, total },
+      },
     });
     return {
       dir: paths.dir,

@@ -1,5 +1,5 @@
 import type { DatasetRecord } from "../datasets/record.js";
-import { exactMatch, rougeLMax, summarize, type Summary } from "../eval/metrics.js";
+import { exactMatch, rougeLMax, type Summary, summarize } from "../eval/metrics.js";
 
 export interface MajorityScore {
   /** The most frequent first output of the train split (ties: the earliest in sort order). */

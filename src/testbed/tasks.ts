@@ -49,12 +49,20 @@ export function familyKey(t: TaskAnswers): { key: string } | { excluded: string 
   if (t.instances < r.minInstances) return { excluded: `${t.instances} instances` };
   if (t.meanOutputWords > r.maxMeanOutputWords) return { excluded: "long outputs" };
   const top = t.top[0];
-  if (top !== undefined && top.share > r.maxTopShare) return { excluded: `"${top.output}" is ${pct(top.share)} of answers` };
+  if (top !== undefined && top.share > r.maxTopShare)
+    return { excluded: `"${top.output}" is ${pct(top.share)} of answers` };
   const labels = t.top.filter((o) => o.share >= r.minLabelShare);
   const coverage = labels.reduce((s, o) => s + o.share, 0);
   const isLabelSet =
-    labels.length >= 2 && labels.length <= r.maxLabels && coverage >= r.minCoverage && t.distinct <= r.maxLabels + 6;
-  if (t.numeric && t.distinct <= r.maxDistinctNumbers && !(isLabelSet && labels.length <= r.maxLabelSetForNumbers)) {
+    labels.length >= 2 &&
+    labels.length <= r.maxLabels &&
+    coverage >= r.minCoverage &&
+    t.distinct <= r.maxLabels + 6;
+  if (
+    t.numeric &&
+    t.distinct <= r.maxDistinctNumbers &&
+    !(isLabelSet && labels.length <= r.maxLabelSetForNumbers)
+  ) {
     return { key: "small integers" };
   }
   if (!isLabelSet) return { excluded: "no small answer vocabulary" };
@@ -82,7 +90,12 @@ export function selectTasks(answers: TaskAnswers[]): Selection {
     if (members.length < r.minFamilySize) continue;
     members.sort((a, b) => a.number - b.number);
     const tasks = members.slice(0, r.maxFamilySize).map((t) => t.task);
-    families.push({ key, tasks, heldOut: tasks[0] as string, unused: members.slice(r.maxFamilySize).map((t) => t.task) });
+    families.push({
+      key,
+      tasks,
+      heldOut: tasks[0] as string,
+      unused: members.slice(r.maxFamilySize).map((t) => t.task),
+    });
   }
   families.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return {
@@ -130,10 +143,20 @@ export function tasksMarkdown(selection: Selection, answers: TaskAnswers[]): str
     "",
   ];
   for (const f of selection.families) {
-    lines.push(`### ${f.key} (${f.tasks.length} tasks)`, "", "| task | instances | mean output words | top answers |", "|---|---:|---:|---|");
+    lines.push(
+      `### ${f.key} (${f.tasks.length} tasks)`,
+      "",
+      "| task | instances | mean output words | top answers |",
+      "|---|---:|---:|---|",
+    );
     for (const task of f.tasks) {
       const t = info.get(task);
-      const top = t ? t.top.slice(0, 4).map((o) => `${o.output} ${pct(o.share)}`).join(", ") : "";
+      const top = t
+        ? t.top
+            .slice(0, 4)
+            .map((o) => `${o.output} ${pct(o.share)}`)
+            .join(", ")
+        : "";
       lines.push(
         `| ${task === f.heldOut ? `**${task}** (held out)` : task} | ${t?.instances ?? ""} | ${t ? t.meanOutputWords.toFixed(1) : ""} | ${top} |`,
       );

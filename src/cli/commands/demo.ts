@@ -1,25 +1,35 @@
 import { resolve } from "node:path";
 import { defineCommand } from "citty";
-import { METRICS, type Metric } from "../../distances/metric.js";
-import { usageError } from "../../errors.js";
 import { runDemo } from "../../demo/run.js";
 import { TABLE_METHODS } from "../../demo/tables.js";
+import { METRICS, type Metric } from "../../distances/metric.js";
+import { usageError } from "../../errors.js";
 import type { WeightMethod } from "../../weights/leaveOneOut.js";
 import { createProgress, info, interrupt } from "../context.js";
 
 function positive(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!(Number.isInteger(n) && n >= 1)) throw usageError(`--${name} must be a positive integer, got "${value}"`);
+  if (!(Number.isInteger(n) && n >= 1))
+    throw usageError(`--${name} must be a positive integer, got "${value}"`);
   return n;
 }
 
-function list<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T[] | undefined {
+function list<T extends string>(
+  name: string,
+  value: string | undefined,
+  allowed: readonly T[],
+): T[] | undefined {
   if (value === undefined || value === "all") return undefined;
-  const items = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const items = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
   const bad = items.filter((s) => !allowed.includes(s as T));
   if (items.length === 0 || bad.length > 0) {
-    throw usageError(`--${name} must be "all" or a comma-separated list of ${allowed.join(", ")}, got "${value}"`);
+    throw usageError(
+      `--${name} must be "all" or a comma-separated list of ${allowed.join(", ")}, got "${value}"`,
+    );
   }
   return [...new Set(items)] as T[];
 }
@@ -31,8 +41,15 @@ export default defineCommand({
       "Generated vs trained adapters on the built-in testbed (TinyStories-656K + Super-NI tasks): the paper's Tables 1 and 3",
   },
   args: {
-    out: { type: "string", default: "./loramix-demo", description: "Output directory for report.html (replaced)" },
-    all: { type: "boolean", description: "Leave-one-out over every task of the bank, not only the held-out ones" },
+    out: {
+      type: "string",
+      default: "./loramix-demo",
+      description: "Output directory for report.html (replaced)",
+    },
+    all: {
+      type: "boolean",
+      description: "Leave-one-out over every task of the bank, not only the held-out ones",
+    },
     tasks: { type: "string", description: "Comma-separated target tasks (instead of the held-out set)" },
     limit: { type: "string", default: "50", description: "Test records per task" },
     "max-new-tokens": { type: "string", default: "16", description: "Generation cap per record" },
@@ -47,7 +64,10 @@ export default defineCommand({
       const result = await runDemo({
         out: resolve(args.out),
         all: args.all === true,
-        targets: args.tasks?.split(",").map((s) => s.trim()).filter((s) => s !== ""),
+        targets: args.tasks
+          ?.split(",")
+          .map((s) => s.trim())
+          .filter((s) => s !== ""),
         limit: positive("limit", args.limit),
         maxNewTokens: positive("max-new-tokens", args["max-new-tokens"]),
         metrics: list<Metric>("metric", args.metric, METRICS),

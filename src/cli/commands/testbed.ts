@@ -1,0 +1,83 @@
+import { resolve } from "node:path";
+import { defineCommand } from "citty";
+import { LoramixError, usageError } from "../../errors.js";
+import { buildTestbed, DEFAULT_SEED, DEFAULT_STEPS, type TaskTrainer } from "../../testbed/build.js";
+import { createProgress, info, interrupt } from "../context.js";
+
+function positive(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!(Number.isInteger(n) && n >= 1))
+    throw usageError(`--${name} must be a positive integer, got "${value}"`);
+  return n;
+}
+
+/**
+ * The LoRA trainer of `loramix train`, loaded on demand: it pulls in tfjs, which the rest of the
+ * CLI does not need.
+ */
+async function loadTrainer(): Promise<TaskTrainer> {
+  const path = "../../train/trainLora.js";
+  const module = (await import(path).catch(() => undefined)) as { trainLora?: unknown } | undefined;
+  if (typeof module?.trainLora !== "function") {
+    throw new LoramixError("INPUT", `${path}: the LoRA trainer (trainLora) is not available in this build`);
+  }
+  return module.trainLora as TaskTrainer;
+}
+
+const build = defineCommand({
+  meta: {
+    name: "build",
+    description:
+      "Train one LoRA per testbed task (shared seeded init of A), file them in a bank and record reference scores; resumable",
+  },
+  args: {
+    out: { type: "string", default: "testbed", description: "Testbed directory" },
+    steps: { type: "string", default: String(DEFAULT_STEPS), description: "Training steps per adapter" },
+    seed: {
+      type: "string",
+      default: String(DEFAULT_SEED),
+      description: "Seed of the shared initialisation of A",
+    },
+    tasks: { type: "string", description: "Comma-separated subset of the selected tasks" },
+    limit: { type: "string", default: "50", description: "Test records per task for the reference scores" },
+    threads: { type: "string", default: "1", description: "llama.cpp and tokenizer threads" },
+  },
+  async run({ args }) {
+    const seed = Number(args.seed);
+    if (!Number.isInteger(seed)) throw usageError(`--seed must be an integer, got "${args.seed}"`);
+    const trainer = await loadTrainer();
+    const progress = createProgress();
+    try {
+      const result = await buildTestbed({
+        out: resolve(args.out),
+        steps: positive("steps", args.steps),
+        seed,
+        tasks: args.tasks
+          ?.split(",")
+          .map((s) => s.trim())
+          .filter((s) => s !== ""),
+        eval: { limit: positive("limit", args.limit) ?? 50 },
+        trainer,
+        threads: positive("threads", args.threads),
+        signal: interrupt.signal,
+        progress,
+      });
+      progress.stop();
+      const s = result.seconds;
+      info(
+        `${result.dir}: ${result.tasks.length} tasks, ${result.trained.length} adapters trained, ${result.evaluated.length} tasks evaluated`,
+      );
+      info(
+        `time: train ${s.train.toFixed(0)} s, bank ${s.bank.toFixed(0)} s, references ${s.references.toFixed(0)} s, total ${s.total.toFixed(0)} s`,
+      );
+    } finally {
+      progress.stop();
+    }
+  },
+});
+
+export default defineCommand({
+  meta: { name: "testbed", description: "The built-in testbed (TinyStories-656K + Super-NI task families)" },
+  subCommands: { build },
+});
