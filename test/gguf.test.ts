@@ -111,7 +111,7 @@ describe("GGUF writer and reader", () => {
       1.00146484375,
       2049,
       65519,
-      3.14159,
+      3.25159,
     ];
     for (let i = 0; i < 40; i++) samples.push(Math.fround(Math.sin(i * 7.3) * 10 ** ((i % 9) - 5)));
     for (const x of samples) {

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser, chromium } from "playwright-core";
+import { type BrowserContext, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { demoHtml } from "../src/demo/reportHtml.js";
 import type { TargetRow } from "../src/demo/run.js";
@@ -58,11 +58,12 @@ function fixture(): string {
 }
 
 describe("demo report.html in headless Chromium", () => {
-  let browser: Browser;
+  let browser: BrowserContext;
   let profile: string;
   beforeAll(async () => {
+    // A fresh profile per run (playwright passes it as --user-data-dir).
     profile = await mkdtemp(join(tmpdir(), "loramix-chromium-"));
-    browser = await chromium.launch({
+    browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
       args: [
@@ -74,7 +75,6 @@ describe("demo report.html in headless Chromium", () => {
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        `--user-data-dir=${profile}`,
       ],
     });
   }, 60_000);
