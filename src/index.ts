@@ -211,3 +211,18 @@ export { normalizedWeights, Z_SCORE_CONVENTION, zScoreRow } from "./weights/norm
 export { selectWeights } from "./weights/select.js";
 export { softmin } from "./weights/softmin.js";
 export { type TrainMlpOptions, trainScalarMlp } from "./weights/trainMlp.js";
+export { type DemoOptions, type DemoResult, runDemo, type TargetRow } from "./demo/run.js";
+export { gapClosed, type ScoreGrid, variantSummary } from "./demo/tables.js";
+export { analyzeSniDir, analyzeTask, type TaskAnswers } from "./testbed/analyze.js";
+export {
+  type BuildOptions,
+  type BuildResult,
+  buildTestbed,
+  type TaskReference,
+  type TaskTrainer,
+  type TrainTaskOptions,
+} from "./testbed/build.js";
+export { majorityAnswer, majorityScore } from "./testbed/majority.js";
+export { DEFAULT_TESTBED } from "./testbed/paths.js";
+export { fitPrompt, MODEL_CONTEXT } from "./testbed/prompts.js";
+export { type Family, SELECTION_RULE, type Selection, selectTasks } from "./testbed/tasks.js";

@@ -155,11 +155,7 @@ export async function runDemo({
           ? `neural: MLP (H=${mlpHidden}) trained on a seeded 80% of all ${n} entries, so some targets are in-sample`
           : `neural: MLP (H=${mlpHidden}) trained on the ${useIds.length} non-target entries (seeded 80% of them), so every target is out of sample`,
       );
-      const at = useIds.map((id) => gram.ids.indexOf(id));
-      const g = new Float64Array(at.length * at.length);
-      at.forEach((a, r) =>
-        at.forEach((b, c) => (g[r * at.length + c] = gram.entryValues[a * gram.ids.length + b] as number)),
-      );
+      const g = reorder(gram.entryValues, gram.ids, useIds);
       for (const metric of metrics) {
         throwIfAborted(signal);
         mlps.set(
@@ -299,7 +295,7 @@ export async function runDemo({
     const figures = configs.map((c) => {
       const w = weightRows.get(c) as Float64Array;
       const values = new Float64Array(targets.length * n);
-      targetIdx.forEach((i, r) => values.set(w.subarray(i * n, (i + 1) * n), r * n));
+      for (const [r, i] of targetIdx.entries()) values.set(w.subarray(i * n, (i + 1) * n), r * n);
       const map = coefficientHeatmap(values, targets.length, n, (r, col) => col === targetIdx[r]);
       return { config: c, file: `heatmap-${c.replace("/", "-")}.png`, png: map.png, max: map.max };
     });
@@ -348,6 +344,8 @@ function reorder(values: Float64Array, from: string[], to: string[]): Float64Arr
     return k;
   });
   const out = new Float64Array(to.length * to.length);
-  at.forEach((a, r) => at.forEach((b, c) => (out[r * to.length + c] = values[a * m + b] as number)));
+  for (const [r, a] of at.entries()) {
+    for (const [c, b] of at.entries()) out[r * to.length + c] = values[a * m + b] as number;
+  }
   return out;
 }

@@ -92,7 +92,9 @@ export function gapRows(grid: ScoreGrid, score: Score, layout: TableLayout): str
 /** Fixed-width text: the first column left-aligned, the others right-aligned. */
 export function textTable(rows: string[][]): string {
   const widths: number[] = [];
-  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  for (const r of rows) {
+    for (const [i, c] of r.entries()) widths[i] = Math.max(widths[i] ?? 0, c.length);
+  }
   const line = (r: string[]) =>
     r
       .map((c, i) => (i === 0 ? c.padEnd(widths[0] as number) : c.padStart(widths[i] as number)))
