@@ -22,6 +22,8 @@ export {
 export { SPLIT_NAMES } from "./datasets/record.js";
 export { parseSniTask, type SniTask, sniPrompt, sniRecords } from "./datasets/sni.js";
 export { hashSplit, splitOf } from "./datasets/split.js";
+export { type DemoOptions, type DemoResult, runDemo, type TargetRow } from "./demo/run.js";
+export { gapClosed, type ScoreGrid, variantSummary } from "./demo/tables.js";
 export { type BinnedDensity, binnedDensity } from "./distances/binned.js";
 export { jsDivergence } from "./distances/js.js";
 export { klDivergence } from "./distances/kl.js";
@@ -77,10 +79,8 @@ export {
 } from "./eval/metrics.js";
 export { OpenAIBackend, type OpenAIBackendOptions } from "./eval/openaiBackend.js";
 export { porterStem } from "./eval/porter.js";
-export { bf16ToF32, f32ToBf16 } from "./formats/dtypes.js";
+export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./formats/dtypes.js";
 export {
-  f16ToF32,
-  f32ToF16,
   GGML_TYPES,
   type GgufMetadata,
   type GgufTensorToWrite,
@@ -179,6 +179,19 @@ export {
   type SynthLayoutName,
   synthBank,
 } from "./synth/synthBank.js";
+export { analyzeSniDir, analyzeTask, type TaskAnswers } from "./testbed/analyze.js";
+export {
+  type BuildOptions,
+  type BuildResult,
+  buildTestbed,
+  type TaskReference,
+  type TaskTrainer,
+  type TrainTaskOptions,
+} from "./testbed/build.js";
+export { majorityAnswer, majorityScore } from "./testbed/majority.js";
+export { DEFAULT_TESTBED } from "./testbed/paths.js";
+export { fitPrompt, MODEL_CONTEXT } from "./testbed/prompts.js";
+export { type Family, SELECTION_RULE, type Selection, selectTasks } from "./testbed/tasks.js";
 export { HuggingFaceTokenizer } from "./tokenizers/huggingface.js";
 export { loadTokenizer } from "./tokenizers/load.js";
 export { MistralTokenizer } from "./tokenizers/mistral.js";
@@ -211,18 +224,3 @@ export { normalizedWeights, Z_SCORE_CONVENTION, zScoreRow } from "./weights/norm
 export { selectWeights } from "./weights/select.js";
 export { softmin } from "./weights/softmin.js";
 export { type TrainMlpOptions, trainScalarMlp } from "./weights/trainMlp.js";
-export { type DemoOptions, type DemoResult, runDemo, type TargetRow } from "./demo/run.js";
-export { gapClosed, type ScoreGrid, variantSummary } from "./demo/tables.js";
-export { analyzeSniDir, analyzeTask, type TaskAnswers } from "./testbed/analyze.js";
-export {
-  type BuildOptions,
-  type BuildResult,
-  buildTestbed,
-  type TaskReference,
-  type TaskTrainer,
-  type TrainTaskOptions,
-} from "./testbed/build.js";
-export { majorityAnswer, majorityScore } from "./testbed/majority.js";
-export { DEFAULT_TESTBED } from "./testbed/paths.js";
-export { fitPrompt, MODEL_CONTEXT } from "./testbed/prompts.js";
-export { type Family, SELECTION_RULE, type Selection, selectTasks } from "./testbed/tasks.js";

@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { permuteForRope } from "../src/convert/llamaNames.js";
 import { LoramixError } from "../src/errors.js";
-import { f16ToF32, f32ToF16, type GgufMetadata, writeGguf } from "../src/formats/gguf.js";
+import { f16ToF32, f32ToF16 } from "../src/formats/dtypes.js";
+import { type GgufMetadata, writeGguf } from "../src/formats/gguf.js";
 import { parseGgufHeader, readGgufHeader, readGgufTensorF32 } from "../src/formats/ggufRead.js";
 import { tempDir } from "./helpers/shared.js";
 

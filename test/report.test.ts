@@ -112,7 +112,12 @@ describe("demo report.html in headless Chromium", () => {
     expect(perTask[1]?.slice(0, 2)).toEqual(["task1", "no/yes"]);
 
     const images = await page.$$eval("img.heatmap", (imgs) =>
-      (imgs as HTMLImageElement[]).map((i) => ({ ok: i.complete, w: i.naturalWidth, h: i.naturalHeight })),
+      // The project compiles without the DOM library, so the image fields are typed here.
+      (imgs as unknown as { complete: boolean; naturalWidth: number; naturalHeight: number }[]).map((i) => ({
+        ok: i.complete,
+        w: i.naturalWidth,
+        h: i.naturalHeight,
+      })),
     );
     expect(images).toHaveLength(2);
     for (const img of images) {

@@ -1,6 +1,7 @@
 import { throwIfAborted, usageError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
+import { f32ToF16 } from "./dtypes.js";
 
 /**
  * GGUF v3 (llama.cpp's model file), little endian: magic, version, tensor count, metadata count,
@@ -211,45 +212,6 @@ function f16Bytes(values: Float32Array): Uint8Array {
   const out = new Uint16Array(values.length);
   for (let i = 0; i < values.length; i++) out[i] = f32ToF16(values[i] as number);
   return new Uint8Array(out.buffer);
-}
-
-const f32Scratch = new Float32Array(1);
-const u32Scratch = new Uint32Array(f32Scratch.buffer);
-
-/** IEEE half from float32, rounding to nearest even (as numpy and ggml do). */
-export function f32ToF16(x: number): number {
-  f32Scratch[0] = x;
-  const bits = u32Scratch[0] as number;
-  const sign = (bits >>> 16) & 0x8000;
-  const exp = (bits >>> 23) & 0xff;
-  let mant = bits & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    let h = mant >>> shift;
-    const rest = mant & ((1 << shift) - 1);
-    if (rest > half || (rest === half && (h & 1) === 1)) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  // A carry out of the mantissa correctly bumps the exponent (up to infinity).
-  if (rest > 0x1000 || (rest === 0x1000 && (h & 1) === 1)) h++;
-  return sign | h;
-}
-
-export function f16ToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >>> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant === 0 ? sign * Number.POSITIVE_INFINITY : Number.NaN;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
 
 function writeValue(sink: ByteSink, key: string, v: GgufValue): void {

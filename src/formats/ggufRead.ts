@@ -1,8 +1,8 @@
 import { open } from "node:fs/promises";
 import { formatError } from "../errors.js";
+import { f16ToF32 } from "./dtypes.js";
 import {
   alignUp,
-  f16ToF32,
   GGML_TYPE_BY_ID,
   GGUF_DEFAULT_ALIGNMENT,
   GGUF_MAGIC,

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { defineCommand } from "citty";
-import { runDemo } from "../../demo/run.js";
+import { DEMO_LIMIT, runDemo } from "../../demo/run.js";
 import { TABLE_METHODS } from "../../demo/tables.js";
 import { METRICS, type Metric } from "../../distances/metric.js";
 import { usageError } from "../../errors.js";
@@ -51,7 +51,7 @@ export default defineCommand({
       description: "Leave-one-out over every task of the bank, not only the held-out ones",
     },
     tasks: { type: "string", description: "Comma-separated target tasks (instead of the held-out set)" },
-    limit: { type: "string", default: "50", description: "Test records per task" },
+    limit: { type: "string", default: String(DEMO_LIMIT), description: "Test records per task" },
     "max-new-tokens": { type: "string", default: "16", description: "Generation cap per record" },
     metric: { type: "string", description: 'Distances: "all" (default) or e.g. js,kl' },
     method: { type: "string", description: 'Weightings: "all" (default) or e.g. normalized,neural' },
