@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type LlamaConfig, readLlamaConfig } from "../convert/llamaNames.js";
 import { formatError, inputError } from "../errors.js";
-import { numel, SafetensorsReader } from "../formats/safetensors.js";
+import { numel, readSafetensorsHeader, SafetensorsReader } from "../formats/safetensors.js";
 
 /** The seven linear projections of a Llama block, as Hugging Face and PEFT name them. */
 export const LLAMA_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
@@ -50,8 +50,11 @@ export function projectionShape(config: LlamaConfig, proj: LlamaProjection): [nu
   }
 }
 
+const ATTENTION_PROJECTIONS: ReadonlySet<LlamaProjection> = new Set(["q_proj", "k_proj", "v_proj", "o_proj"]);
+
+/** Hugging Face module path, e.g. `model.layers.0.self_attn.q_proj`. */
 export function projectionModule(layer: number, proj: LlamaProjection): string {
-  return `model.layers.${layer}.${proj.endsWith("_proj") && proj.length === 6 ? "self_attn" : "mlp"}.${proj}`;
+  return `model.layers.${layer}.${ATTENTION_PROJECTIONS.has(proj) ? "self_attn" : "mlp"}.${proj}`;
 }
 
 /**
@@ -85,7 +88,12 @@ export async function loadLlamaWeights(dir: string): Promise<LlamaWeights> {
       return reader.readF32(name, new Float32Array(numel(shape)));
     };
     const { nEmbd, vocabSize } = config;
-    const embed = await read("model.embed_tokens.weight", [vocabSize, nEmbd]);
+    // With tied embeddings, checkpoints store either name once (transformers drops the duplicate).
+    const embedName =
+      config.tieWordEmbeddings && shardOf("model.embed_tokens.weight") === undefined
+        ? "lm_head.weight"
+        : "model.embed_tokens.weight";
+    const embed = await read(embedName, [vocabSize, nEmbd]);
     const lmHead = config.tieWordEmbeddings ? embed : await read("lm_head.weight", [vocabSize, nEmbd]);
     const norm = await read("model.norm.weight", [nEmbd]);
     const layers: LlamaLayerWeights[] = [];
@@ -109,7 +117,10 @@ export async function loadLlamaWeights(dir: string): Promise<LlamaWeights> {
 /** Which file holds each tensor: the single model.safetensors, or the shards of its index. */
 async function tensorFiles(dir: string): Promise<(name: string) => string | undefined> {
   const single = join(dir, "model.safetensors");
-  if (existsSync(single)) return () => single;
+  if (existsSync(single)) {
+    const { tensors } = await readSafetensorsHeader(single);
+    return (name) => (tensors.has(name) ? single : undefined);
+  }
   const indexFile = join(dir, "model.safetensors.index.json");
   if (!existsSync(indexFile)) throw inputError(dir, "no model.safetensors (or model.safetensors.index.json)");
   let map: unknown;
