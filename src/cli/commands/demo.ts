@@ -10,33 +10,7 @@ import { DEFAULT_TESTBED, sharedDir } from "../../testbed/paths.js";
 import type { ProgressSink } from "../../util/progress.js";
 import type { WeightMethod } from "../../weights/leaveOneOut.js";
 import { createProgress, info, interrupt } from "../context.js";
-
-function positive(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!(Number.isInteger(n) && n >= 1))
-    throw usageError(`--${name} must be a positive integer, got "${value}"`);
-  return n;
-}
-
-function list<T extends string>(
-  name: string,
-  value: string | undefined,
-  allowed: readonly T[],
-): T[] | undefined {
-  if (value === undefined || value === "all") return undefined;
-  const items = value
-    .split(",")
-    .map((s) => s.trim())
-    .filter((s) => s !== "");
-  const bad = items.filter((s) => !allowed.includes(s as T));
-  if (items.length === 0 || bad.length > 0) {
-    throw usageError(
-      `--${name} must be "all" or a comma-separated list of ${allowed.join(", ")}, got "${value}"`,
-    );
-  }
-  return [...new Set(items)] as T[];
-}
+import { listOf, positiveInt } from "../options.js";
 
 export default defineCommand({
   meta: {
@@ -81,12 +55,13 @@ export default defineCommand({
           ?.split(",")
           .map((s) => s.trim())
           .filter((s) => s !== ""),
-        limit: positive("limit", args.limit),
-        maxNewTokens: positive("max-new-tokens", args["max-new-tokens"]),
-        metrics: list<Metric>("metric", args.metric, METRICS),
-        methods: list<WeightMethod>("method", args.method, TABLE_METHODS),
+        limit: positiveInt("limit", args.limit),
+        maxNewTokens: positiveInt("max-new-tokens", args["max-new-tokens"]),
+        metrics: args.metric === undefined ? undefined : listOf<Metric>("metric", args.metric, METRICS),
+        methods:
+          args.method === undefined ? undefined : listOf<WeightMethod>("method", args.method, TABLE_METHODS),
         testbed,
-        threads: positive("threads", args.threads),
+        threads: positiveInt("threads", args.threads),
         signal: interrupt.signal,
         progress,
       });

@@ -5,15 +5,9 @@ import { usageError } from "../../errors.js";
 import { BACKEND_KINDS, type BackendKind, openBackend } from "../../eval/backends.js";
 import { evaluate, METRICS_FILE, PREDICTIONS_FILE } from "../../eval/evaluate.js";
 import { createProgress, info, interrupt } from "../context.js";
+import { positiveInt } from "../options.js";
 
 const SPLITS: readonly SplitName[] = ["train", "valid", "test"];
-
-function positiveInt(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw usageError(`--${flag} must be a positive integer, got "${value}"`);
-  return n;
-}
 
 export default defineCommand({
   meta: {

@@ -5,28 +5,11 @@ import { generateAdapter } from "../../generate/generateAdapter.js";
 import { MIX_MODES, type MixMode } from "../../merge/mixAdapters.js";
 import type { WeightMethod } from "../../weights/leaveOneOut.js";
 import { createProgress, info, interrupt } from "../context.js";
+import { oneOf, optionalNumber } from "../options.js";
 
 const METHODS = ["attentional", "normalized", "neural"] as const;
 /** Rows of the contributor table; loramix.json has every candidate. */
 const SHOWN = 10;
-
-function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
-  if (!allowed.includes(value as T))
-    throw usageError(`--${name} must be one of ${allowed.join(", ")}, got "${value}"`);
-  return value as T;
-}
-
-function optionalNumber(
-  name: string,
-  value: string | undefined,
-  check: (n: number) => boolean,
-  what: string,
-) {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === "" || !check(n)) throw usageError(`--${name} must be ${what}, got "${value}"`);
-  return n;
-}
 
 export default defineCommand({
   meta: {

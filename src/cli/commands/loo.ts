@@ -6,30 +6,7 @@ import { runLoo, WEIGHT_METHODS } from "../../loo/runLoo.js";
 import { MIX_MODES, type MixMode } from "../../merge/mixAdapters.js";
 import type { WeightMethod } from "../../weights/leaveOneOut.js";
 import { createProgress, info, interrupt } from "../context.js";
-
-/** "all" or a comma-separated subset of `allowed`. */
-function list<T extends string>(name: string, value: string, allowed: readonly T[]): T[] {
-  if (value === "all") return [...allowed];
-  const items = value
-    .split(",")
-    .map((s) => s.trim())
-    .filter((s) => s !== "");
-  const bad = items.filter((s) => !allowed.includes(s as T));
-  if (items.length === 0 || bad.length > 0) {
-    throw usageError(
-      `--${name} must be "all" or a comma-separated list of ${allowed.join(", ")}, got "${value}"`,
-    );
-  }
-  return [...new Set(items)] as T[];
-}
-
-function positive(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!(Number.isInteger(n) && n >= 1))
-    throw usageError(`--${name} must be a positive integer, got "${value}"`);
-  return n;
-}
+import { listOf, positiveInt } from "../options.js";
 
 export default defineCommand({
   meta: {
@@ -61,10 +38,10 @@ export default defineCommand({
     threads: { type: "string", description: "Worker threads for the Gram matrix" },
   },
   async run({ args }) {
-    const metrics: Metric[] = list("metric", args.metric, METRICS);
-    const methods: WeightMethod[] = list("method", args.method, WEIGHT_METHODS);
-    const merges: MixMode[] = list("merge", args.merge, MIX_MODES);
-    const count = positive("entries", args.entries);
+    const metrics: Metric[] = listOf("metric", args.metric, METRICS);
+    const methods: WeightMethod[] = listOf("method", args.method, WEIGHT_METHODS);
+    const merges: MixMode[] = listOf("merge", args.merge, MIX_MODES);
+    const count = positiveInt("entries", args.entries);
     const progress = createProgress();
     const bank = await Bank.open(args.bank);
     try {
@@ -81,12 +58,12 @@ export default defineCommand({
         metrics,
         methods,
         merges,
-        topK: positive("top-k", args["top-k"]),
-        deltaTopK: positive("delta-top-k", args["delta-top-k"]),
-        svdTopK: positive("svd-top-k", args["svd-top-k"]),
+        topK: positiveInt("top-k", args["top-k"]),
+        deltaTopK: positiveInt("delta-top-k", args["delta-top-k"]),
+        svdTopK: positiveInt("svd-top-k", args["svd-top-k"]),
         entries,
         out: args.out,
-        threads: positive("threads", args.threads),
+        threads: positiveInt("threads", args.threads),
         signal: interrupt.signal,
         progress,
       });

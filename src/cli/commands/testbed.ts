@@ -3,14 +3,7 @@ import { defineCommand } from "citty";
 import { LoramixError, usageError } from "../../errors.js";
 import { buildTestbed, DEFAULT_SEED, DEFAULT_STEPS, type TaskTrainer } from "../../testbed/build.js";
 import { createProgress, info, interrupt } from "../context.js";
-
-function positive(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!(Number.isInteger(n) && n >= 1))
-    throw usageError(`--${name} must be a positive integer, got "${value}"`);
-  return n;
-}
+import { positiveInt } from "../options.js";
 
 /**
  * The LoRA trainer of `loramix train`, loaded on demand: it pulls in tfjs, which the rest of the
@@ -51,15 +44,15 @@ const build = defineCommand({
     try {
       const result = await buildTestbed({
         out: resolve(args.out),
-        steps: positive("steps", args.steps),
+        steps: positiveInt("steps", args.steps),
         seed,
         tasks: args.tasks
           ?.split(",")
           .map((s) => s.trim())
           .filter((s) => s !== ""),
-        eval: { limit: positive("limit", args.limit) ?? 50 },
+        eval: { limit: positiveInt("limit", args.limit) ?? 50 },
         trainer,
-        threads: positive("threads", args.threads),
+        threads: positiveInt("threads", args.threads),
         signal: interrupt.signal,
         progress,
       });

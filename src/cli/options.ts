@@ -1,0 +1,47 @@
+import { usageError } from "../errors.js";
+
+/** Option values arrive as strings; these turn them into checked values or a usage error naming the flag. */
+
+export function positiveInt(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === "" || !(Number.isInteger(n) && n >= 1)) {
+    throw usageError(`--${name} must be a positive integer, got "${value}"`);
+  }
+  return n;
+}
+
+/** A number passing `check` (described by `what` in the error), or undefined when the flag is absent. */
+export function optionalNumber(
+  name: string,
+  value: string | undefined,
+  check: (n: number) => boolean,
+  what: string,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === "" || !check(n)) throw usageError(`--${name} must be ${what}, got "${value}"`);
+  return n;
+}
+
+export function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T))
+    throw usageError(`--${name} must be one of ${allowed.join(", ")}, got "${value}"`);
+  return value as T;
+}
+
+/** "all" or a comma-separated subset of `allowed`, without repeats. */
+export function listOf<T extends string>(name: string, value: string, allowed: readonly T[]): T[] {
+  if (value === "all") return [...allowed];
+  const items = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  const bad = items.filter((s) => !allowed.includes(s as T));
+  if (items.length === 0 || bad.length > 0) {
+    throw usageError(
+      `--${name} must be "all" or a comma-separated list of ${allowed.join(", ")}, got "${value}"`,
+    );
+  }
+  return [...new Set(items)] as T[];
+}
