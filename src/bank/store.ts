@@ -475,3 +475,14 @@ export function initBank(dir: string, options: { tokenizer: string }): Promise<B
 export function openBank(dir: string): Promise<Bank> {
   return Bank.open(dir);
 }
+
+/** Runs `work` on a bank given as a Bank or a directory; a bank opened here is closed here. */
+export async function withBank<T>(bank: Bank | string, work: (bank: Bank) => Promise<T>): Promise<T> {
+  if (typeof bank !== "string") return work(bank);
+  const opened = await Bank.open(bank);
+  try {
+    return await work(opened);
+  } finally {
+    opened.close();
+  }
+}

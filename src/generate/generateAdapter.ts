@@ -1,4 +1,4 @@
-import { Bank } from "../bank/store.js";
+import { type Bank, withBank } from "../bank/store.js";
 import type { DatasetOptions } from "../datasets/load.js";
 import { METRICS, type Metric, type MmdMode } from "../distances/metric.js";
 import { distancesToCandidates } from "../distances/pairwise.js";
@@ -60,12 +60,7 @@ export interface GenerateResult {
  * those above min-weight, mix, and write the adapter directory with its loramix.json.
  */
 export async function generateAdapter(options: GenerateOptions): Promise<GenerateResult> {
-  const bank = typeof options.bank === "string" ? await Bank.open(options.bank) : options.bank;
-  try {
-    return await generateWithBank(bank, options);
-  } finally {
-    if (typeof options.bank === "string") bank.close();
-  }
+  return withBank(options.bank, (bank) => generateWithBank(bank, options));
 }
 
 async function generateWithBank(

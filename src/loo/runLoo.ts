@@ -1,6 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Bank, loramixVersion } from "../bank/store.js";
+import { type Bank, loramixVersion, withBank } from "../bank/store.js";
 import { bankDistanceMatrix } from "../distances/matrix.js";
 import { METRICS, type Metric } from "../distances/metric.js";
 import { LoramixError, throwIfAborted, usageError } from "../errors.js";
@@ -90,12 +90,7 @@ function heatmapName(metric: Metric, method: WeightMethod): string {
  * stays bounded on a 500-adapter bank. No adapter file is written.
  */
 export async function runLoo(options: LooOptions): Promise<LooResult> {
-  const bank = typeof options.bank === "string" ? await Bank.open(options.bank) : options.bank;
-  try {
-    return await looOnBank(bank, options);
-  } finally {
-    if (typeof options.bank === "string") bank.close();
-  }
+  return withBank(options.bank, (bank) => looOnBank(bank, options));
 }
 
 async function looOnBank(
