@@ -196,6 +196,46 @@ export { HuggingFaceTokenizer } from "./tokenizers/huggingface.js";
 export { loadTokenizer } from "./tokenizers/load.js";
 export { MistralTokenizer } from "./tokenizers/mistral.js";
 export type { Tokenizer } from "./tokenizers/tokenizer.js";
+export { AdamW, type AdamWOptions, clipGlobalNorm } from "./train/adamw.js";
+export {
+  type EvaluateLossOptions,
+  type ExampleLoss,
+  evaluateLoss,
+  type LossResult,
+} from "./train/evaluateLoss.js";
+export {
+  type Batch,
+  buildExample,
+  DEFAULT_MAX_LENGTH,
+  DEFAULT_MAX_OUTPUT_TOKENS,
+  type ExampleOptions,
+  makeBatch,
+  TRUNCATION_RULE,
+  type TrainExample,
+  truncationRule,
+} from "./train/examples.js";
+export { LlamaModel } from "./train/llamaModel.js";
+export {
+  LLAMA_PROJECTIONS,
+  type LlamaProjection,
+  type LlamaWeights,
+  loadLlamaWeights,
+} from "./train/llamaWeights.js";
+export {
+  initLora,
+  type LoraPair,
+  type LoraWeights,
+  loraConfig,
+  loraTensors,
+  readLora,
+} from "./train/lora.js";
+export {
+  TRAIN_DEFAULTS,
+  TRAIN_SIDECAR,
+  type TrainLoraOptions,
+  type TrainLoraResult,
+  trainLora,
+} from "./train/trainLora.js";
 export type { ProgressEvent, ProgressSink } from "./util/progress.js";
 export { attentionalWeights, type WeightOptions } from "./weights/attentional.js";
 export { type EntryDistances, loadBankMlp, mlpKey, trainBankMlp } from "./weights/bankMlp.js";

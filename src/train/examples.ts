@@ -24,10 +24,18 @@ export const DEFAULT_MAX_LENGTH = 512;
 export const DEFAULT_MAX_OUTPUT_TOKENS = 128;
 
 /** The rule `buildExample` applies, in words, for the CLI help and the training sidecar. */
-export const TRUNCATION_RULE =
-  "sequence = BOS + prompt + output[0] + EOS; the output keeps at most 128 tokens (no EOS when cut), " +
-  "then the prompt loses its earliest tokens (BOS kept) until the sequence fits the 512-token context, " +
-  "so the instance at the end of a Super-NI prompt and the start of the answer survive";
+export function truncationRule(
+  maxLength = DEFAULT_MAX_LENGTH,
+  maxOutputTokens = DEFAULT_MAX_OUTPUT_TOKENS,
+): string {
+  return (
+    `sequence = BOS + prompt + output[0] + EOS; the output keeps at most ${maxOutputTokens} tokens (no EOS when cut), ` +
+    `then the prompt loses its earliest tokens (BOS kept) until the sequence fits ${maxLength} tokens, ` +
+    "so the instance at the end of a Super-NI prompt and the start of the answer survive"
+  );
+}
+
+export const TRUNCATION_RULE = truncationRule();
 
 /**
  * Tokenizes a record as the model sees it at inference: the prompt exactly as a backend encodes it

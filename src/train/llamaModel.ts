@@ -2,7 +2,12 @@ import type * as TfModule from "@tensorflow/tfjs";
 import type { LlamaConfig } from "../convert/llamaNames.js";
 import { loadTfjs } from "../weights/tfjs.js";
 import type { Batch } from "./examples.js";
-import { LLAMA_PROJECTIONS, type LlamaProjection, type LlamaWeights, projectionShape } from "./llamaWeights.js";
+import {
+  LLAMA_PROJECTIONS,
+  type LlamaProjection,
+  type LlamaWeights,
+  projectionShape,
+} from "./llamaWeights.js";
 import type { LoraWeights } from "./lora.js";
 
 type Tf = typeof TfModule;
@@ -31,7 +36,9 @@ export interface BatchInputs {
 interface LayerTensors {
   inputNorm: Tensor;
   postAttentionNorm: Tensor;
-  proj: Record<LlamaProjection, Tensor>;
+  /** x ↦ x·Wᵀ with its input gradient dy·W; the frozen W itself gets none. */
+  proj: Record<LlamaProjection, (x: Tensor) => Tensor>;
+  weights: Tensor[];
 }
 
 /**
@@ -45,9 +52,11 @@ export class LlamaModel {
     readonly tf: Tf,
     readonly config: LlamaConfig,
     private readonly embed: Tensor,
-    private readonly lmHead: Tensor,
+    /** [hidden, vocab]: tfjs-wasm multiplies fast only without transpose flags. */
+    private readonly lmHeadT: Tensor,
     private readonly norm: Tensor,
     private readonly layers: LayerTensors[],
+    private readonly lmHead: Tensor,
   ) {}
 
   static async fromWeights(weights: LlamaWeights): Promise<LlamaModel> {
@@ -55,13 +64,27 @@ export class LlamaModel {
     const { config } = weights;
     const embed = tf.tensor2d(weights.embed, [config.vocabSize, config.nEmbd]);
     const lmHead =
-      weights.lmHead === weights.embed ? embed : tf.tensor2d(weights.lmHead, [config.vocabSize, config.nEmbd]);
+      weights.lmHead === weights.embed
+        ? embed
+        : tf.tensor2d(weights.lmHead, [config.vocabSize, config.nEmbd]);
     const layers = weights.layers.map((l) => {
-      const proj = {} as Record<LlamaProjection, Tensor>;
-      for (const p of LLAMA_PROJECTIONS) proj[p] = tf.tensor2d(l.proj[p], projectionShape(config, p));
-      return { inputNorm: tf.tensor1d(l.inputNorm), postAttentionNorm: tf.tensor1d(l.postAttentionNorm), proj };
+      const proj = {} as Record<LlamaProjection, (x: Tensor) => Tensor>;
+      const tensors: Tensor[] = [];
+      for (const p of LLAMA_PROJECTIONS) {
+        const w = tf.tensor2d(l.proj[p], projectionShape(config, p));
+        const wt = tf.transpose(w);
+        tensors.push(w, wt);
+        proj[p] = tf.customGrad((x) => ({
+          value: tf.matMul(x as Tensor, wt),
+          gradFunc: (dy: Tensor) => tf.matMul(dy, w),
+        })) as (x: Tensor) => Tensor;
+      }
+      const inputNorm = tf.tensor1d(l.inputNorm);
+      const postAttentionNorm = tf.tensor1d(l.postAttentionNorm);
+      return { inputNorm, postAttentionNorm, proj, weights: [...tensors, inputNorm, postAttentionNorm] };
     });
-    return new LlamaModel(tf, config, embed, lmHead, tf.tensor1d(weights.norm), layers);
+    const lmHeadT = tf.transpose(lmHead);
+    return new LlamaModel(tf, config, embed, lmHeadT, tf.tensor1d(weights.norm), layers, lmHead);
   }
 
   /** LoRA weights as tensors (the caller disposes them, or passes new ones each optimizer step). */
@@ -119,7 +142,7 @@ export class LlamaModel {
       const last = l === this.layers.length - 1;
       h = this.block(h, l, layer, inputs, lora, B, T, last ? start : 0, last ? count : T);
     });
-    const logits = tf.matMul(this.rmsNorm(h, this.norm), this.lmHead, false, true);
+    const logits = mm(tf, this.rmsNorm(h, this.norm), this.lmHeadT);
     return tf.reshape(logits, [B, count, this.config.vocabSize]);
   }
 
@@ -131,13 +154,13 @@ export class LlamaModel {
 
   private linear(x: Tensor, layer: number, proj: LlamaProjection, lora: LoraBinding | null): Tensor {
     const tf = this.tf;
-    const base = tf.matMul(x, (this.layers[layer] as LayerTensors).proj[proj], false, true);
+    const base = (this.layers[layer] as LayerTensors).proj[proj](x);
     const i = lora?.index.get(`${layer}.${proj}`);
     if (lora === null || i === undefined) return base;
-    const a = lora.tensors[i] as Tensor;
-    const b = lora.tensors[i + 1] as Tensor;
-    const low = tf.matMul(tf.matMul(x, a, false, true), b, false, true);
-    return tf.add(base, tf.mul(low, lora.scale));
+    return tf.add(
+      base,
+      loraDelta(tf, x, lora.tensors[i] as Tensor, lora.tensors[i + 1] as Tensor, lora.scale),
+    );
   }
 
   /** HF apply_rotary_pos_emb: x·cos + rotate_half(x)·sin, x [B, T, heads, headDim]. */
@@ -168,27 +191,33 @@ export class LlamaModel {
     const x = this.rmsNorm(h, w.inputNorm);
     const windowed = start !== 0 || count !== T;
     const pick = (t: Tensor, width: number) =>
-      windowed ? tf.reshape(tf.slice(tf.reshape(t, [B, T, width]), [0, start, 0], [B, count, width]), [B * count, width]) : t;
+      windowed
+        ? tf.reshape(tf.slice(tf.reshape(t, [B, T, width]), [0, start, 0], [B, count, width]), [
+            B * count,
+            width,
+          ])
+        : t;
     const cos = windowed ? tf.slice(inputs.cos, [0, start, 0, 0], [B, count, 1, hd]) : inputs.cos;
     const sin = windowed ? tf.slice(inputs.sin, [0, start, 0, 0], [B, count, 1, hd]) : inputs.sin;
     const mask = windowed ? tf.slice(inputs.mask, [0, 0, start, 0], [B, 1, count, T]) : inputs.mask;
 
-    const kv = (proj: "k_proj" | "v_proj", rotate: boolean) => {
-      let t = tf.reshape(this.linear(x, l, proj, lora), [B, T, nHeadKv, hd]);
-      if (rotate) t = this.rope(t, inputs.cos, inputs.sin);
-      return tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [B * nHeadKv, T, hd]);
-    };
-    const k = kv("k_proj", true);
-    const v = kv("v_proj", false);
+    const keys = this.rope(
+      tf.reshape(this.linear(x, l, "k_proj", lora), [B, T, nHeadKv, hd]),
+      inputs.cos,
+      inputs.sin,
+    );
+    const k = tf.reshape(tf.transpose(keys, [0, 2, 3, 1]), [B * nHeadKv, hd, T]);
+    const values = tf.reshape(this.linear(x, l, "v_proj", lora), [B, T, nHeadKv, hd]);
+    const v = tf.reshape(tf.transpose(values, [0, 2, 1, 3]), [B * nHeadKv, T, hd]);
     // Query heads kv·rep .. kv·rep + rep − 1 share key/value head kv (HF repeat_kv): grouping them
     // as [B·kvHeads, rep·count, hd] multiplies each group by its keys without copying them rep times.
     const qRaw = tf.mul(this.linear(pick(x, H), l, "q_proj", lora), 1 / Math.sqrt(hd));
     const q = this.rope(tf.reshape(qRaw, [B, count, nHead, hd]), cos, sin);
     const qGrouped = tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * nHeadKv, rep * count, hd]);
-    const scores = tf.add(tf.reshape(tf.matMul(qGrouped, k, false, true), [B, nHead, count, T]), mask);
+    const scores = tf.add(tf.reshape(bmm(tf, qGrouped, k), [B, nHead, count, T]), mask);
     const probs = tf.reshape(tf.softmax(scores), [B * nHeadKv, rep * count, T]);
     const context = tf.reshape(
-      tf.transpose(tf.reshape(tf.matMul(probs, v), [B, nHead, count, hd]), [0, 2, 1, 3]),
+      tf.transpose(tf.reshape(bmm(tf, probs, v), [B, nHead, count, hd]), [0, 2, 1, 3]),
       [B * count, nHead * hd],
     );
     const h1 = tf.add(pick(h, H), this.linear(context, l, "o_proj", lora));
@@ -221,19 +250,74 @@ export class LlamaModel {
     }
     const logits = this.logits(inputs, lora, start, m);
     const logProbs = tf.logSoftmax(tf.reshape(logits, [rows * m, this.config.vocabSize]));
-    const picked = tf.sum(tf.mul(logProbs, tf.oneHot(tf.tensor1d(labels, "int32"), this.config.vocabSize)), -1);
+    const picked = tf.sum(
+      tf.mul(logProbs, tf.oneHot(tf.tensor1d(labels, "int32"), this.config.vocabSize)),
+      -1,
+    );
     const perRow = tf.neg(tf.sum(tf.reshape(tf.mul(picked, tf.tensor1d(weights)), [rows, m]), -1));
     return { perRow, mean: tf.div(tf.sum(perRow), count) };
   }
 
   dispose(): void {
-    const seen = new Set<Tensor>();
-    for (const t of [this.embed, this.lmHead, this.norm]) seen.add(t);
-    for (const l of this.layers) {
-      seen.add(l.inputNorm);
-      seen.add(l.postAttentionNorm);
-      for (const p of LLAMA_PROJECTIONS) seen.add(l.proj[p]);
-    }
-    for (const t of seen) t.dispose();
+    const all = new Set<Tensor>([this.embed, this.lmHead, this.lmHeadT, this.norm]);
+    for (const l of this.layers) for (const t of l.weights) all.add(t);
+    this.tf.dispose([...all]);
   }
+}
+
+/*
+ * tfjs-wasm runs a matMul on XNNPACK only when it is 2-D without transpose flags; batched or
+ * transposed products take a scalar loop 3–10× slower, and tfjs's own matMul gradients use the
+ * flags. These helpers keep forward and backward on the fast path (transposes are cheap copies).
+ */
+
+/** a [n, k] · b [k, m], both operands differentiable. */
+function mm(tf: Tf, a: Tensor, b: Tensor): Tensor {
+  const f = tf.customGrad((x, y, save) => {
+    (save as (t: Tensor[]) => void)([x as Tensor, y as Tensor]);
+    return {
+      value: tf.matMul(x as Tensor, y as Tensor),
+      gradFunc: (dy: Tensor, [sx, sy]: Tensor[]) => [
+        tf.matMul(dy, tf.transpose(sy as Tensor)),
+        tf.matMul(tf.transpose(sx as Tensor), dy),
+      ],
+    };
+  }) as (x: Tensor, y: Tensor) => Tensor;
+  return f(a, b);
+}
+
+/** Batched a [n, p, q] · b [n, q, r]; the gradient uses explicit transposes, never the flags. */
+function bmm(tf: Tf, a: Tensor, b: Tensor): Tensor {
+  const f = tf.customGrad((x, y, save) => {
+    (save as (t: Tensor[]) => void)([x as Tensor, y as Tensor]);
+    return {
+      value: tf.matMul(x as Tensor, y as Tensor),
+      gradFunc: (dy: Tensor, [sx, sy]: Tensor[]) => [
+        tf.matMul(dy, tf.transpose(sy as Tensor, [0, 2, 1])),
+        tf.matMul(tf.transpose(sx as Tensor, [0, 2, 1]), dy),
+      ],
+    };
+  }) as (x: Tensor, y: Tensor) => Tensor;
+  return f(a, b);
+}
+
+/** s·(x·Aᵀ)·Bᵀ with A [r, in], B [out, r], differentiable in x, A and B. */
+function loraDelta(tf: Tf, x: Tensor, a: Tensor, b: Tensor, scale: number): Tensor {
+  const f = tf.customGrad((xi, ai, bi, save) => {
+    const u = tf.matMul(xi as Tensor, tf.transpose(ai as Tensor));
+    (save as (t: Tensor[]) => void)([xi as Tensor, ai as Tensor, bi as Tensor, u]);
+    return {
+      value: tf.mul(tf.matMul(u, tf.transpose(bi as Tensor)), scale),
+      gradFunc: (dy: Tensor, [sx, sa, sb, su]: Tensor[]) => {
+        const g = tf.mul(dy, scale);
+        const du = tf.matMul(g, sb as Tensor);
+        return [
+          tf.matMul(du, sa as Tensor),
+          tf.matMul(tf.transpose(du), sx as Tensor),
+          tf.matMul(tf.transpose(g), su as Tensor),
+        ];
+      },
+    };
+  }) as (x: Tensor, a: Tensor, b: Tensor) => Tensor;
+  return f(x, a, b);
 }

@@ -6,7 +6,15 @@ import { formatError, inputError } from "../errors.js";
 import { numel, readSafetensorsHeader, SafetensorsReader } from "../formats/safetensors.js";
 
 /** The seven linear projections of a Llama block, as Hugging Face and PEFT name them. */
-export const LLAMA_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
+export const LLAMA_PROJECTIONS = [
+  "q_proj",
+  "k_proj",
+  "v_proj",
+  "o_proj",
+  "gate_proj",
+  "up_proj",
+  "down_proj",
+] as const;
 export type LlamaProjection = (typeof LLAMA_PROJECTIONS)[number];
 
 export interface LlamaLayerWeights {

@@ -4,7 +4,12 @@ import { LoramixError } from "../errors.js";
 import { loadAdapter, loraScaling } from "../formats/peft.js";
 import { SafetensorsReader, type TensorToWrite } from "../formats/safetensors.js";
 import { seededRandom } from "../util/prng.js";
-import { LLAMA_PROJECTIONS, type LlamaProjection, projectionModule, projectionShape } from "./llamaWeights.js";
+import {
+  LLAMA_PROJECTIONS,
+  type LlamaProjection,
+  projectionModule,
+  projectionShape,
+} from "./llamaWeights.js";
 
 /** One LoRA pair on a projection: ΔW = scale · B·A, A [r, in], B [out, r] (PEFT layout). */
 export interface LoraPair {
@@ -100,7 +105,11 @@ export async function readLora(dir: string, config: LlamaConfig): Promise<LoraWe
     const match = MODULE_PATTERN.exec(m.module);
     const layer = Number(match?.[1]);
     const proj = match?.[2] as LlamaProjection;
-    if (!match || !LLAMA_PROJECTIONS.includes(proj) || `base_model.model.${projectionModule(layer, proj)}` !== m.module) {
+    if (
+      !match ||
+      !LLAMA_PROJECTIONS.includes(proj) ||
+      `base_model.model.${projectionModule(layer, proj)}` !== m.module
+    ) {
       throw new LoramixError("LAYOUT", `${adapter.file}: module "${m.module}" is not a Llama projection`);
     }
     if (layer >= config.nLayer)

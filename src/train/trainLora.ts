@@ -3,8 +3,8 @@ import type { DatasetRecord } from "../datasets/record.js";
 import { inputError, throwIfAborted, usageError } from "../errors.js";
 import { saveAdapter } from "../formats/peft.js";
 import { loadTokenizer } from "../tokenizers/load.js";
-import type { ProgressSink } from "../util/progress.js";
 import { seededRandom } from "../util/prng.js";
+import type { ProgressSink } from "../util/progress.js";
 import { AdamW, clipGlobalNorm } from "./adamw.js";
 import {
   buildExample,
@@ -12,8 +12,8 @@ import {
   DEFAULT_MAX_OUTPUT_TOKENS,
   epochBatches,
   makeBatch,
-  TRUNCATION_RULE,
   type TrainExample,
+  truncationRule,
 } from "./examples.js";
 import { LlamaModel } from "./llamaModel.js";
 import { loadLlamaWeights } from "./llamaWeights.js";
@@ -142,9 +142,9 @@ export async function trainLora({
       const binding = net.bindLora(lora);
       try {
         const { value, grads } = tf.tidy(() =>
-          tf.valueAndGrads((...factors) => net.outputLoss(inputs, batch, { ...binding, tensors: factors }).mean)(
-            binding.tensors,
-          ),
+          tf.valueAndGrads(
+            (...factors) => net.outputLoss(inputs, batch, { ...binding, tensors: factors }).mean,
+          )(binding.tensors),
         );
         const loss = (await value.data())[0] as number;
         const gradData = await Promise.all(grads.map((g) => g.data() as Promise<Float32Array>));
@@ -189,7 +189,8 @@ export async function trainLora({
     trainer: "loramix train (tfjs wasm)",
     baseModel: weights.dir,
     initSeed: seed,
-    initialisation: "A ~ U(-1/sqrt(in), 1/sqrt(in)) (PEFT kaiming_uniform a=sqrt(5)) from one mulberry32 stream, layer-major, q/k/v order; B = 0",
+    initialisation:
+      "A ~ U(-1/sqrt(in), 1/sqrt(in)) (PEFT kaiming_uniform a=sqrt(5)) from one mulberry32 stream, layer-major, q/k/v order; B = 0",
     shuffleSeed,
     steps,
     batchSize,
@@ -199,7 +200,7 @@ export async function trainLora({
     optimizer: "AdamW (betas 0.9, 0.999, eps 1e-8), global grad-norm clip",
     maxGradNorm,
     loss: "mean cross-entropy over the output tokens (incl. EOS) of each batch; prompt tokens masked",
-    truncation: TRUNCATION_RULE,
+    truncation: truncationRule(maxLength, maxOutputTokens),
     maxLength,
     maxOutputTokens,
     examples: examples.length,

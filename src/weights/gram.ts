@@ -6,7 +6,7 @@ import { SafetensorsReader } from "../formats/safetensors.js";
 import { sha256 } from "../util/hash.js";
 import type { ProgressSink } from "../util/progress.js";
 import { startWorker } from "../util/workers.js";
-import { accumulateGram, balanceTileRows } from "./gramKernel.js";
+import { balanceTileRows, GramAccumulator } from "./gramKernel.js";
 
 /** Bytes of float32 rows held per block buffer (two buffers: one computed while the next is read). */
 const DEFAULT_BLOCK_BYTES = 128 * 1024 * 1024;
@@ -166,7 +166,7 @@ async function multiplyBlocks(
       () => new Float32Array(new SharedArrayBuffer(rows * stride * 4)),
     );
     const parts = balanceTileRows(rows, tileRowLimit, useWorkers ? threads : 1);
-    const local = useWorkers ? undefined : new Float64Array(rows * rows);
+    const local = useWorkers ? undefined : new GramAccumulator(rows, parts[0] as number[]);
     const pending: { resolve: () => void; reject: (e: unknown) => void }[] = [];
     if (useWorkers) {
       for (const tileRows of parts) {
@@ -198,7 +198,7 @@ async function multiplyBlocks(
     };
     const compute = (x: Float32Array, width: number): Promise<void> => {
       if (local) {
-        accumulateGram(x, rows, stride, width, local, parts[0] as number[]);
+        local.add(x, stride, width);
         return Promise.resolve();
       }
       const index = buffers.indexOf(x);
@@ -237,7 +237,7 @@ async function multiplyBlocks(
         detail: `${(flops / seconds / 1e9).toFixed(1)} GFLOP/s`,
       });
     }
-    if (local) return local;
+    if (local) return local.result();
     const sums = await Promise.all(
       workers.map(
         (w) =>

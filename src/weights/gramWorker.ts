@@ -1,5 +1,5 @@
 import { parentPort, workerData } from "node:worker_threads";
-import { accumulateGram } from "./gramKernel.js";
+import { GramAccumulator } from "./gramKernel.js";
 
 /** Worker side of `gramOfAdapters`: accumulates its tile rows of x·xᵀ over the shared blocks. */
 interface GramWorkerData {
@@ -11,15 +11,16 @@ interface GramWorkerData {
 
 const data = workerData as GramWorkerData;
 const views = data.buffers.map((b) => new Float32Array(b));
-const g = new Float64Array(data.rows * data.rows);
+const gram = new GramAccumulator(data.rows, data.tileRows);
 
 parentPort?.on("message", (message: { buffer: number; width: number } | "finish") => {
   if (message === "finish") {
+    const g = gram.result();
     parentPort?.postMessage(g, [g.buffer]);
     return;
   }
   const x = views[message.buffer];
   if (!x) throw new Error(`gram worker: no buffer ${message.buffer}`);
-  accumulateGram(x, data.rows, data.stride, message.width, g, data.tileRows);
+  gram.add(x, data.stride, message.width);
   parentPort?.postMessage("done");
 });

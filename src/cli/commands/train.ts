@@ -1,0 +1,89 @@
+import { resolve } from "node:path";
+import { defineCommand } from "citty";
+import { loadDataset } from "../../datasets/load.js";
+import { usageError } from "../../errors.js";
+import { TRUNCATION_RULE } from "../../train/examples.js";
+import { TRAIN_DEFAULTS, TRAIN_SIDECAR, trainLora } from "../../train/trainLora.js";
+import { createProgress, info, interrupt } from "../context.js";
+
+function integer(name: string, value: string | undefined, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min)
+    throw usageError(`--${name} must be an integer ≥ ${min}, got "${value}"`);
+  return n;
+}
+
+export default defineCommand({
+  meta: {
+    name: "train",
+    description:
+      "Train a LoRA (r 8, alpha 16, q/k/v) of a small Hugging Face Llama on a dataset's train split, on the CPU " +
+      `(tfjs wasm), and write a PEFT adapter. Loss on output tokens only; ${TRUNCATION_RULE}.`,
+  },
+  args: {
+    model: {
+      type: "string",
+      description: "Hugging Face Llama directory (with tokenizer.json)",
+      required: true,
+    },
+    data: {
+      type: "string",
+      description: "Dataset file or directory (its train split is used)",
+      required: true,
+    },
+    out: { type: "string", description: "Adapter directory to write", required: true },
+    steps: { type: "string", description: "Optimizer steps", default: String(TRAIN_DEFAULTS.steps) },
+    batch: { type: "string", description: "Examples per step", default: String(TRAIN_DEFAULTS.batchSize) },
+    lr: {
+      type: "string",
+      description: "Peak AdamW learning rate (linear decay to 0)",
+      default: String(TRAIN_DEFAULTS.lr),
+    },
+    seed: {
+      type: "string",
+      description: "Seed of the example order (and of A unless --init-seed)",
+      default: "0",
+    },
+    "init-seed": { type: "string", description: "Seed of the shared initialisation of A (default: --seed)" },
+    "max-length": {
+      type: "string",
+      description: "Tokens per training sequence (at most the model's context)",
+      default: "512",
+    },
+  },
+  async run({ args }) {
+    const shuffleSeed = integer("seed", args.seed, 0) ?? 0;
+    const seed = integer("init-seed", args["init-seed"], 0) ?? shuffleSeed;
+    const lr = Number(args.lr);
+    if (!(Number.isFinite(lr) && lr > 0))
+      throw usageError(`--lr must be a positive number, got "${args.lr}"`);
+    const dataset = await loadDataset(resolve(args.data));
+    const records = dataset.splits.train;
+    info(`${dataset.path}: ${records.length} train records`);
+    const progress = createProgress();
+    try {
+      const result = await trainLora({
+        model: resolve(args.model),
+        records,
+        out: resolve(args.out),
+        steps: integer("steps", args.steps, 1),
+        batchSize: integer("batch", args.batch, 1),
+        lr,
+        seed,
+        shuffleSeed,
+        maxLength: integer("max-length", args["max-length"], 2),
+        signal: interrupt.signal,
+        progress,
+      });
+      progress.stop();
+      info(
+        `${result.out}: ${result.steps} steps (${result.epochs} epochs of ${result.examples} examples), ` +
+          `loss ${result.firstLoss.toFixed(4)} → ${result.finalLoss.toFixed(4)}, ` +
+          `${result.seconds.toFixed(1)} s, ${Math.round(result.tokensPerSecond)} tokens/s; stats in ${TRAIN_SIDECAR}`,
+      );
+    } finally {
+      progress.stop();
+    }
+  },
+});
