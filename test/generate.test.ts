@@ -13,6 +13,7 @@ import { type Profile, profileRecords } from "../src/profiles/profile.js";
 import { synthBank } from "../src/synth/synthBank.js";
 import { trainBankMlp } from "../src/weights/bankMlp.js";
 import { mlpForward } from "../src/weights/mlp.js";
+import { readSafetensorsF32 } from "./helpers/safetensors.js";
 import { SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
 /** Small real Super-NI tasks (the bank) and one more (the new dataset). */
@@ -45,24 +46,6 @@ afterAll(async () => {
   bank?.close();
   await tmp.cleanup();
 });
-
-/** An independent safetensors reader (F32 only). */
-function readAll(file: string): Map<string, Float32Array> {
-  const bytes = readFileSync(file);
-  const n = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + n).toString("utf8")) as Record<
-    string,
-    { dtype: string; data_offsets: [number, number] }
-  >;
-  const out = new Map<string, Float32Array>();
-  for (const [name, t] of Object.entries(header)) {
-    if (name === "__metadata__") continue;
-    expect(t.dtype).toBe("F32");
-    const copy = new Uint8Array(bytes.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]));
-    out.set(name, new Float32Array(copy.buffer));
-  }
-  return out;
-}
 
 /** SPEC §3 numpy-histogram densities, written out densely: last two ids share a bin, + ε. */
 function densities(p: Profile): Float64Array {
@@ -308,3 +291,8 @@ describe("generateAdapter", () => {
     expect(existsSync(out)).toBe(false);
   });
 });
+
+/** Tensor values only, by name. */
+function readAll(file: string): Map<string, Float32Array> {
+  return new Map([...readSafetensorsF32(file)].map(([name, t]) => [name, t.data]));
+}

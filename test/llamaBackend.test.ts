@@ -7,6 +7,7 @@ import { peftToGguf } from "../src/convert/peftToGguf.js";
 import { LlamaBackend } from "../src/eval/llamaBackend.js";
 import { readGgufHeader, readGgufTensorF32 } from "../src/formats/ggufRead.js";
 import { loadTokenizer } from "../src/tokenizers/load.js";
+import { readSafetensorsF32 } from "./helpers/safetensors.js";
 import { TINY_MODEL, tempDir } from "./helpers/shared.js";
 
 // Model tests: llama.cpp on TinyStories-656K (2 layers, hidden 128, 8 heads, 4 KV heads, vocab 2048).
@@ -18,27 +19,6 @@ const HEAD_DIM = HIDDEN / N_HEAD;
 const N_LAYER = CONFIG.num_hidden_layers as number;
 const VOCAB = CONFIG.vocab_size as number;
 const FF = CONFIG.intermediate_size as number;
-
-/** A test-local safetensors reader and writer, independent of src/formats. */
-function readSafetensors(path: string): Map<string, { shape: number[]; data: Float32Array }> {
-  const bytes = readFileSync(path);
-  const n = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + n).toString("utf8")) as Record<
-    string,
-    { dtype: string; shape: number[]; data_offsets: [number, number] }
-  >;
-  const out = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, t] of Object.entries(header)) {
-    if (name === "__metadata__") continue;
-    expect(t.dtype).toBe("F32");
-    const slice = bytes.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]);
-    out.set(name, {
-      shape: t.shape,
-      data: new Float32Array(slice.buffer.slice(slice.byteOffset, slice.byteOffset + slice.byteLength)),
-    });
-  }
-  return out;
-}
 
 async function writeSafetensorsF32(
   path: string,
@@ -289,7 +269,7 @@ describe("GGUF conversion of TinyStories-656K and the llama.cpp backend", () => 
   let cleanup: () => Promise<void>;
   let gguf: string;
   let backend: LlamaBackend;
-  const weights = readSafetensors(join(TINY_MODEL, "model.safetensors"));
+  const weights = readSafetensorsF32(join(TINY_MODEL, "model.safetensors"));
 
   beforeAll(async () => {
     ({ dir, cleanup } = await tempDir());

@@ -14,6 +14,7 @@ import { mixAdapters } from "../src/merge/mixAdapters.js";
 import { synthBank } from "../src/synth/synthBank.js";
 import { trainBankMlp } from "../src/weights/bankMlp.js";
 import { mlpForward } from "../src/weights/mlp.js";
+import { readSafetensorsF32 } from "./helpers/safetensors.js";
 import { SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
 /** Small real Super-NI tasks; synthetic tiny adapters share structure by category. */
@@ -61,23 +62,6 @@ afterAll(async () => {
   bank?.close();
   await tmp.cleanup();
 });
-
-/** An independent safetensors reader (F32 only). */
-function readAll(file: string): Map<string, Float32Array> {
-  const bytes = readFileSync(file);
-  const n = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + n).toString("utf8")) as Record<
-    string,
-    { dtype: string; data_offsets: [number, number] }
-  >;
-  const out = new Map<string, Float32Array>();
-  for (const [name, t] of Object.entries(header)) {
-    if (name === "__metadata__") continue;
-    const copy = new Uint8Array(bytes.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]));
-    out.set(name, new Float32Array(copy.buffer));
-  }
-  return out;
-}
 
 const names = () => [...(adapters[0] as Map<string, Float32Array>).keys()].sort();
 const modules = () =>
@@ -312,3 +296,8 @@ describe("runLoo", () => {
     }
   }, 30_000);
 });
+
+/** Tensor values only, by name. */
+function readAll(file: string): Map<string, Float32Array> {
+  return new Map([...readSafetensorsF32(file)].map(([name, t]) => [name, t.data]));
+}

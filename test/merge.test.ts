@@ -6,26 +6,8 @@ import { compareAdapters } from "../src/merge/compare.js";
 import { mixAdapters } from "../src/merge/mixAdapters.js";
 import { SYNTHETIC_MARKER } from "../src/merge/sources.js";
 import { synthBank } from "../src/synth/synthBank.js";
+import { readSafetensorsF32 } from "./helpers/safetensors.js";
 import { PEFT_FIXTURES, SNI_DIR, tempDir } from "./helpers/shared.js";
-
-/** An independent safetensors reader (F32 only), so the check does not trust the library's. */
-function readAll(file: string): Map<string, { shape: number[]; data: Float32Array }> {
-  const bytes = readFileSync(file);
-  const n = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + n).toString("utf8")) as Record<
-    string,
-    { dtype: string; shape: number[]; data_offsets: [number, number] }
-  >;
-  const out = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, t] of Object.entries(header)) {
-    if (name === "__metadata__") continue;
-    expect(t.dtype).toBe("F32");
-    const [b, e] = t.data_offsets;
-    const copy = new Uint8Array(bytes.subarray(8 + n + b, 8 + n + e));
-    out.set(name, { shape: t.shape, data: new Float32Array(copy.buffer) });
-  }
-  return out;
-}
 
 function config(
   dir: string,
@@ -34,7 +16,7 @@ function config(
 }
 
 /** Dense ΔW = s·B·A (row-major out × in), float64. */
-function denseDelta(tensors: ReturnType<typeof readAll>, module: string, scale: number): Float64Array {
+function denseDelta(tensors: ReturnType<typeof readSafetensorsF32>, module: string, scale: number): Float64Array {
   const a = tensors.get(`${module}.lora_A.weight`);
   const b = tensors.get(`${module}.lora_B.weight`);
   if (!a || !b) throw new Error(`no ${module}`);
@@ -50,7 +32,7 @@ function denseDelta(tensors: ReturnType<typeof readAll>, module: string, scale: 
   return w;
 }
 
-const modulesOf = (tensors: ReturnType<typeof readAll>) =>
+const modulesOf = (tensors: ReturnType<typeof readSafetensorsF32>) =>
   [...tensors.keys()]
     .filter((k) => k.endsWith(".lora_A.weight"))
     .map((k) => k.slice(0, -".lora_A.weight".length));
@@ -73,8 +55,8 @@ describe("mixAdapters linear", () => {
     const out = join(tmp.dir, "linear");
     const result = await mixAdapters({ adapters: GEMMA, weights, out, config: { method: "test" } });
     expect(result.used).toBe(3);
-    const inputs = GEMMA.map((d) => readAll(join(d, "adapter_model.safetensors")));
-    const mixed = readAll(join(out, "adapter_model.safetensors"));
+    const inputs = GEMMA.map((d) => readSafetensorsF32(join(d, "adapter_model.safetensors")));
+    const mixed = readSafetensorsF32(join(out, "adapter_model.safetensors"));
     expect([...mixed.keys()].sort()).toEqual([...(inputs[0] as Map<string, unknown>).keys()].sort());
     let maxErr = 0;
     for (const [name, t] of mixed) {
@@ -101,8 +83,8 @@ describe("mixAdapters linear", () => {
     // The other layout has weight 0: never read, so the mix works and equals 1 × the first.
     const result = await mixAdapters({ adapters: [GEMMA[0] as string, other], weights: [1, 0], out });
     expect(result.used).toBe(1);
-    const a = readAll(join(GEMMA[0] as string, "adapter_model.safetensors"));
-    for (const [name, t] of readAll(join(out, "adapter_model.safetensors")))
+    const a = readSafetensorsF32(join(GEMMA[0] as string, "adapter_model.safetensors"));
+    for (const [name, t] of readSafetensorsF32(join(out, "adapter_model.safetensors")))
       expect(t.data).toEqual(a.get(name)?.data);
     await expect(
       mixAdapters({ adapters: [GEMMA[0] as string, other], weights: [1, 1], out: join(tmp.dir, "bad") }),
@@ -146,9 +128,9 @@ describe("mixAdapters cat", () => {
     expect(cfg.r).toBe(12);
     expect(cfg.lora_alpha).toBe(12);
     expect(cfg.use_rslora).toBe(false);
-    const inputs = GEMMA.map((d) => readAll(join(d, "adapter_model.safetensors")));
+    const inputs = GEMMA.map((d) => readSafetensorsF32(join(d, "adapter_model.safetensors")));
     const scales = GEMMA.map((d) => config(d).lora_alpha / config(d).r);
-    const mixed = readAll(join(out, "adapter_model.safetensors"));
+    const mixed = readSafetensorsF32(join(out, "adapter_model.safetensors"));
     const modules = modulesOf(mixed);
     expect(modules.length).toBe(72);
     // Every fourth module keeps the test fast while covering q, k, v and o shapes.
@@ -195,8 +177,8 @@ describe("delta-svd and compareAdapters on synthetic adapters", () => {
     const cfg = config(out);
     expect(cfg).toEqual(config(adapters[0] as string));
     const scale = cfg.lora_alpha / cfg.r;
-    const inputs = adapters.map((d) => readAll(join(d, "adapter_model.safetensors")));
-    const mixed = readAll(join(out, "adapter_model.safetensors"));
+    const inputs = adapters.map((d) => readSafetensorsF32(join(d, "adapter_model.safetensors")));
+    const mixed = readSafetensorsF32(join(out, "adapter_model.safetensors"));
     for (const module of modulesOf(mixed)) {
       const want = new Float64Array(denseDelta(mixed, module, 1).length);
       inputs.forEach((m, j) => {
@@ -217,8 +199,8 @@ describe("delta-svd and compareAdapters on synthetic adapters", () => {
   it("compareAdapters matches dense cosines and relative errors", async () => {
     const [x, y] = adapters as [string, string];
     const got = await compareAdapters(x, y);
-    const tx = readAll(join(x, "adapter_model.safetensors"));
-    const ty = readAll(join(y, "adapter_model.safetensors"));
+    const tx = readSafetensorsF32(join(x, "adapter_model.safetensors"));
+    const ty = readSafetensorsF32(join(y, "adapter_model.safetensors"));
     let dot = 0;
     let xx = 0;
     let yy = 0;
