@@ -16,7 +16,11 @@ function config(
 }
 
 /** Dense ΔW = s·B·A (row-major out × in), float64. */
-function denseDelta(tensors: ReturnType<typeof readSafetensorsF32>, module: string, scale: number): Float64Array {
+function denseDelta(
+  tensors: ReturnType<typeof readSafetensorsF32>,
+  module: string,
+  scale: number,
+): Float64Array {
   const a = tensors.get(`${module}.lora_A.weight`);
   const b = tensors.get(`${module}.lora_B.weight`);
   if (!a || !b) throw new Error(`no ${module}`);
