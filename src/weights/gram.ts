@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { Worker } from "node:worker_threads";
 import { formatError, LoramixError, throwIfAborted } from "../errors.js";
 import { SafetensorsReader } from "../formats/safetensors.js";
+import { packBlob, unpackBlob } from "../util/blob.js";
 import { sha256 } from "../util/hash.js";
 import type { ProgressSink } from "../util/progress.js";
 import { startWorker } from "../util/workers.js";
@@ -274,34 +275,13 @@ export function gramKey(hashes: string[]): string {
 
 /** Binary form: "loramix-gram" + u32 LE JSON length + JSON {hashes, params} + n² float64 LE. */
 export function gramToBuffer(g: GramMatrix): Buffer {
-  const json = Buffer.from(JSON.stringify({ version: 1, hashes: g.hashes, params: g.params }));
-  const head = Buffer.alloc(MAGIC.length + 4);
-  head.write(MAGIC, 0, "latin1");
-  head.writeUInt32LE(json.length, MAGIC.length);
   const values = Buffer.alloc(g.values.length * 8);
   for (let k = 0; k < g.values.length; k++) values.writeDoubleLE(g.values[k] as number, k * 8);
-  return Buffer.concat([head, json, values]);
+  return packBlob(MAGIC, { version: 1, hashes: g.hashes, params: g.params }, values);
 }
 
 export function gramFromBuffer(bytes: Uint8Array, source: string): GramMatrix {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headLength = MAGIC.length + 4;
-  if (buf.length < headLength || buf.toString("latin1", 0, MAGIC.length) !== MAGIC) {
-    throw formatError(source, "not a loramix Gram matrix (bad magic)");
-  }
-  const jsonLength = buf.readUInt32LE(MAGIC.length);
-  if (headLength + jsonLength > buf.length) {
-    throw formatError(
-      source,
-      `Gram header length ${jsonLength} exceeds the ${buf.length - headLength} bytes left`,
-    );
-  }
-  let head: { version?: unknown; hashes?: unknown; params?: unknown };
-  try {
-    head = JSON.parse(buf.toString("utf8", headLength, headLength + jsonLength));
-  } catch (error) {
-    throw formatError(source, "Gram header is not valid JSON", error);
-  }
+  const { header: head, payload } = unpackBlob(bytes, MAGIC, "Gram matrix", source);
   const { hashes, params } = head;
   if (head.version !== 1 || !Array.isArray(hashes) || !hashes.every((h) => typeof h === "string")) {
     throw formatError(source, "Gram header lacks version 1 and its adapter hashes");
@@ -310,13 +290,14 @@ export function gramFromBuffer(bytes: Uint8Array, source: string): GramMatrix {
     throw formatError(source, `Gram parameter count ${String(params)} is not a positive integer`);
   }
   const n = hashes.length;
-  const valueBytes = buf.length - headLength - jsonLength;
-  if (valueBytes !== n * n * 8) {
-    throw formatError(source, `Gram matrix of ${n} adapters needs ${n * n * 8} bytes, found ${valueBytes}`);
+  if (payload.length !== n * n * 8) {
+    throw formatError(
+      source,
+      `Gram matrix of ${n} adapters needs ${n * n * 8} bytes, found ${payload.length}`,
+    );
   }
   const values = new Float64Array(n * n);
-  const start = headLength + jsonLength;
-  for (let k = 0; k < values.length; k++) values[k] = buf.readDoubleLE(start + k * 8);
+  for (let k = 0; k < values.length; k++) values[k] = payload.readDoubleLE(k * 8);
   return { hashes: hashes as string[], params, values };
 }
 

@@ -1,4 +1,5 @@
 import { formatError, usageError } from "../errors.js";
+import { packBlob, unpackBlob } from "../util/blob.js";
 import { seededRandom } from "../util/prng.js";
 
 /** torch's LayerNorm default. */
@@ -150,35 +151,14 @@ export interface TrainedMlp extends ScalarMlp {
 
 /** Binary form: "loramix-mlp" + u32 LE JSON length + JSON (hidden, metadata) + float32 LE params. */
 export function mlpToBuffer(mlp: TrainedMlp): Buffer {
-  const json = Buffer.from(JSON.stringify({ format: MAGIC, version: 1, hidden: mlp.hidden, meta: mlp.meta }));
-  const head = Buffer.alloc(MAGIC.length + 4);
-  head.write(MAGIC, 0, "latin1");
-  head.writeUInt32LE(json.length, MAGIC.length);
   const params = Buffer.alloc(mlp.params.length * 4);
   for (let k = 0; k < mlp.params.length; k++) params.writeFloatLE(mlp.params[k] as number, k * 4);
-  return Buffer.concat([head, json, params]);
+  return packBlob(MAGIC, { format: MAGIC, version: 1, hidden: mlp.hidden, meta: mlp.meta }, params);
 }
 
 /** Parses `mlpToBuffer` output; `source` names where the bytes came from for error messages. */
 export function mlpFromBuffer(bytes: Uint8Array, source: string): TrainedMlp {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headLength = MAGIC.length + 4;
-  if (buf.length < headLength || buf.toString("latin1", 0, MAGIC.length) !== MAGIC) {
-    throw formatError(source, "not a loramix MLP (bad magic)");
-  }
-  const jsonLength = buf.readUInt32LE(MAGIC.length);
-  if (headLength + jsonLength > buf.length) {
-    throw formatError(
-      source,
-      `MLP header length ${jsonLength} exceeds the ${buf.length - headLength} bytes left`,
-    );
-  }
-  let head: { version?: unknown; hidden?: unknown; meta?: unknown };
-  try {
-    head = JSON.parse(buf.toString("utf8", headLength, headLength + jsonLength));
-  } catch (error) {
-    throw formatError(source, "MLP header is not valid JSON", error);
-  }
+  const { header: head, payload } = unpackBlob(bytes, MAGIC, "MLP", source);
   if (head.version !== 1) throw formatError(source, `unsupported MLP version ${String(head.version)}`);
   const hidden = head.hidden;
   if (typeof hidden !== "number" || !Number.isInteger(hidden) || hidden < 1 || hidden > MAX_HIDDEN) {
@@ -194,7 +174,7 @@ export function mlpFromBuffer(bytes: Uint8Array, source: string): TrainedMlp {
     throw formatError(source, "MLP metadata is missing its metric or training ids");
   }
   const total = mlpOffsets(hidden).total;
-  const paramBytes = buf.length - headLength - jsonLength;
+  const paramBytes = payload.length;
   if (paramBytes !== total * 4) {
     throw formatError(
       source,
@@ -202,7 +182,6 @@ export function mlpFromBuffer(bytes: Uint8Array, source: string): TrainedMlp {
     );
   }
   const params = new Float32Array(total);
-  const start = headLength + jsonLength;
-  for (let k = 0; k < total; k++) params[k] = buf.readFloatLE(start + k * 4);
+  for (let k = 0; k < total; k++) params[k] = payload.readFloatLE(k * 4);
   return { hidden, params, meta };
 }
