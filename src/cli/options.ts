@@ -11,6 +11,16 @@ export function positiveInt(name: string, value: string | undefined): number | u
   return n;
 }
 
+/** An integer ≥ `min`, or undefined when the flag is absent. */
+export function integerAtLeast(name: string, value: string | undefined, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isSafeInteger(n) || n < min) {
+    throw usageError(`--${name} must be an integer ≥ ${min}, got "${value}"`);
+  }
+  return n;
+}
+
 /** A number passing `check` (described by `what` in the error), or undefined when the flag is absent. */
 export function optionalNumber(
   name: string,

@@ -5,14 +5,7 @@ import { usageError } from "../../errors.js";
 import { TRUNCATION_RULE } from "../../train/examples.js";
 import { TRAIN_DEFAULTS, TRAIN_SIDECAR, trainLora } from "../../train/trainLora.js";
 import { createProgress, info, interrupt } from "../context.js";
-
-function integer(name: string, value: string | undefined, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < min)
-    throw usageError(`--${name} must be an integer ≥ ${min}, got "${value}"`);
-  return n;
-}
+import { integerAtLeast } from "../options.js";
 
 export default defineCommand({
   meta: {
@@ -53,8 +46,8 @@ export default defineCommand({
     },
   },
   async run({ args }) {
-    const shuffleSeed = integer("seed", args.seed, 0) ?? 0;
-    const seed = integer("init-seed", args["init-seed"], 0) ?? shuffleSeed;
+    const shuffleSeed = integerAtLeast("seed", args.seed, 0) ?? 0;
+    const seed = integerAtLeast("init-seed", args["init-seed"], 0) ?? shuffleSeed;
     const lr = Number(args.lr);
     if (!(Number.isFinite(lr) && lr > 0))
       throw usageError(`--lr must be a positive number, got "${args.lr}"`);
@@ -67,12 +60,12 @@ export default defineCommand({
         model: resolve(args.model),
         records,
         out: resolve(args.out),
-        steps: integer("steps", args.steps, 1),
-        batchSize: integer("batch", args.batch, 1),
+        steps: integerAtLeast("steps", args.steps, 1),
+        batchSize: integerAtLeast("batch", args.batch, 1),
         lr,
         seed,
         shuffleSeed,
-        maxLength: integer("max-length", args["max-length"], 2),
+        maxLength: integerAtLeast("max-length", args["max-length"], 2),
         signal: interrupt.signal,
         progress,
       });

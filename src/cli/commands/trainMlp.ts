@@ -5,16 +5,9 @@ import { usageError } from "../../errors.js";
 import { trainBankMlp } from "../../weights/bankMlp.js";
 import { bankGram } from "../../weights/gram.js";
 import { createProgress, info, interrupt } from "../context.js";
+import { integerAtLeast } from "../options.js";
 
 const METRICS = ["kl", "js", "wd", "mmd"] as const;
-
-function integer(name: string, value: string | undefined, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min)
-    throw usageError(`--${name} must be an integer ≥ ${min}, got "${value}"`);
-  return n;
-}
 
 export default defineCommand({
   meta: {
@@ -34,10 +27,10 @@ export default defineCommand({
     const metric = args.metric as (typeof METRICS)[number];
     if (!METRICS.includes(metric))
       throw usageError(`--metric must be one of ${METRICS.join(", ")}, got "${args.metric}"`);
-    const hidden = integer("hidden", args.hidden, 64, 1);
-    const epochs = integer("epochs", args.epochs, 40, 1);
-    const seed = integer("seed", args.seed, 0, 0);
-    const threads = args.threads === undefined ? undefined : integer("threads", args.threads, 2, 1);
+    const hidden = integerAtLeast("hidden", args.hidden, 1) ?? 64;
+    const epochs = integerAtLeast("epochs", args.epochs, 1) ?? 40;
+    const seed = integerAtLeast("seed", args.seed, 0) ?? 0;
+    const threads = integerAtLeast("threads", args.threads, 1);
     const learningRate = Number(args.lr);
     if (!(learningRate > 0)) throw usageError(`--lr must be a positive number, got "${args.lr}"`);
     const progress = createProgress();
