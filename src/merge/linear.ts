@@ -1,14 +1,17 @@
-import { throwIfAborted } from "../errors.js";
-import { SafetensorsReader } from "../formats/safetensors.js";
+import { availableParallelism } from "node:os";
+import type { Worker } from "node:worker_threads";
+import { type ErrorCode, LoramixError, throwIfAborted } from "../errors.js";
 import type { ProgressSink } from "../util/progress.js";
+import { startWorker } from "../util/workers.js";
+import type { LinearJob, LinearWorkerMessage } from "./linearWorker.js";
 import type { WeightedAdapter } from "./sources.js";
 import type { TensorSink } from "./write.js";
 
 /**
- * Tensors are mixed in slabs of consecutive tensors of at most this many elements: the slab's
- * float64 accumulator, two float32 read buffers (one filling while the other is summed) and the
- * float32 result cost 24 bytes per element, so memory stays under ~400 MB whatever the bank size,
- * while a Mistral adapter (9.4M parameters) is one slab, i.e. one sequential pass per file.
+ * Tensors are mixed in slabs of consecutive tensors of at most this many elements: per element, the
+ * workers' float64 accumulators and two float32 read buffers plus the shared float32 result cost 24
+ * bytes, so memory stays under ~400 MB whatever the bank size, while a Mistral adapter (9.4M
+ * parameters) is one slab, i.e. one sequential pass per file.
  */
 const SLAB_ELEMENTS = 16 * 1024 * 1024;
 
@@ -16,95 +19,105 @@ export interface LinearMixStats {
   bytesRead: number;
 }
 
+type SlabTensor = { name: string; numel: number; offset: number };
+
+/** Splits a slab's tensors into `parts` groups of similar element counts (largest first, greedy). */
+function partition(tensors: SlabTensor[], parts: number): SlabTensor[][] {
+  const groups: SlabTensor[][] = Array.from({ length: parts }, () => []);
+  const sizes = new Array<number>(parts).fill(0);
+  for (const t of [...tensors].sort((a, b) => b.numel - a.numel)) {
+    const k = sizes.indexOf(Math.min(...sizes));
+    groups[k]!.push(t);
+    sizes[k]! += t.numel;
+  }
+  return groups.filter((g) => g.length > 0);
+}
+
 /**
- * Paper-compatible mix: every tensor is Σ_j w_j T_j (A and B separately). Accumulates in float64
- * so that the result does not depend on the order of hundreds of adapters.
+ * Paper-compatible mix: every tensor is Σ_j w_j T_j (A and B separately), accumulated in float64 so
+ * the result does not depend on the order of hundreds of adapters. The summation runs on worker
+ * threads (kept for the whole mix), each owning part of every slab's tensors.
  */
 export async function mixLinear({
   sources,
   sink,
+  threads = Math.min(2, availableParallelism()),
   signal,
   progress,
 }: {
   sources: WeightedAdapter[];
   sink: TensorSink;
+  threads?: number;
   signal?: AbortSignal;
   progress?: ProgressSink;
 }): Promise<LinearMixStats> {
   const layout = (sources[0] as WeightedAdapter).adapter.layout;
-  const tensors = layout.tensors.map((t) => ({ ...t, numel: t.shape.reduce((a, b) => a * b, 1) }));
-  const slabs: (typeof tensors)[] = [];
-  let current: typeof tensors = [];
+  const slabs: SlabTensor[][] = [];
+  let current: SlabTensor[] = [];
   let size = 0;
-  for (const t of tensors) {
-    if (current.length > 0 && size + t.numel > SLAB_ELEMENTS) {
+  for (const t of layout.tensors) {
+    const numel = t.shape.reduce((a, b) => a * b, 1);
+    if (current.length > 0 && size + numel > SLAB_ELEMENTS) {
       slabs.push(current);
       current = [];
       size = 0;
     }
-    current.push(t);
-    size += t.numel;
+    current.push({ name: t.name, numel, offset: size });
+    size += numel;
   }
   if (current.length > 0) slabs.push(current);
 
   const maxSlab = Math.max(...slabs.map((s) => s.reduce((n, t) => n + t.numel, 0)));
-  const acc = new Float64Array(maxSlab);
-  const buffers = [new Float32Array(maxSlab), new Float32Array(maxSlab)] as const;
-  const result = new Float32Array(maxSlab);
+  const shared = new SharedArrayBuffer(maxSlab * 4);
+  const result = new Float32Array(shared);
+  const abort = new SharedArrayBuffer(4);
+  const stop = () => Atomics.store(new Int32Array(abort), 0, 1);
+  signal?.addEventListener("abort", stop, { once: true });
+  const files = sources.map((s) => s.adapter.file);
+  const weights = sources.map((s) => s.weight);
+  const workerCount = Math.max(1, Math.min(threads, ...slabs.map((s) => s.length)));
+  const workers: Worker[] = Array.from({ length: workerCount }, () =>
+    startWorker(new URL("./linearWorker.js", import.meta.url)),
+  );
   let bytesRead = 0;
   let done = 0;
-  const total = slabs.length * sources.length;
-
-  for (const slab of slabs) {
-    const offsets: number[] = [];
-    let slabSize = 0;
-    for (const t of slab) {
-      offsets.push(slabSize);
-      slabSize += t.numel;
-    }
-    acc.fill(0, 0, slabSize);
-    // Reads of the next adapter run on the thread pool while this one is summed.
-    const load = async (j: number, buffer: Float32Array): Promise<void> => {
-      const { adapter } = sources[j] as WeightedAdapter;
-      const reader = await SafetensorsReader.open(adapter.file);
-      try {
-        await Promise.all(
-          slab.map((t, i) => {
-            const at = offsets[i] as number;
-            return reader.readF32(t.name, buffer.subarray(at, at + t.numel));
-          }),
-        );
-      } finally {
-        await reader.close();
-      }
-      for (const t of slab) {
-        const info = adapter.header.tensors.get(t.name);
-        if (info) bytesRead += info.end - info.begin;
-      }
-    };
-    let pending = load(0, buffers[0]);
-    try {
-      for (let j = 0; j < sources.length; j++) {
-        await pending;
-        throwIfAborted(signal);
-        const buffer = buffers[j % 2] as Float32Array;
-        if (j + 1 < sources.length) pending = load(j + 1, buffers[(j + 1) % 2] as Float32Array);
-        const w = (sources[j] as WeightedAdapter).weight;
-        for (let i = 0; i < slabSize; i++) acc[i] = (acc[i] as number) + w * (buffer[i] as number);
-        done++;
-        progress?.({ phase: "mix linear", done, total, unit: "adapter reads" });
-      }
-    } catch (error) {
-      // The prefetch may still hold a file open; let it finish before the temp dir is removed.
-      await pending.catch(() => {});
-      throw error;
-    }
-    for (let i = 0; i < slabSize; i++) result[i] = acc[i] as number;
-    for (const [i, t] of slab.entries()) {
+  const total = slabs.length * sources.length * workerCount;
+  try {
+    for (const slab of slabs) {
       throwIfAborted(signal);
-      const at = offsets[i] as number;
-      await sink.write(t.name, result.subarray(at, at + t.numel));
+      const groups = partition(slab, workerCount);
+      const outcomes = await Promise.all(
+        groups.map(
+          (tensors, w) =>
+            new Promise<LinearWorkerMessage & { kind: "done" }>((resolve, reject) => {
+              const worker = workers[w] as Worker;
+              const onMessage = (m: LinearWorkerMessage) => {
+                if (m.kind === "adapter") {
+                  done++;
+                  progress?.({ phase: "mix linear", done, total, unit: "tensor-group reads" });
+                  return;
+                }
+                worker.off("message", onMessage);
+                worker.off("error", reject);
+                if (m.kind === "error") reject(new LoramixError((m.code as ErrorCode) ?? "INPUT", m.message));
+                else resolve(m);
+              };
+              worker.on("message", onMessage);
+              worker.once("error", reject);
+              worker.postMessage({ files, weights, tensors, result: shared, abort } satisfies LinearJob);
+            }),
+        ),
+      );
+      for (const o of outcomes) bytesRead += o.bytesRead;
+      throwIfAborted(signal);
+      for (const t of slab) {
+        throwIfAborted(signal);
+        await sink.write(t.name, result.subarray(t.offset, t.offset + t.numel));
+      }
     }
+  } finally {
+    signal?.removeEventListener("abort", stop);
+    await Promise.all(workers.map((w) => w.terminate()));
   }
   return { bytesRead };
 }
