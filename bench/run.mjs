@@ -64,6 +64,12 @@ function loramix(label, args, { record = true } = {}) {
 }
 
 /** Commands as a reader can rerun them: the temp dir as $BENCH, the shared data as ../shared. */
+/** `loramix generate` with the paper's best configuration (normalized JS), optionally top-k. */
+function generateArgs(bank, data, out, topK) {
+  const args = ["generate", bank, "--data", data, "--metric", "js", "--method", "normalized", "--out", out];
+  return topK ? [...args, "--top-k", String(topK)] : args;
+}
+
 function rel(command) {
   return command.replaceAll(work, "$BENCH").replaceAll(shared, "../shared").replaceAll(repo, ".");
 }
@@ -148,33 +154,15 @@ if (!only || only === "method") {
     join(work, "d.json"),
   ]);
   const target = join(sni, heldOut);
-  const topk = loramix("generate --top-k 32 (new dataset, end to end)", [
-    "generate",
-    bank,
-    "--data",
-    target,
-    "--metric",
-    "js",
-    "--method",
-    "normalized",
-    "--top-k",
-    "32",
-    "--out",
-    join(work, "gen-top32"),
-  ]);
+  const topk = loramix(
+    "generate --top-k 32 (new dataset, end to end)",
+    generateArgs(bank, target, join(work, "gen-top32"), 32),
+  );
   topk.detail = "profile + distances + weights + mix + write";
-  const dense = loramix(`generate, dense (all ${bankTasks.length} weights)`, [
-    "generate",
-    bank,
-    "--data",
-    target,
-    "--metric",
-    "js",
-    "--method",
-    "normalized",
-    "--out",
-    join(work, "gen-dense"),
-  ]);
+  const dense = loramix(
+    `generate, dense (all ${bankTasks.length} weights)`,
+    generateArgs(bank, target, join(work, "gen-dense")),
+  );
   dense.detail = `reads ${(bytes / 1e9).toFixed(1)} GB: ${(bytes / 1e6 / dense.seconds).toFixed(0)} MB/s`;
   // The disk's own sequential rate, on the same files (page cache state as for the dense run).
   const t0 = process.hrtime.bigint();
@@ -206,20 +194,7 @@ if (!only || only === "method") {
     { record: false },
   );
   loramix("bank index (100)", ["bank", "index", small], { record: false });
-  loramix("generate --top-k 32 on a 100-entry bank", [
-    "generate",
-    small,
-    "--data",
-    target,
-    "--metric",
-    "js",
-    "--method",
-    "normalized",
-    "--top-k",
-    "32",
-    "--out",
-    join(work, "gen-100"),
-  ]);
+  loramix("generate --top-k 32 on a 100-entry bank", generateArgs(small, target, join(work, "gen-100"), 32));
   notes.push(`Held-out target dataset for generate: ${heldOut} (not in the bank).`);
 }
 
