@@ -2,7 +2,9 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hfToGguf } from "../src/convert/hfToGguf.js";
 import { loadDataset } from "../src/datasets/load.js";
+import { LlamaBackend } from "../src/eval/llamaBackend.js";
 import type { DatasetRecord } from "../src/datasets/record.js";
 import { loadAdapter } from "../src/formats/peft.js";
 import { SafetensorsReader } from "../src/formats/safetensors.js";
@@ -325,6 +327,18 @@ describe("examples", () => {
   });
 });
 
+/** Summed cross-entropy of an example's output tokens, each scored by llama.cpp from its prefix. */
+async function llamaLoss(
+  backend: Pick<LlamaBackend, "nextTokenLogProbs">,
+  ex: { ids: Int32Array; outputStart: number },
+): Promise<number> {
+  const ids = Array.from(ex.ids);
+  let loss = 0;
+  for (let t = ex.outputStart; t < ids.length; t++)
+    loss -= (await backend.nextTokenLogProbs(ids.slice(0, t)))[ids[t] as number] as number;
+  return loss;
+}
+
 describe("training", () => {
   it("lowers the output loss on a real Super-NI task and writes a PEFT adapter", async () => {
     const { dir, cleanup } = await tempDir();
@@ -348,6 +362,28 @@ describe("training", () => {
       expect(before.loss).toBeGreaterThan(4);
       expect(after.loss).toBeLessThan(before.loss - 2);
       expect(after.tokens).toBe(before.tokens);
+
+      // The exported adapter, run by llama.cpp (PEFT dir → GGUF on the fly), gives the same loss on
+      // the same token ids: what was trained is what users get in llama.cpp.
+      const gguf = join(dir, "tiny.gguf");
+      await hfToGguf({ modelDir: TINY_MODEL, out: gguf });
+      const llama = await LlamaBackend.load({
+        model: gguf,
+        tokenizer: TINY_MODEL,
+        contextSize: 256,
+        kvCache: "f32",
+      });
+      try {
+        const adapted = await llama.withAdapter(out);
+        for (const ex of after.examples.slice(0, 4)) {
+          expect(ex.tokens).toBeGreaterThan(0);
+          expect(Math.abs((await llamaLoss(adapted, ex)) - ex.loss)).toBeLessThan(1e-4 * ex.tokens);
+        }
+        const ex0 = before.examples[0]!;
+        expect(Math.abs((await llamaLoss(llama, ex0)) - ex0.loss)).toBeLessThan(1e-4 * ex0.tokens);
+      } finally {
+        await llama.dispose();
+      }
 
       const adapter = await loadAdapter(out);
       expect(adapter.layout.r).toBe(8);
