@@ -30,7 +30,7 @@ export interface MethodDemoResult {
 const HOLD_OUT_EVERY = 12;
 
 /**
- * The demo while the trained testbed is not built: the whole method on real Super-NI datasets
+ * `loramix demo --synthetic`, the method without a model: real Super-NI datasets
  * (../shared/data/sni) paired with synthetic adapters in which tasks of one Super-NI category share a
  * component. It shows what can be shown without trained adapters: which bank entries a new dataset
  * draws on, and how well each weighting recovers held-out adapters by leave-one-out. Every output

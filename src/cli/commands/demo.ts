@@ -1,11 +1,9 @@
-import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { defineCommand } from "citty";
 import { runMethodDemo } from "../../demo/methodDemo.js";
 import { DEMO_LIMIT, runDemo } from "../../demo/run.js";
 import { TABLE_METHODS } from "../../demo/tables.js";
 import { METRICS, type Metric } from "../../distances/metric.js";
-import { usageError } from "../../errors.js";
 import { DEFAULT_TESTBED, sharedDir } from "../../testbed/paths.js";
 import type { ProgressSink } from "../../util/progress.js";
 import type { WeightMethod } from "../../weights/leaveOneOut.js";
@@ -35,13 +33,18 @@ export default defineCommand({
     method: { type: "string", description: 'Weightings: "all" (default) or e.g. normalized,neural' },
     testbed: { type: "string", description: "Testbed directory (default: the shipped one)" },
     threads: { type: "string", default: "1", description: "llama.cpp threads" },
+    synthetic: {
+      type: "boolean",
+      description:
+        "Instead: the method alone on real Super-NI datasets with synthetic adapters (no model, ~15 s)",
+    },
   },
   async run({ args }) {
     const progress = createProgress();
     const testbed = args.testbed ? resolve(args.testbed) : DEFAULT_TESTBED;
-    if (!existsSync(join(testbed, "bank.sqlite"))) {
+    if (args.synthetic === true) {
       try {
-        await methodDemo(resolve(args.out), testbed, progress);
+        await methodDemo(resolve(args.out), progress);
       } finally {
         progress.stop();
       }
@@ -77,16 +80,13 @@ export default defineCommand({
   },
 });
 
-/** Until the trained testbed is built, the demo runs the method on synthetic adapters and says so. */
-async function methodDemo(
-  out: string,
-  testbed: string,
-  progress: ProgressSink & { stop(): void },
-): Promise<void> {
-  info(`The trained testbed is not built in ${testbed} (\`loramix testbed build\`), so this demo shows the`);
-  info("method itself: real Super-NI datasets, SYNTHETIC adapters (tasks of one Super-NI category share a");
-  info("component). It shows which bank entries a new dataset draws on and how well each weighting recovers");
-  info("held-out adapters; it says nothing about generation quality, which needs the trained testbed.\n");
+/** The method without a model: which entries a new dataset draws on, and leave-one-out recovery. */
+async function methodDemo(out: string, progress: ProgressSink & { stop(): void }): Promise<void> {
+  info("The method alone: real Super-NI datasets, SYNTHETIC adapters (tasks of one Super-NI category share");
+  info("a component). It shows which bank entries a new dataset draws on and how well each weighting");
+  info(
+    "recovers held-out adapters; it says nothing about generation quality (run `loramix demo` for that).\n",
+  );
   const started = performance.now();
   const result = await runMethodDemo({
     sni: join(sharedDir(), "data/sni"),
