@@ -46,8 +46,16 @@ function fixture(): string {
     const map = coefficientHeatmap(w, 2, 3, (r, c) => c === r);
     return { config, file: `${config}.png`, png: map.png, max: map.max };
   });
+  const shares: Record<string, [number, number]> = {
+    "normalized/js": [0.3, 0.5],
+    nearest: [1, 0],
+    uniform: [0.5, 0.5],
+  };
   return demoHtml({
     grid,
+    familyShares: new Map(
+      Object.entries(shares).map(([v, s]) => [v, new Map(tasks.map((t, i) => [t, s[i] as number]))]),
+    ),
     layout: { metrics: ["js", "kl"], methods: ["normalized", "attentional"] },
     rows,
     notes: ["synthetic report"],
@@ -107,6 +115,9 @@ describe("demo report.html in headless Chromium", () => {
     expect(em[1]).toEqual(["normalized", "0.250 ± 0.050", "—"]);
     // (0.5 − 0.2) / (0.8 − 0.2) = 50% of the gap.
     expect((await cells("gap-rouge"))[1]).toEqual(["normalized", "50%", "—"]);
+    const family = await cells("family-weight");
+    expect(family[1]).toEqual(["normalized", "0.400 ± 0.100", "—"]);
+    expect(family.find((r) => r[0]?.startsWith("nearest"))?.[1]).toBe("0.500 ± 0.500");
     const perTask = await cells("per-task");
     expect(perTask).toHaveLength(3);
     expect(perTask[1]?.slice(0, 2)).toEqual(["task1", "no/yes"]);

@@ -2,6 +2,8 @@ import type { TargetRow } from "./run.js";
 import {
   BASELINE_TITLES,
   BASELINES,
+  type FamilyShares,
+  familyShareRows,
   formatGap,
   gapRows,
   type ScoreGrid,
@@ -37,6 +39,7 @@ function htmlTable(rows: string[][], id: string): string {
  */
 export function demoHtml({
   grid,
+  familyShares,
   layout,
   rows,
   notes,
@@ -45,6 +48,7 @@ export function demoHtml({
   candidates,
 }: {
   grid: ScoreGrid;
+  familyShares: FamilyShares;
   layout: TableLayout;
   rows: TargetRow[];
   notes: string[];
@@ -86,6 +90,9 @@ export function demoHtml({
     "<h3>Exact match</h3>",
     htmlTable(gapRows(grid, "exactMatch", layout), "gap-em"),
     `<p>${escapeHtml(`Gap share = (configuration − base) / (trained − base), from the means over tasks; ${formatGap(1)} = as good as the trained adapters.`)}</p>`,
+    "<h2>Weight on the target's family</h2>",
+    "<p>The share of each configuration's mixture weight that goes to the other tasks of the target's family (tasks sharing its answer vocabulary), mean ± std over targets.</p>",
+    htmlTable(familyShareRows(familyShares, layout), "family-weight"),
     "<h2>Mixture coefficients</h2>",
     `<p>Rows: target tasks (${rows.length}); columns: the ${candidates.length} bank adapters in id order; grey: the target's own adapter (masked); colour ∝ weight / the figure's largest weight.</p>`,
     ...figures.map(

@@ -25,6 +25,8 @@ import { demoHtml } from "./reportHtml.js";
 import {
   BASELINES,
   configName,
+  type FamilyShares,
+  familyShareRows,
   gapRows,
   type ScoreGrid,
   TABLE_METHODS,
@@ -79,6 +81,8 @@ export interface DemoResult {
   candidates: string[];
   layout: TableLayout;
   grid: ScoreGrid;
+  /** Per mixed variant and target: the weight on the target's family (siblings sharing its answers). */
+  familyShares: FamilyShares;
   rows: TargetRow[];
   tables: string;
   notes: string[];
@@ -205,6 +209,20 @@ export async function runDemo({
     const configs = methods.flatMap((method) => metrics.map((metric) => configName(method, metric)));
     const mixed = [...configs, "nearest", "uniform"];
 
+    const familyShares: FamilyShares = new Map(
+      mixed.map((variant) => {
+        const w = weightRows.get(variant) as Float64Array;
+        const perTarget = targets.map((task) => {
+          const i = column.get(task) as number;
+          let share = 0;
+          for (let j = 0; j < n; j++)
+            if (familyOf.get(ids[j] as string) === familyOf.get(task)) share += w[i * n + j] as number;
+          return [task, share] as const;
+        });
+        return [variant, new Map(perTarget)];
+      }),
+    );
+
     ({ backend, close: closeBackend } = await openTestbedBackend(paths, {
       context: settings.context,
       threads,
@@ -293,6 +311,9 @@ export async function runDemo({
       "Share of the base → trained gap closed (exact match)",
       textTable(gapRows(grid, "exactMatch", layout)),
       "",
+      "Weight on the target's family (the other tasks that share its answers)",
+      textTable(familyShareRows(familyShares, layout)),
+      "",
       verdict(grid, configs, "rougeL"),
       verdict(grid, configs, "exactMatch"),
     ].join("\n");
@@ -322,10 +343,11 @@ export async function runDemo({
           Object.fromEntries(targetIdx.map((i) => [ids[i], [...w.subarray(i * n, (i + 1) * n)]])),
         ]),
       ),
+      familyWeight: Object.fromEntries([...familyShares].map(([v, m]) => [v, Object.fromEntries(m)])),
       rows,
       tables,
     };
-    const html = demoHtml({ grid, layout, rows, notes, figures, configs, candidates: ids });
+    const html = demoHtml({ grid, familyShares, layout, rows, notes, figures, configs, candidates: ids });
     throwIfAborted(signal);
     await writeDirAtomic(out, async (dir) => {
       await writeFile(join(dir, "results.json"), `${JSON.stringify(results, null, 1)}\n`);
@@ -333,7 +355,19 @@ export async function runDemo({
       await writeFile(join(dir, "report.html"), html);
       for (const f of figures) await writeFile(join(dir, f.file), f.png);
     });
-    return { out, targets, candidates: ids, layout, grid, rows, tables, notes, eval: settings, seconds };
+    return {
+      out,
+      targets,
+      candidates: ids,
+      layout,
+      grid,
+      familyShares,
+      rows,
+      tables,
+      notes,
+      eval: settings,
+      seconds,
+    };
   } finally {
     await closeBackend?.();
     bank.close();

@@ -89,6 +89,25 @@ export function gapRows(grid: ScoreGrid, score: Score, layout: TableLayout): str
   return rows;
 }
 
+/** variant → target → the share of its mixture weight on the other tasks of the target's family. */
+export type FamilyShares = Map<string, Map<string, number>>;
+
+/**
+ * How much weight each configuration puts on the target's siblings (tasks that share its answers),
+ * mean ± std over targets: mixing can only transfer an answer format the siblings carry.
+ */
+export function familyShareRows(shares: FamilyShares, layout: TableLayout): string[][] {
+  const cell = (variant: string) => {
+    const row = shares.get(variant);
+    return formatSummary(row && row.size > 0 ? summarize([...row.values()]) : undefined);
+  };
+  const rows: string[][] = [["method", ...layout.metrics.map((m) => m.toUpperCase())]];
+  for (const method of layout.methods)
+    rows.push([method, ...layout.metrics.map((m) => cell(configName(method, m)))]);
+  for (const b of ["nearest", "uniform"] as const) rows.push([BASELINE_TITLES[b], cell(b)]);
+  return rows;
+}
+
 /** Fixed-width text: the first column left-aligned, the others right-aligned. */
 export function textTable(rows: string[][]): string {
   const widths: number[] = [];

@@ -1,0 +1,144 @@
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { splitOf } from "../src/datasets/split.js";
+import { type DemoResult, runDemo } from "../src/demo/run.js";
+import { formatSummary, variantSummary } from "../src/demo/tables.js";
+import { exactMatch, normalizeAnswer, rougeLMax } from "../src/eval/metrics.js";
+import type { Selection } from "../src/testbed/tasks.js";
+import { REPO, SNI_DIR, tempDir } from "./helpers/shared.js";
+
+/** The shipped testbed (built by `loramix testbed build`, committed with the repository). */
+const TESTBED = join(REPO, "testbed");
+const LIMIT = 5;
+
+describe("loramix demo on the shipped testbed (2 held-out tasks, 5 records, 2 configurations)", () => {
+  let result: DemoResult;
+  let out: string;
+  let cleanup: () => Promise<void>;
+  let targets: string[];
+  let saved: { weights: Record<string, Record<string, number[]>>; candidates: string[]; tables: string };
+
+  beforeAll(async () => {
+    const selection = JSON.parse(await readFile(join(TESTBED, "selection.json"), "utf8")) as Selection;
+    targets = selection.heldOut.slice(0, 2);
+    ({ dir: out, cleanup } = await tempDir("loramix-demo-"));
+    result = await runDemo({
+      testbed: TESTBED,
+      out: join(out, "demo"),
+      targets,
+      limit: LIMIT,
+      metrics: ["js"],
+      methods: ["normalized", "attentional"],
+    });
+    saved = JSON.parse(await readFile(join(out, "demo", "results.json"), "utf8"));
+  }, 240_000);
+  afterAll(() => cleanup?.());
+
+  it("scores every variant from its own predictions (Rouge-L and EM recomputed from results.json)", () => {
+    expect(result.rows.map((r) => r.task)).toEqual(targets);
+    for (const row of result.rows) {
+      expect(row.references).toHaveLength(LIMIT);
+      for (const variant of ["base", "trained", "nearest", "uniform", "normalized/js", "attentional/js"]) {
+        const s = row.scores[variant];
+        expect(s, variant).toBeDefined();
+        const preds = s?.predictions ?? [];
+        expect(preds).toHaveLength(LIMIT);
+        const rouge = preds.reduce((a, p, k) => a + rougeLMax(p, row.references[k] ?? []), 0) / LIMIT;
+        const em = preds.reduce((a, p, k) => a + exactMatch(p, row.references[k] ?? []), 0) / LIMIT;
+        expect(s?.rougeL).toBeCloseTo(rouge, 12);
+        expect(s?.exactMatch).toBeCloseTo(em, 12);
+      }
+    }
+  });
+
+  it("prints table cells as mean ± population std over the tasks' means", () => {
+    for (const [variant, score] of [
+      ["normalized/js", "rougeL"],
+      ["attentional/js", "exactMatch"],
+      ["trained", "rougeL"],
+    ] as const) {
+      const means = result.rows.map((r) => r.scores[variant]?.[score] as number);
+      const mean = (means[0]! + means[1]!) / 2;
+      const std = Math.abs(means[0]! - means[1]!) / 2;
+      expect(variantSummary(result.grid, variant, score)?.mean).toBeCloseTo(mean, 12);
+      expect(result.tables).toContain(formatSummary({ mean, std, n: 2 }));
+    }
+    expect(saved.tables).toBe(result.tables);
+    expect(result.tables).toMatch(/Table 1 — Rouge-L/);
+    expect(result.tables).toMatch(/Table 3 — exact match/);
+  });
+
+  it("answers the majority label found by an independent count of the task file", async () => {
+    for (const row of result.rows) {
+      const task = JSON.parse(await readFile(join(SNI_DIR, `${row.task}.json`), "utf8")) as {
+        Instances: { id: string; output: string[] }[];
+      };
+      const counts = new Map<string, number>();
+      const test: string[][] = [];
+      task.Instances.forEach((inst, k) => {
+        const split = splitOf(inst.id, k);
+        if (split === "train")
+          counts.set(inst.output[0]!.trim(), (counts.get(inst.output[0]!.trim()) ?? 0) + 1);
+        if (split === "test") test.push(inst.output);
+      });
+      const top = Math.max(...counts.values());
+      const winners = [...counts]
+        .filter(([, c]) => c === top)
+        .map(([o]) => o)
+        .sort();
+      expect(row.majorityAnswer).toBe(winners[0]);
+      const hits = test
+        .slice(0, LIMIT)
+        .filter((refs) => refs.some((r) => normalizeAnswer(r) === normalizeAnswer(winners[0]!)));
+      expect(row.scores.majority?.exactMatch).toBeCloseTo(hits.length / LIMIT, 12);
+    }
+  });
+
+  it("masks each target's own adapter and keeps the weights a distribution", () => {
+    for (const config of ["normalized/js", "attentional/js", "uniform", "nearest"]) {
+      for (const t of targets) {
+        const w = saved.weights[config]?.[t] as number[];
+        expect(w).toHaveLength(saved.candidates.length);
+        expect(w[saved.candidates.indexOf(t)]).toBe(0);
+        expect(w.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
+      }
+    }
+    for (const t of targets) expect(saved.weights.nearest?.[t]?.filter((x) => x === 1)).toHaveLength(1);
+  });
+
+  it("reports the weight each configuration puts on the target's family, from the saved weights", async () => {
+    const selection = JSON.parse(await readFile(join(TESTBED, "selection.json"), "utf8")) as Selection;
+    const familyOf = new Map(selection.families.flatMap((f) => f.tasks.map((t) => [t, f.key])));
+    for (const config of ["normalized/js", "uniform", "nearest"]) {
+      for (const t of targets) {
+        const w = saved.weights[config]?.[t] as number[];
+        const share = saved.candidates.reduce(
+          (a, id, j) => a + (familyOf.get(id) === familyOf.get(t) ? (w[j] as number) : 0),
+          0,
+        );
+        expect(result.familyShares.get(config)?.get(t)).toBeCloseTo(share, 12);
+      }
+    }
+    // Uniform weights: each sibling gets 1/(n − 1).
+    const t0 = targets[0] as string;
+    const siblings = saved.candidates.filter((id) => id !== t0 && familyOf.get(id) === familyOf.get(t0));
+    expect(result.familyShares.get("uniform")?.get(t0)).toBeCloseTo(
+      siblings.length / (saved.candidates.length - 1),
+      12,
+    );
+    expect(result.tables).toMatch(/Weight on the target's family/);
+  });
+
+  it("writes the report with one heatmap per configuration", () => {
+    for (const f of [
+      "report.html",
+      "tables.txt",
+      "heatmap-normalized-js.png",
+      "heatmap-attentional-js.png",
+    ]) {
+      expect(existsSync(join(out, "demo", f)), f).toBe(true);
+    }
+  });
+});
