@@ -193,5 +193,20 @@ describe("MLP training", () => {
     expect(a.meta.trainLoss).toBeLessThan(0.01);
     expect(a.meta.validLoss).not.toBeNull();
     expect(a.meta.validLoss as number).toBeLessThan(0.05);
+
+    // A timer-driven abort (as Ctrl-C arrives) gets through the synchronous tfjs work.
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 20);
+    const epochs: number[] = [];
+    await expect(
+      trainScalarMlp({
+        ...options,
+        epochs: 100_000,
+        seed: 1,
+        signal: controller.signal,
+        onEpoch: (e) => epochs.push(e),
+      }),
+    ).rejects.toMatchObject({ code: "ABORTED" });
+    expect(epochs.length).toBeLessThan(100_000);
   }, 60_000);
 });

@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hfToGguf } from "../src/convert/hfToGguf.js";
 import { loadDataset } from "../src/datasets/load.js";
-import { LlamaBackend } from "../src/eval/llamaBackend.js";
 import type { DatasetRecord } from "../src/datasets/record.js";
+import { LlamaBackend } from "../src/eval/llamaBackend.js";
 import { loadAdapter } from "../src/formats/peft.js";
 import { SafetensorsReader } from "../src/formats/safetensors.js";
 import { loadTokenizer } from "../src/tokenizers/load.js";
@@ -16,6 +16,7 @@ import { LlamaModel } from "../src/train/llamaModel.js";
 import { type LlamaWeights, loadLlamaWeights } from "../src/train/llamaWeights.js";
 import { initLora, type LoraWeights } from "../src/train/lora.js";
 import { TRAIN_SIDECAR, trainLora } from "../src/train/trainLora.js";
+import { TrainPool } from "../src/train/trainPool.js";
 import { SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
 /* ---------- An independent float64 Llama forward pass, straight from the HF modeling code. ---------- */
@@ -441,6 +442,43 @@ describe("training", () => {
       await expect(run).rejects.toMatchObject({ code: "ABORTED" });
       expect(existsSync(out)).toBe(false);
     } finally {
+      await cleanup();
+    }
+  });
+
+  it("trains on worker threads: two at once, the same bytes as in-process; abort and errors come back", async () => {
+    const { dir, cleanup } = await tempDir();
+    const pool = new TrainPool(2);
+    try {
+      const opts = { model: TINY_MODEL, records: primeTrain, steps: 3, batchSize: 2, maxLength: 64, seed: 5 };
+      await trainLora({ ...opts, out: join(dir, "main") });
+      const results = await Promise.all([
+        pool.train({ ...opts, out: join(dir, "w1") }),
+        pool.train({ ...opts, out: join(dir, "w2"), seed: 6 }),
+        // Queued behind the two running ones.
+        pool.train({ ...opts, out: join(dir, "w3") }),
+      ]);
+      expect(results.map((r) => r.steps)).toEqual([3, 3, 3]);
+      const bytes = (d: string) => readFile(join(dir, d, "adapter_model.safetensors"));
+      expect((await bytes("w1")).equals(await bytes("main"))).toBe(true);
+      expect((await bytes("w3")).equals(await bytes("main"))).toBe(true);
+      expect((await bytes("w2")).equals(await bytes("main"))).toBe(false);
+
+      await expect(pool.train({ ...opts, out: join(dir, "bad"), steps: 0 })).rejects.toMatchObject({
+        name: "LoramixError",
+        code: "USAGE",
+        message: "steps must be a positive integer, got 0",
+      });
+      const controller = new AbortController();
+      const run = pool.train({ ...opts, steps: 400, out: join(dir, "never"), signal: controller.signal });
+      setTimeout(() => controller.abort(), 1500);
+      await expect(run).rejects.toMatchObject({ code: "ABORTED" });
+      expect(existsSync(join(dir, "never"))).toBe(false);
+      // The pool still works after an abort.
+      await pool.train({ ...opts, out: join(dir, "after") });
+      expect((await bytes("after")).equals(await bytes("main"))).toBe(true);
+    } finally {
+      await pool.close();
       await cleanup();
     }
   });

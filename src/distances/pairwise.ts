@@ -1,6 +1,7 @@
 import { LoramixError, throwIfAborted } from "../errors.js";
 import type { Profile } from "../profiles/profile.js";
 import type { ProgressSink } from "../util/progress.js";
+import { yieldToEventLoop } from "../util/yield.js";
 import { fillDenseJs, type JsParts, jsFromParts, jsParts } from "./js.js";
 import { fillDenseLog, type KlParts, klFromParts, klParts } from "./kl.js";
 import { type DistanceOptions, METRICS, type Metric } from "./metric.js";
@@ -59,9 +60,6 @@ function prepare(p: Profile, want: ReadonlySet<Metric>, options: DistanceOptions
   };
 }
 
-/** Lets Ctrl-C (a signal handler) run between columns of a long computation. */
-const yieldToEvents = () => new Promise<void>((resolve) => setImmediate(resolve));
-
 /**
  * Distances between every target (row) and every candidate (column) for all requested metrics in
  * one pass over the candidates: each candidate's dense arrays are filled once, into buffers
@@ -107,9 +105,7 @@ async function computeDistances(
 
   const phase = `distances ${[...want].join("+")}`;
   for (let j = 0; j < nc; j++) {
-    throwIfAborted(signal);
-    await yieldToEvents();
-    throwIfAborted(signal);
+    await yieldToEventLoop(signal);
     const c = cParts[j] as Parts;
     const rows = square ? j + 1 : nt;
     if (out.kl && denseLog && c.kl) {

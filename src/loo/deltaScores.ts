@@ -12,6 +12,7 @@ import {
 import { truncateLowRankSum } from "../merge/deltaSvd.js";
 import { requireSameModules } from "../merge/sources.js";
 import type { ProgressSink } from "../util/progress.js";
+import { yieldToEventLoop } from "../util/yield.js";
 import type { LooScores } from "./scores.js";
 
 /**
@@ -36,11 +37,6 @@ export interface DeltaJobScores {
  * lets Ctrl-C's handler run (a synchronous loop would hold it off for the whole module).
  */
 const PAIRS_PER_YIELD = 32;
-
-async function yieldToEvents(signal: AbortSignal | undefined): Promise<void> {
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  throwIfAborted(signal);
-}
 
 function nonZero(w: Float64Array): number[] {
   const out: number[] = [];
@@ -126,12 +122,12 @@ export async function deltaScores({
       }
       const f = (i: number) => factors[slot.get(i) as number] as ModuleFactors;
       for (const [p, key] of pairList.entries()) {
-        if (p % PAIRS_PER_YIELD === PAIRS_PER_YIELD - 1) await yieldToEvents(signal);
+        if (p % PAIRS_PER_YIELD === PAIRS_PER_YIELD - 1) await yieldToEventLoop(signal);
         const a = Math.floor(key / n);
         inner.set(key, (inner.get(key) as number) + deltaInner(f(a), f(key - a * n)));
       }
       for (const [q, job] of jobs.entries()) {
-        await yieldToEvents(signal);
+        await yieldToEventLoop(signal);
         const y = f(job.target);
         if (job.linear) {
           const mix = mixFactors(job.linear, f);

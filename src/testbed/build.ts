@@ -10,6 +10,7 @@ import { bankDistanceMatrices } from "../distances/matrix.js";
 import { METRICS } from "../distances/metric.js";
 import { inputError, throwIfAborted, usageError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic.js";
+import { forEachConcurrent } from "../util/concurrent.js";
 import { hashPath } from "../util/hash.js";
 import type { ProgressSink } from "../util/progress.js";
 import { bankGram } from "../weights/gram.js";
@@ -50,6 +51,8 @@ export interface BuildOptions {
   /** Free-form trainer settings recorded in build.json (batch, learning rate...). */
   trainerSettings?: Record<string, unknown>;
   threads?: number;
+  /** Adapters trained side by side (the trainer must run them on separate threads to gain). */
+  jobs?: number;
   signal?: AbortSignal;
   progress?: ProgressSink;
 }
@@ -93,6 +96,7 @@ export async function buildTestbed({
   trainer,
   trainerSettings = {},
   threads = 1,
+  jobs = 1,
   signal,
   progress,
 }: BuildOptions): Promise<BuildResult> {
@@ -125,25 +129,30 @@ export async function buildTestbed({
     join(paths.dir, TESTBED_FILES.build),
   );
   const trainSeconds: Record<string, number> = buildLog?.trainSeconds ?? {};
-  for (const [i, task] of chosen.entries()) {
+  const missing = chosen.filter((task) => !existsSync(join(adapterDir(task), "adapter_model.safetensors")));
+  let finished = chosen.length - missing.length;
+  // Lanes finish in any order; chained writes keep an older snapshot from landing last.
+  let logged = Promise.resolve();
+  progress?.({ phase: "train", done: finished, total: chosen.length, unit: "adapters" });
+  await forEachConcurrent(missing, jobs, async (task) => {
     throwIfAborted(signal);
-    if (!existsSync(join(adapterDir(task), "adapter_model.safetensors"))) {
-      const t0 = performance.now();
-      const dataset = await loadDataset(dataFile(task), { format: "sni" });
-      await trainer({
-        model: paths.model,
-        records: dataset.splits.train,
-        out: adapterDir(task),
-        steps,
-        seed,
-        signal,
-      });
-      trainSeconds[task] = (performance.now() - t0) / 1000;
-      trained.push(task);
-      await writeBuildLog(paths.dir, { seed, steps, trainerSettings, trainSeconds });
-    }
-    progress?.({ phase: "train", done: i + 1, total: chosen.length, unit: "adapters", detail: task });
-  }
+    const t0 = performance.now();
+    const dataset = await loadDataset(dataFile(task), { format: "sni" });
+    await trainer({
+      model: paths.model,
+      records: dataset.splits.train,
+      out: adapterDir(task),
+      steps,
+      seed,
+      signal,
+    });
+    trainSeconds[task] = (performance.now() - t0) / 1000;
+    trained.push(task);
+    const log = { seed, steps, trainerSettings, trainSeconds: sortKeys(trainSeconds) };
+    logged = logged.then(() => writeBuildLog(paths.dir, log));
+    await logged;
+    progress?.({ phase: "train", done: ++finished, total: chosen.length, unit: "adapters", detail: task });
+  });
   const trainTime = (performance.now() - trainStarted) / 1000;
 
   const bankStarted = performance.now();
@@ -229,8 +238,9 @@ export async function buildTestbed({
       seed,
       steps,
       trainerSettings,
-      trainSeconds,
+      trainSeconds: sortKeys(trainSeconds),
       lastRun: {
+        jobs,
         trained: trained.length,
         evaluated: evaluated.length,
         seconds: { train: trainTime, bank: bankTime, references: referenceTime, total },

@@ -1,7 +1,6 @@
 import { availableParallelism } from "node:os";
 import type { Worker } from "node:worker_threads";
-import { type ErrorCode, LoramixError } from "../errors.js";
-import { startWorker } from "../util/workers.js";
+import { fromWorkerError, startWorker, type WorkerError } from "../util/workers.js";
 import type { SparseHistogram } from "./histogram.js";
 
 /** A batch of texts for a worker to tokenize and count. */
@@ -14,7 +13,7 @@ export interface CountRequest {
 
 export type CountReply =
   | { id: number; ids: Uint32Array; counts: Float64Array; nTokens: number; error?: undefined }
-  | { id: number; error: { message: string; code: ErrorCode | undefined; stack: string | undefined } };
+  | { id: number; error: WorkerError };
 
 interface Pending {
   resolve: (h: SparseHistogram) => void;
@@ -84,10 +83,7 @@ export class TokenizerPool {
       this.pending.delete(reply.id);
       this.settled(slot);
       if (reply.error !== undefined) {
-        const { message, code, stack } = reply.error;
-        const error = code !== undefined ? new LoramixError(code, message) : new Error(message);
-        if (stack !== undefined && code === undefined) error.stack = stack;
-        p.reject(error);
+        p.reject(fromWorkerError(reply.error));
       } else {
         p.resolve({ ids: reply.ids, counts: reply.counts, nTokens: reply.nTokens });
       }

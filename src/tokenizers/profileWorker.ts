@@ -1,5 +1,5 @@
 import { parentPort } from "node:worker_threads";
-import { LoramixError } from "../errors.js";
+import { toWorkerError } from "../util/workers.js";
 import { HistogramCounter } from "./histogram.js";
 import { loadTokenizer } from "./load.js";
 import type { CountReply, CountRequest } from "./pool.js";
@@ -27,15 +27,7 @@ port.on("message", async (request: CountRequest) => {
     const reply: CountReply = { id: request.id, ids: h.ids, counts: h.counts, nTokens: h.nTokens };
     port.postMessage(reply, [h.ids.buffer as ArrayBuffer, h.counts.buffer as ArrayBuffer]);
   } catch (error) {
-    const e = error as Error;
-    const reply: CountReply = {
-      id: request.id,
-      error: {
-        message: e.message,
-        code: error instanceof LoramixError ? error.code : undefined,
-        stack: e.stack,
-      },
-    };
+    const reply: CountReply = { id: request.id, error: toWorkerError(error) };
     port.postMessage(reply);
   }
 });

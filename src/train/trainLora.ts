@@ -5,6 +5,7 @@ import { saveAdapter } from "../formats/peft.js";
 import { loadTokenizer } from "../tokenizers/load.js";
 import { seededRandom } from "../util/prng.js";
 import type { ProgressSink } from "../util/progress.js";
+import { yieldToEventLoop } from "../util/yield.js";
 import { AdamW, clipGlobalNorm } from "./adamw.js";
 import {
   buildExample,
@@ -132,7 +133,7 @@ export async function trainLora({
   const loopStarted = performance.now();
   try {
     for (let step = 0; step < steps; step++) {
-      throwIfAborted(signal);
+      await yieldToEventLoop(signal);
       if (queue.length === 0) {
         queue = epochBatches(examples, batchSize, random);
         epochs++;

@@ -1,6 +1,27 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker, type WorkerOptions } from "node:worker_threads";
+import { type ErrorCode, LoramixError } from "../errors.js";
+
+/** An error as it crosses a thread boundary (structured clone drops the class and its code). */
+export interface WorkerError {
+  message: string;
+  code: ErrorCode | undefined;
+  stack: string | undefined;
+}
+
+export function toWorkerError(error: unknown): WorkerError {
+  const e = error instanceof Error ? error : new Error(String(error));
+  return { message: e.message, code: error instanceof LoramixError ? error.code : undefined, stack: e.stack };
+}
+
+/** A user's error comes back as the same LoramixError; a bug keeps the worker's stack. */
+export function fromWorkerError({ message, code, stack }: WorkerError): Error {
+  if (code !== undefined) return new LoramixError(code, message);
+  const error = new Error(message);
+  if (stack !== undefined) error.stack = stack;
+  return error;
+}
 
 /**
  * Starts a worker from a module beside the caller. Built code has the `.js` file; when running the

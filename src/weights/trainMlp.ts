@@ -1,7 +1,8 @@
 import type * as TfTypes from "@tensorflow/tfjs";
-import { throwIfAborted, usageError } from "../errors.js";
+import { usageError } from "../errors.js";
 import { seededRandom, shuffledIndices } from "../util/prng.js";
 import type { ProgressSink } from "../util/progress.js";
+import { yieldToEventLoop } from "../util/yield.js";
 import { gramMixtureLoss } from "./gramLoss.js";
 import { checkHidden, initMlp, LAYER_NORM_EPS, type MlpOffsets, mlpOffsets, type TrainedMlp } from "./mlp.js";
 import { Z_SCORE_CONVENTION, zScoreRow } from "./normalized.js";
@@ -99,9 +100,9 @@ export async function trainScalarMlp({
   const history: number[] = [];
   try {
     for (let epoch = 1; epoch <= epochs; epoch++) {
-      throwIfAborted(signal);
+      await yieldToEventLoop(signal);
       const { loss, gradient } = lossOf(train, trainInputs, true);
-      const grads = backward(tf, vars, trainInputs, gradient as Float64Array, chunk, signal);
+      const grads = await backward(tf, vars, trainInputs, gradient as Float64Array, chunk, signal);
       // Gradients are keyed by variable name, which is how Adam finds the variable to update.
       optimizer.applyGradients(grads as Record<string, TfTypes.Variable>);
       for (const g of Object.values(grads)) g.dispose();
@@ -235,17 +236,17 @@ function evaluate(tf: typeof TfTypes, v: Vars, z: Float32Array, chunk: number): 
 }
 
 /** Σ over chunks of d(Σ f(z)·upstream)/dθ: the vector-Jacobian product of the whole batch. */
-function backward(
+async function backward(
   tf: typeof TfTypes,
   v: Vars,
   z: Float32Array,
   upstream: Float64Array,
   chunk: number,
   signal: AbortSignal | undefined,
-): TfTypes.NamedTensorMap {
+): Promise<TfTypes.NamedTensorMap> {
   let total: TfTypes.NamedTensorMap | undefined;
   for (let s = 0; s < z.length; s += chunk) {
-    throwIfAborted(signal);
+    await yieldToEventLoop(signal);
     const end = Math.min(z.length, s + chunk);
     const x = tf.tensor2d(z.subarray(s, end), [end - s, 1]);
     const dy = tf.tensor1d(Float32Array.from(upstream.subarray(s, end)));

@@ -1,6 +1,5 @@
 import { defineCommand } from "citty";
 import { METRICS, type Metric } from "../../distances/metric.js";
-import { usageError } from "../../errors.js";
 import { generateAdapter } from "../../generate/generateAdapter.js";
 import { MIX_MODES, type MixMode } from "../../merge/mixAdapters.js";
 import type { WeightMethod } from "../../weights/leaveOneOut.js";

@@ -1,7 +1,6 @@
 import { defineCommand } from "citty";
 import { Bank } from "../../bank/store.js";
 import { METRICS, type Metric } from "../../distances/metric.js";
-import { usageError } from "../../errors.js";
 import { runLoo, WEIGHT_METHODS } from "../../loo/runLoo.js";
 import { MIX_MODES, type MixMode } from "../../merge/mixAdapters.js";
 import type { WeightMethod } from "../../weights/leaveOneOut.js";

@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import { usageError } from "../../errors.js";
@@ -13,10 +14,17 @@ import { positiveInt } from "../options.js";
 const TESTBED_MAX_LENGTH = 128;
 const TESTBED_BATCH = 8;
 
-/** The LoRA trainer, loaded on demand: it pulls in tfjs, which the rest of the CLI does not need. */
-async function loadTrainer(maxLength: number): Promise<TaskTrainer> {
-  const { trainLora } = await import("../../train/trainLora.js");
-  return (options) => trainLora({ ...options, maxLength, batchSize: TESTBED_BATCH });
+/** The LoRA trainer on worker threads, loaded on demand: tfjs is not needed by the rest of the CLI. */
+async function loadTrainer(
+  maxLength: number,
+  jobs: number,
+): Promise<{ trainer: TaskTrainer; close(): Promise<void> }> {
+  const { TrainPool } = await import("../../train/trainPool.js");
+  const pool = new TrainPool(jobs);
+  return {
+    trainer: (options) => pool.train({ ...options, maxLength, batchSize: TESTBED_BATCH }),
+    close: () => pool.close(),
+  };
 }
 
 const build = defineCommand({
@@ -36,6 +44,11 @@ const build = defineCommand({
     tasks: { type: "string", description: "Comma-separated subset of the selected tasks" },
     limit: { type: "string", default: "50", description: "Test records per task for the reference scores" },
     threads: { type: "string", default: "1", description: "llama.cpp and tokenizer threads" },
+    jobs: {
+      type: "string",
+      default: String(availableParallelism()),
+      description: "Adapters trained side by side, one thread each",
+    },
     "max-length": {
       type: "string",
       default: String(TESTBED_MAX_LENGTH),
@@ -46,7 +59,8 @@ const build = defineCommand({
     const seed = Number(args.seed);
     if (!Number.isInteger(seed)) throw usageError(`--seed must be an integer, got "${args.seed}"`);
     const maxLength = positiveInt("max-length", args["max-length"]) ?? TESTBED_MAX_LENGTH;
-    const trainer = await loadTrainer(maxLength);
+    const jobs = positiveInt("jobs", args.jobs) ?? 1;
+    const { trainer, close } = await loadTrainer(maxLength, jobs);
     const progress = createProgress();
     try {
       const result = await buildTestbed({
@@ -61,6 +75,7 @@ const build = defineCommand({
         trainer,
         trainerSettings: { maxLength, batchSize: TESTBED_BATCH },
         threads: positiveInt("threads", args.threads),
+        jobs,
         signal: interrupt.signal,
         progress,
       });
@@ -74,6 +89,7 @@ const build = defineCommand({
       );
     } finally {
       progress.stop();
+      await close();
     }
   },
 });
