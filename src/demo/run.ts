@@ -14,7 +14,7 @@ import { openTestbedBackend } from "../testbed/backend.js";
 import { majorityScore } from "../testbed/majority.js";
 import { DEFAULT_TESTBED, hasModel, TESTBED_FILES, testbedPaths } from "../testbed/paths.js";
 import { DEFAULT_EVAL, type EvalSettings, evalRecords, scoreBackend } from "../testbed/references.js";
-import type { Selection } from "../testbed/tasks.js";
+import { familyOfTask, type Selection } from "../testbed/tasks.js";
 import { writeDirAtomic } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
 import { bankGram } from "../weights/gram.js";
@@ -123,7 +123,7 @@ export async function runDemo({
     throw usageError(`limit must be a positive integer, got ${limit}`);
   const settings: EvalSettings = { ...DEFAULT_EVAL, limit, maxNewTokens };
   const selection = JSON.parse(await readFile(selectionFile, "utf8")) as Selection;
-  const familyOf = new Map(selection.families.flatMap((f) => f.tasks.map((t) => [t, f.key] as const)));
+  const familyOf = familyOfTask(selection);
 
   const bank = await Bank.open(paths.dir);
   const tmp = await mkdtemp(join(tmpdir(), "loramix-demo-"));
@@ -214,9 +214,10 @@ export async function runDemo({
         const w = weightRows.get(variant) as Float64Array;
         const perTarget = targets.map((task) => {
           const i = column.get(task) as number;
+          const family = familyOf.get(task);
           let share = 0;
           for (let j = 0; j < n; j++)
-            if (familyOf.get(ids[j] as string) === familyOf.get(task)) share += w[i * n + j] as number;
+            if (familyOf.get(ids[j] as string) === family) share += w[i * n + j] as number;
           return [task, share] as const;
         });
         return [variant, new Map(perTarget)];

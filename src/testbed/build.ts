@@ -19,7 +19,7 @@ import { openTestbedBackend } from "./backend.js";
 import { type MajorityScore, majorityScore } from "./majority.js";
 import { hasModel, TESTBED_FILES, testbedPaths } from "./paths.js";
 import { DEFAULT_EVAL, type EvalSettings, evalRecords, type Scored, scoreBackend } from "./references.js";
-import { type Selection, selectTasks, tasksMarkdown } from "./tasks.js";
+import { familyOfTask, type Selection, selectTasks, tasksMarkdown } from "./tasks.js";
 
 /** What `testbed build` asks of the LoRA trainer for one task. */
 export interface TrainTaskOptions {
@@ -119,7 +119,7 @@ export async function buildTestbed({
   await writeFileAtomic(join(paths.dir, TESTBED_FILES.tasks), tasksMarkdown(full, answers));
   await writeFileAtomic(join(paths.dir, TESTBED_FILES.selection), `${JSON.stringify(selection, null, 2)}\n`);
   await linkData(paths.dir, paths.sni);
-  const familyOf = new Map(selection.families.flatMap((f) => f.tasks.map((t) => [t, f.key] as const)));
+  const familyOf = familyOfTask(selection);
 
   const dataFile = (task: string) => join(paths.dir, TESTBED_FILES.data, `${task}.json`);
   const adapterDir = (task: string) => join(paths.dir, TESTBED_FILES.adapters, task);

@@ -43,6 +43,11 @@ export interface Selection {
   heldOut: string[];
 }
 
+/** task → its family's answer vocabulary (the family key). */
+export function familyOfTask(selection: Selection): Map<string, string> {
+  return new Map(selection.families.flatMap((f) => f.tasks.map((t) => [t, f.key] as const)));
+}
+
 /** The answer vocabulary that puts a task in a family, or why it is not eligible. */
 export function familyKey(t: TaskAnswers): { key: string } | { excluded: string } {
   const r = SELECTION_RULE;
