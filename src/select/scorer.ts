@@ -1,0 +1,23 @@
+import type { TrainExample } from "../train/examples.js";
+
+/** What a scorer needs of an example: BOS + prompt + output ids, and where the output starts. */
+export type ScoreExample = Pick<TrainExample, "ids" | "outputStart">;
+
+/**
+ * Scores adapters by the mean cross-entropy (natural log) of the output tokens of examples
+ * (SPEC §7 "candidate loss"). Implementations: llama.cpp on this machine, or an OpenAI-compatible
+ * server that returns prompt log-probabilities. Lower is better.
+ */
+export interface CandidateScorer extends AsyncDisposable {
+  readonly name: string;
+  /**
+   * Per example, the mean over ids[outputStart..] of −ln p(id | the ids before it), under the base
+   * model with the PEFT adapter directory `adapter` (null: the base model alone).
+   */
+  losses(
+    adapter: string | null,
+    examples: readonly ScoreExample[],
+    options?: { signal?: AbortSignal },
+  ): Promise<Float64Array>;
+  dispose(): Promise<void>;
+}
