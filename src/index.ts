@@ -190,8 +190,8 @@ export {
 } from "./testbed/build.js";
 export { majorityAnswer, majorityScore } from "./testbed/majority.js";
 export { DEFAULT_TESTBED } from "./testbed/paths.js";
-export { fitPrompt, MODEL_CONTEXT } from "./testbed/prompts.js";
 export { type Family, SELECTION_RULE, type Selection, selectTasks } from "./testbed/tasks.js";
+export { contextRuleText, fitPrompt, fitRecords, promptBudget } from "./tokenizers/fitPrompt.js";
 export { HuggingFaceTokenizer } from "./tokenizers/huggingface.js";
 export { loadTokenizer } from "./tokenizers/load.js";
 export { MistralTokenizer } from "./tokenizers/mistral.js";

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DatasetRecord, loadDataset } from "../src/datasets/load.js";
 import type { InferenceBackend } from "../src/eval/backend.js";
 import { openBackend } from "../src/eval/backends.js";
+import { cutAtEndText } from "../src/eval/endText.js";
 import { type EvalMetrics, type EvalRecord, evaluate } from "../src/eval/evaluate.js";
 import { exactMatch, rougeLMax } from "../src/eval/metrics.js";
 import { saveAdapter } from "../src/formats/peft.js";
@@ -17,6 +18,8 @@ const run = promisify(execFile);
 
 /** A real Super-NI task whose prompts are short for TinyStories' 2048-token vocabulary (≤ 234 tokens). */
 const TASK = join(SNI_DIR, "task1146_country_capital.json");
+/** Prompts of several hundred tokens: longer than a small context. */
+const LONG_TASK = join(SNI_DIR, "task195_sentiment140_classification.json");
 const LIMIT = 4;
 const MAX_NEW = 12;
 
@@ -189,11 +192,88 @@ describe("evaluate with llama.cpp on TinyStories-656K", () => {
     }
   });
 
+  it("defaults the context to the model's trained context and warns above it", async () => {
+    const config = JSON.parse(readFileSync(join(TINY_MODEL, "config.json"), "utf8")) as {
+      max_position_embeddings: number;
+    };
+    expect(base.contextSize).toBe(config.max_position_embeddings);
+    const warnings: string[] = [];
+    const wide = await openBackend({
+      kind: "llama",
+      model: TINY_MODEL,
+      contextSize: 1024,
+      warn: (m) => warnings.push(m),
+    });
+    try {
+      expect(wide.contextSize).toBe(1024);
+      expect(warnings).toEqual([
+        `${TINY_MODEL}: a context of 1024 tokens exceeds the 512 the model was trained with; positions beyond it give unreliable output`,
+      ]);
+    } finally {
+      await wide.dispose();
+    }
+  });
+
+  it("fits long prompts by the training rule (--truncate left) and refuses them with truncate none", async () => {
+    const small = await openBackend({ kind: "llama", model: TINY_MODEL, contextSize: 64 });
+    try {
+      const long = (await loadDataset(LONG_TASK)).splits.test.slice(0, 3);
+      const tokenizer = small.tokenizer!;
+      for (const r of long) expect(tokenizer.encode(r.input, { bos: true }).length).toBeGreaterThan(64);
+      const fitted = await evaluate({ backend: small, dataset: long, maxNewTokens: 8 });
+      expect(fitted.metrics).toMatchObject({ truncate: "left", promptsCut: 3, endText: "<|end_story|>" });
+      // Brute force: the longest suffix of each prompt whose ids with BOS fit 64 − 8 = 56 tokens.
+      const suffixes = long.map((r) => {
+        let start = 0;
+        while (tokenizer.encode(r.input.slice(start), { bos: true }).length > 56) start++;
+        return { ...r, input: r.input.slice(start) };
+      });
+      const manual = await evaluate({ backend: small, dataset: suffixes, maxNewTokens: 8, truncate: "none" });
+      expect(fitted.records.map((r) => r.input)).toEqual(suffixes.map((r) => r.input));
+      expect(fitted.records.map((r) => r.prediction)).toEqual(manual.records.map((r) => r.prediction));
+      await expect(
+        evaluate({ backend: small, dataset: long, maxNewTokens: 8, truncate: "none" }),
+      ).rejects.toThrow(/more than the context size 64/);
+    } finally {
+      await small.dispose();
+    }
+  });
+
   it("refuses an empty split and bad options", async () => {
     await expect(evaluate({ backend: base, dataset: TASK, limit: 0 })).rejects.toThrow(
       "limit must be a positive integer, got 0",
     );
     await expect(evaluate({ backend: base, dataset: [] })).rejects.toThrow("no records to evaluate");
+  });
+});
+
+describe("the end-text rule", () => {
+  const END = "<|end_story|>";
+  it("cuts a prediction at the end token written as text, and a trailing start of it at the token limit", () => {
+    expect(cutAtEndText("Yes<|end_story|> Once upon", END, "length")).toBe("Yes");
+    expect(cutAtEndText("No <|end_story|><|end_story|>", END, "eos")).toBe("No ");
+    expect(cutAtEndText("Positive<|end", END, "length")).toBe("Positive");
+    expect(cutAtEndText("Positive<|end", END, "eos")).toBe("Positive<|end"); // stopped on its own: kept
+    expect(cutAtEndText("a < b", END, "length")).toBe("a < b"); // one character is not a start of it
+    expect(cutAtEndText("x <|", END, "length")).toBe("x ");
+    expect(cutAtEndText("<|end_story|>", END, "eos")).toBe("");
+    expect(cutAtEndText("Yes<|end_story|>", null, "eos")).toBe("Yes<|end_story|>");
+  });
+
+  it("is applied before scoring and before predictions are written", async () => {
+    const backend: InferenceBackend = {
+      name: "scripted",
+      endText: "</s>",
+      generate: async () => ({ text: "Paris</s>Paris", tokens: 5, stoppedBy: "length" }),
+      dispose: async () => {},
+      [Symbol.asyncDispose]: async () => {},
+    };
+    const { records, metrics } = await evaluate({
+      backend,
+      dataset: [{ id: "a", input: "Capital of France?", output: ["Paris"] }],
+    });
+    expect(records[0]).toMatchObject({ prediction: "Paris", exactMatch: 1, rougeL: 1 });
+    expect(metrics).toMatchObject({ endText: "</s>", truncate: "none", promptsCut: 0 });
   });
 });
 

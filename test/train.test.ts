@@ -290,21 +290,25 @@ describe("forward pass", () => {
 });
 
 describe("examples", () => {
-  it("cuts the prompt from the left and the output from the right, keeping BOS", () => {
+  it("cuts the prompt from the left at a character and the output from the right, keeping BOS", () => {
     const record = {
       input: "one two three four five six seven eight nine ten ".repeat(40),
       output: ["alpha beta gamma ".repeat(20)],
     };
-    const prompt = tokenizer.encode(record.input, { bos: true });
     const output = tokenizer.encode(record.output[0]!);
     const e = buildExample(record, tokenizer, { maxLength: 100, maxOutputTokens: 16 })!;
-    expect(e.ids.length).toBe(100);
+    // Brute force: the longest suffix of the input whose tokens with BOS fit 100 − 16 = 84.
+    let start = 0;
+    while (tokenizer.encode(record.input.slice(start), { bos: true }).length > 84) start++;
+    const prompt = tokenizer.encode(record.input.slice(start), { bos: true });
     expect(e.ids[0]).toBe(tokenizer.bosId);
-    expect(e.outputStart).toBe(100 - 16);
-    expect([...e.ids.subarray(1, e.outputStart)]).toEqual(prompt.slice(prompt.length - (e.outputStart - 1)));
+    expect(e.outputStart).toBe(prompt.length);
+    expect(e.outputStart).toBeLessThanOrEqual(84);
+    expect([...e.ids.subarray(0, e.outputStart)]).toEqual(prompt);
     expect([...e.ids.subarray(e.outputStart)]).toEqual(output.slice(0, 16)); // no EOS: the answer was cut
+    expect(e.ids.length).toBeLessThanOrEqual(100);
     expect(e.outputDropped).toBe(output.length - 16);
-    expect(e.promptDropped).toBe(prompt.length - 1 - (e.outputStart - 1));
+    expect(e.promptDropped).toBe(start);
     const short = buildExample({ input: "Is 7 prime?", output: ["Yes"] }, tokenizer)!;
     expect([...short.ids]).toEqual([
       ...tokenizer.encode("Is 7 prime?", { bos: true }),

@@ -1,3 +1,5 @@
+import type { Tokenizer } from "../tokenizers/tokenizer.js";
+
 /**
  * What the evaluation loop needs from an inference engine: greedy continuation of a raw prompt
  * (SPEC §6: no chat template, stop at EOS or after `maxNewTokens`).
@@ -20,6 +22,12 @@ export interface Generation {
 export interface InferenceBackend extends AsyncDisposable {
   /** e.g. "llama.cpp:<model file>+<adapter>", for reports. */
   readonly name: string;
+  /** The end token's text when the backend knows the tokenizer (src/eval/endText.ts cuts there). */
+  readonly endText?: string | null;
+  /** The tokenizer that turns prompts into the ids the model sees, when the backend has one. */
+  readonly tokenizer?: Tokenizer;
+  /** Tokens of prompt plus generation the backend holds, when known (the context rule needs it). */
+  readonly contextSize?: number;
   generate(prompt: string, options?: GenerateOptions): Promise<Generation>;
   dispose(): Promise<void>;
 }

@@ -16,7 +16,10 @@ export interface OpenBackendOptions {
   /** llama: tokenizer.json (or its directory), needed with a GGUF model. */
   tokenizer?: string;
   threads?: number;
+  /** llama: tokens per context (default: the model's trained context). */
   contextSize?: number;
+  /** llama: told when `contextSize` exceeds the model's trained context. */
+  warn?: (message: string) => void;
   baseUrl?: string;
   modelName?: string;
   apiKey?: string;
@@ -46,16 +49,20 @@ async function openLlama({
   tokenizer,
   threads,
   contextSize,
+  warn,
 }: OpenBackendOptions): Promise<InferenceBackend> {
   if (model === undefined)
     throw usageError("the llama backend needs a model (a .gguf file or a Hugging Face directory)");
-  const base = await LlamaBackend.load({ model, tokenizer, threads, contextSize });
+  const base = await LlamaBackend.load({ model, tokenizer, threads, contextSize, warn });
   if (adapter === undefined) return base;
   try {
     const withAdapter = await base.withAdapter(adapter);
     // Disposing the base frees the adapter's context too; callers hold only this object.
     return {
       name: withAdapter.name,
+      endText: withAdapter.endText,
+      tokenizer: withAdapter.tokenizer,
+      contextSize: withAdapter.contextSize,
       generate: (prompt, generateOptions) => withAdapter.generate(prompt, generateOptions),
       dispose: () => base.dispose(),
       [Symbol.asyncDispose]: () => base.dispose(),

@@ -2,9 +2,11 @@ import { join } from "node:path";
 import { type DatasetRecord, loadDataset, type SplitName } from "../datasets/load.js";
 import type { DatasetOptions } from "../datasets/record.js";
 import { inputError, throwIfAborted, usageError } from "../errors.js";
+import { fitRecords } from "../tokenizers/fitPrompt.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
 import type { Generation, InferenceBackend } from "./backend.js";
+import { cutAtEndText } from "./endText.js";
 import { exactMatch, rougeLMax, type Summary, summarize } from "./metrics.js";
 
 export interface EvaluateOptions {
@@ -17,6 +19,13 @@ export interface EvaluateOptions {
   limit?: number;
   /** SPEC §6 (paper: 256). */
   maxNewTokens?: number;
+  /**
+   * "left": prompts too long for the backend's context lose their beginning by the context rule
+   * (src/tokenizers/fitPrompt.ts, the rule training uses); needs the backend's tokenizer and context
+   * size. "none": prompts go as they are (a backend refuses one that does not fit). Default: "left"
+   * when the backend knows both, else "none".
+   */
+  truncate?: "left" | "none";
   /** Records in flight at once; backends that run one at a time (llama.cpp) queue them. */
   concurrency?: number;
   /** When given, predictions.jsonl and metrics.json are written into this directory. */
@@ -47,6 +56,11 @@ export interface EvalMetrics {
   split: SplitName | null;
   n: number;
   maxNewTokens: number;
+  truncate: "left" | "none";
+  /** Prompts cut by the context rule (0 with truncate "none"). */
+  promptsCut: number;
+  /** The end token's text at which predictions were cut (END_TEXT_RULE), null when unknown. */
+  endText: string | null;
   std: "population (ddof 0) over records";
   /** Rouge-L F (rouge_score, use_stemmer=True), max over references; mean and population std over records. */
   rougeL: Summary;
@@ -75,6 +89,7 @@ export async function evaluate({
   split = "test",
   limit,
   maxNewTokens = 256,
+  truncate,
   concurrency = 1,
   out,
   model = null,
@@ -101,6 +116,20 @@ export async function evaluate({
     if (records.length === 0) throw usageError("no records to evaluate");
   }
   if (limit !== undefined) records = records.slice(0, limit);
+  const { tokenizer, contextSize } = backend;
+  const fit = truncate ?? (tokenizer !== undefined && contextSize !== undefined ? "left" : "none");
+  let promptsCut = 0;
+  if (fit === "left") {
+    if (tokenizer === undefined || contextSize === undefined)
+      throw usageError(
+        `${backend.name} does not say its tokenizer and context size: prompts cannot be fitted`,
+      );
+    ({ records, cut: promptsCut } = fitRecords(records, tokenizer, {
+      context: contextSize,
+      answerTokens: maxNewTokens,
+    }));
+  }
+  const endText = backend.endText ?? null;
 
   const results: EvalRecord[] = new Array(records.length);
   const started = performance.now();
@@ -131,14 +160,15 @@ export async function evaluate({
         failed = true;
         throw error;
       }
+      const prediction = cutAtEndText(generation.text, endText, generation.stoppedBy);
       results[index] = {
         id: record.id ?? null,
         input: record.input,
         references: record.output,
-        prediction: generation.text,
+        prediction,
         tokens: generation.tokens,
-        rougeL: rougeLMax(generation.text, record.output),
-        exactMatch: exactMatch(generation.text, record.output),
+        rougeL: rougeLMax(prediction, record.output),
+        exactMatch: exactMatch(prediction, record.output),
       };
       done++;
       report();
@@ -160,6 +190,9 @@ export async function evaluate({
     split: typeof dataset === "string" ? split : null,
     n: results.length,
     maxNewTokens,
+    truncate: fit,
+    promptsCut,
+    endText,
     std: "population (ddof 0) over records",
     rougeL: summarize(results.map((r) => r.rougeL)),
     exactMatch: summarize(results.map((r) => r.exactMatch)),

@@ -19,8 +19,10 @@ export interface LlamaBackendOptions {
   tokenizer?: string;
   /** CPU threads per evaluation (default 1: the machines we target have few cores, shared). */
   threads?: number;
-  /** Tokens per context (prompt + generation). */
+  /** Tokens per context (prompt + generation); default: the context the model was trained with. */
   contextSize?: number;
+  /** Told when the context asked for exceeds the model's trained context (positions it never saw). */
+  warn?: (message: string) => void;
   /**
    * "f16" is llama.cpp's default (half the memory). "f32" keeps the attention cache in float32
    * and turns flash attention off, which makes log-probabilities match a float64 reference to
@@ -57,19 +59,24 @@ export class LlamaBackend implements InferenceBackend {
     readonly modelFile: string,
     modelSource: string,
     private readonly threads: number,
-    private readonly contextSize: number,
+    readonly contextSize: number,
     private readonly kvCache: "f16" | "f32",
     private readonly tempFiles: string[],
   ) {
     this.name = `llama.cpp:${basename(modelSource)}`;
   }
 
+  get endText(): string | null {
+    return this.tokenizer.eosText;
+  }
+
   static async load({
     model,
     tokenizer,
     threads = 1,
-    contextSize = 2048,
+    contextSize,
     kvCache = "f16",
+    warn,
   }: LlamaBackendOptions): Promise<LlamaBackend> {
     if (!Number.isInteger(threads) || threads < 1)
       throw usageError(`threads must be a positive integer, got ${threads}`);
@@ -98,7 +105,15 @@ export class LlamaBackend implements InferenceBackend {
     });
     try {
       const m = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
-      return new LlamaBackend(llama, m, tok, decoder, file, source, threads, contextSize, kvCache, tempFiles);
+      const trained = m.trainContextSize;
+      if (contextSize !== undefined && contextSize > trained) {
+        warn?.(
+          `${source}: a context of ${contextSize} tokens exceeds the ${trained} the model was trained with; ` +
+            "positions beyond it give unreliable output",
+        );
+      }
+      const size = contextSize ?? trained;
+      return new LlamaBackend(llama, m, tok, decoder, file, source, threads, size, kvCache, tempFiles);
     } catch (error) {
       await llama.dispose();
       for (const f of tempFiles) await rm(f, { force: true });
@@ -153,7 +168,7 @@ export class LlamaBackend implements InferenceBackend {
         { cause: error },
       );
     }
-    return new LlamaAdapterBackend(name, this.model, context, this.tokenizer, this.decoder);
+    return new LlamaAdapterBackend(name, this.model, context, this.contextSize, this.tokenizer, this.decoder);
   }
 
   private async baseBackend(): Promise<LlamaAdapterBackend> {
@@ -195,10 +210,16 @@ export class LlamaAdapterBackend implements InferenceBackend {
     readonly name: string,
     private readonly model: LlamaModel,
     private readonly context: LlamaContext,
-    private readonly tokenizer: Tokenizer,
+    /** As asked for: llama.cpp may round its context up (to 256 tokens at least), loramix keeps to this. */
+    readonly contextSize: number,
+    readonly tokenizer: Tokenizer,
     private readonly decoder: HfTokenizerImpl,
   ) {
     this.sequence = context.getSequence();
+  }
+
+  get endText(): string | null {
+    return this.tokenizer.eosText;
   }
 
   generate(prompt: string, { maxNewTokens = 256, signal }: GenerateOptions = {}): Promise<Generation> {
@@ -258,9 +279,9 @@ export class LlamaAdapterBackend implements InferenceBackend {
   }
 
   private checkFits(n: number): void {
-    if (n > this.context.contextSize) {
+    if (n > this.contextSize) {
       throw usageError(
-        `prompt plus generation needs ${n} tokens, more than the context size ${this.context.contextSize}`,
+        `prompt plus generation needs ${n} tokens, more than the context size ${this.contextSize}`,
       );
     }
   }

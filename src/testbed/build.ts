@@ -31,6 +31,9 @@ export interface TrainTaskOptions {
   steps: number;
   /** Seeds the shared initialisation of A, identical for every task of the testbed. */
   seed: number;
+  /** The context rule's two numbers, the same as the references' (EvalSettings). */
+  maxLength: number;
+  maxOutputTokens: number;
   signal?: AbortSignal;
   progress?: ProgressSink;
 }
@@ -144,6 +147,8 @@ export async function buildTestbed({
       out: adapterDir(task),
       steps,
       seed,
+      maxLength: settings.context,
+      maxOutputTokens: settings.maxNewTokens,
       signal,
     });
     trainSeconds[task] = (performance.now() - t0) / 1000;

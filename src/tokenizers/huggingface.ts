@@ -18,13 +18,21 @@ export class HuggingFaceTokenizer implements Tokenizer {
   readonly spec: string;
   readonly vocabSize: number;
   readonly bosId: number | null;
+  readonly eosText: string | null;
   private readonly impl: HfTokenizerImpl;
 
-  private constructor(file: string, hash: string, impl: HfTokenizerImpl, bosId: number | null) {
+  private constructor(
+    file: string,
+    hash: string,
+    impl: HfTokenizerImpl,
+    bosId: number | null,
+    eosText: string | null,
+  ) {
     this.name = `hf:${hash}`;
     this.spec = file;
     this.impl = impl;
     this.bosId = bosId;
+    this.eosText = eosText;
     let maxId = -1;
     for (const id of impl.get_vocab(true).values()) if (id > maxId) maxId = id;
     this.vocabSize = maxId + 1;
@@ -48,7 +56,7 @@ export class HuggingFaceTokenizer implements Tokenizer {
     if (bosId !== null && impl.id_to_token(bosId) === undefined) {
       throw formatError(file, `BOS id ${bosId} is not in the vocabulary`);
     }
-    return new HuggingFaceTokenizer(file, sha256(bytes), impl, bosId);
+    return new HuggingFaceTokenizer(file, sha256(bytes), impl, bosId, eosTextOf(config));
   }
 
   encode(text: string, { bos = false }: { bos?: boolean } = {}): number[] {
@@ -79,6 +87,13 @@ export function bosIdOf(
     if (id !== undefined) return id;
   }
   return postProcessorBos(json.post_processor);
+}
+
+/** `tokenizer_config.json`'s `eos_token` (a string or `{content}`), the only place that names it. */
+function eosTextOf(config: Json): string | null {
+  const eos = config.eos_token;
+  const content = typeof eos === "string" ? eos : isObject(eos) ? eos.content : undefined;
+  return typeof content === "string" && content !== "" ? content : null;
 }
 
 function postProcessorBos(processor: unknown): number | null {

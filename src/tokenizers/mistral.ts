@@ -25,6 +25,7 @@ export class MistralTokenizer implements Tokenizer {
   readonly spec = "mistral";
   readonly vocabSize: number;
   readonly bosId = BOS_ID;
+  readonly eosText = "</s>";
   /** Whether chunked encoding is exact for this vocabulary (see the class comment). */
   readonly chunked: boolean;
   private readonly pieceIds: Map<string, number>;

@@ -10,5 +10,10 @@ export interface Tokenizer {
   readonly vocabSize: number;
   /** The id prepended by `encode(text, { bos: true })`; null when the tokenizer has no BOS. */
   readonly bosId: number | null;
+  /**
+   * The text of the end token (e.g. "<|end_story|>", "</s>"), or null when unknown. A small model can
+   * spell it with ordinary pieces instead of emitting the token; evaluation cuts predictions there.
+   */
+  readonly eosText: string | null;
   encode(text: string, options?: { bos?: boolean }): number[];
 }

@@ -1,5 +1,5 @@
 import type { DatasetRecord } from "../datasets/record.js";
-import { usageError } from "../errors.js";
+import { contextRuleText, fitPrompt, promptBudget } from "../tokenizers/fitPrompt.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { shuffledIndices } from "../util/prng.js";
 
@@ -7,7 +7,7 @@ import { shuffledIndices } from "../util/prng.js";
 export interface TrainExample {
   ids: Int32Array;
   outputStart: number;
-  /** Prompt tokens cut from the left to fit the context. */
+  /** Characters cut from the start of the prompt to fit the context (0: the whole prompt). */
   promptDropped: number;
   /** Output tokens cut from the right (the EOS is then left out too). */
   outputDropped: number;
@@ -16,6 +16,7 @@ export interface TrainExample {
 export interface ExampleOptions {
   /** The model's context: the whole sequence must fit (TinyStories-656K: 512). */
   maxLength?: number;
+  /** The answer budget: output tokens kept, end token included. */
   maxOutputTokens?: number;
   eosId?: number;
 }
@@ -29,19 +30,18 @@ export function truncationRule(
   maxOutputTokens = DEFAULT_MAX_OUTPUT_TOKENS,
 ): string {
   return (
-    `sequence = BOS + prompt + output[0] + EOS; the output keeps at most ${maxOutputTokens} tokens (no EOS when cut), ` +
-    `then the prompt loses its earliest tokens (BOS kept) until the sequence fits ${maxLength} tokens, ` +
-    "so the instance at the end of a Super-NI prompt and the start of the answer survive"
+    `sequence = BOS + prompt + output[0] + EOS; ${contextRuleText(maxLength, maxOutputTokens)}; ` +
+    `the output keeps at most ${maxOutputTokens} tokens, EOS included when it fits (the same rule as eval --truncate left)`
   );
 }
 
 export const TRUNCATION_RULE = truncationRule();
 
 /**
- * Tokenizes a record as the model sees it at inference: the prompt exactly as a backend encodes it
- * (with BOS), then the first reference output encoded on its own, which is the continuation greedy
- * decoding produces after that prompt, then EOS. Too long a sequence is cut by TRUNCATION_RULE.
- * Returns null for a record without outputs.
+ * Tokenizes a record as the model sees it at inference: the prompt fitted by the context rule
+ * (src/tokenizers/fitPrompt.ts) and encoded as a backend encodes it (with BOS), then the first
+ * reference output encoded on its own, which is the continuation greedy decoding produces after
+ * that prompt, then EOS. Returns null for a record without outputs.
  */
 export function buildExample(
   record: DatasetRecord,
@@ -54,23 +54,21 @@ export function buildExample(
 ): TrainExample | null {
   const answer = record.output[0];
   if (answer === undefined) return null;
-  const prompt = tokenizer.encode(record.input, { bos: true });
-  const bos = tokenizer.bosId !== null && prompt[0] === tokenizer.bosId ? 1 : 0;
+  const text = fitPrompt(record.input, tokenizer, promptBudget(maxLength, maxOutputTokens));
+  const prompt = tokenizer.encode(text, { bos: true });
   const fullOutput = tokenizer.encode(answer);
   const output = fullOutput.slice(0, maxOutputTokens);
   const outputDropped = fullOutput.length - output.length;
-  if (outputDropped === 0) output.push(eosId);
-  // At least one prompt token after BOS stays, so the first output token is predicted from the prompt.
-  const room = maxLength - output.length - bos;
-  if (room < 1) throw usageError(`maxLength ${maxLength} leaves no room for the prompt`);
-  const body = prompt.length - bos;
-  const promptDropped = Math.max(0, body - room);
-  const ids = new Int32Array(bos + body - promptDropped + output.length);
-  if (bos) ids[0] = prompt[0] as number;
-  ids.set(prompt.slice(bos + promptDropped), bos);
-  const outputStart = bos + body - promptDropped;
-  ids.set(output, outputStart);
-  return { ids, outputStart, promptDropped, outputDropped };
+  if (output.length < maxOutputTokens) output.push(eosId);
+  const ids = new Int32Array(prompt.length + output.length);
+  ids.set(prompt, 0);
+  ids.set(output, prompt.length);
+  return {
+    ids,
+    outputStart: prompt.length,
+    promptDropped: record.input.length - text.length,
+    outputDropped,
+  };
 }
 
 /**

@@ -38,7 +38,17 @@ export default defineCommand({
     },
     tokenizer: { type: "string", description: "tokenizer.json for a .gguf model (llama backend)" },
     threads: { type: "string", description: "CPU threads for llama.cpp (default 1)" },
-    "context-size": { type: "string", description: "Tokens per llama.cpp context (default 2048)" },
+    "context-size": {
+      type: "string",
+      description:
+        "Tokens per llama.cpp context (default: the model's trained context, e.g. config.json max_position_embeddings)",
+    },
+    truncate: {
+      type: "string",
+      default: "left",
+      description:
+        "left: a prompt longer than the context minus --max-new-tokens loses its beginning, cut at a character (the rule train and the testbed use) | none: such a prompt stops the run",
+    },
     "base-url": { type: "string", description: "OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1" },
     "model-name": { type: "string", description: "Served model name (default: the adapter's folder name)" },
     "api-key-env": {
@@ -60,6 +70,9 @@ export default defineCommand({
     const split = args.split as SplitName;
     if (!SPLITS.includes(split))
       throw usageError(`--split must be one of ${SPLITS.join(", ")}, got "${args.split}"`);
+    const truncate = args.truncate as "left" | "none";
+    if (truncate !== "left" && truncate !== "none")
+      throw usageError(`--truncate must be left or none, got "${args.truncate}"`);
     const concurrency = positiveInt("concurrency", args.concurrency) ?? (kind === "openai" ? 4 : 1);
     const backend = await openBackend({
       kind,
@@ -68,6 +81,7 @@ export default defineCommand({
       tokenizer: args.tokenizer,
       threads: positiveInt("threads", args.threads),
       contextSize: positiveInt("context-size", args["context-size"]),
+      warn: info,
       baseUrl: args["base-url"],
       modelName: args["model-name"],
       apiKey: process.env[args["api-key-env"]] || undefined,
@@ -81,6 +95,8 @@ export default defineCommand({
         split,
         limit: positiveInt("limit", args.limit),
         maxNewTokens: positiveInt("max-new-tokens", args["max-new-tokens"]),
+        // A server that loramix cannot tokenize for gets its prompts as they are.
+        truncate: backend.tokenizer === undefined ? "none" : truncate,
         concurrency,
         out: args.out,
         model: args.model === undefined ? null : resolve(args.model),
@@ -94,6 +110,10 @@ export default defineCommand({
           `exact match ${metrics.exactMatch.mean.toFixed(4)} ± ${metrics.exactMatch.std.toFixed(4)} (population std), ` +
           `${metrics.recordsPerSecond.toFixed(2)} records/s, ${metrics.seconds.toFixed(1)} s`,
       );
+      if (metrics.promptsCut > 0)
+        info(
+          `${metrics.promptsCut} of ${metrics.n} prompts were cut from the left to fit ${backend.contextSize} tokens`,
+        );
       info(`wrote ${resolve(args.out, PREDICTIONS_FILE)} and ${METRICS_FILE}`);
     } finally {
       progress.stop();

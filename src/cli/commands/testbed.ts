@@ -6,23 +6,14 @@ import { buildTestbed, DEFAULT_SEED, DEFAULT_STEPS, type TaskTrainer } from "../
 import { createProgress, info, interrupt } from "../context.js";
 import { positiveInt } from "../options.js";
 
-/**
- * Training length for the testbed: a step at batch 8 takes ~0.5 s at 128 tokens and ~9.5 s at the
- * model's full 512 (tfjs-wasm, one thread), so the full context cannot train 60 adapters in an hour.
- * 128 tokens keep the instance and the "Output:" tail of each prompt (left truncation).
- */
-const TESTBED_MAX_LENGTH = 128;
 const TESTBED_BATCH = 8;
 
 /** The LoRA trainer on worker threads, loaded on demand: tfjs is not needed by the rest of the CLI. */
-async function loadTrainer(
-  maxLength: number,
-  jobs: number,
-): Promise<{ trainer: TaskTrainer; close(): Promise<void> }> {
+async function loadTrainer(jobs: number): Promise<{ trainer: TaskTrainer; close(): Promise<void> }> {
   const { TrainPool } = await import("../../train/trainPool.js");
   const pool = new TrainPool(jobs);
   return {
-    trainer: (options) => pool.train({ ...options, maxLength, batchSize: TESTBED_BATCH }),
+    trainer: (options) => pool.train({ ...options, batchSize: TESTBED_BATCH }),
     close: () => pool.close(),
   };
 }
@@ -49,18 +40,12 @@ const build = defineCommand({
       default: String(availableParallelism()),
       description: "Adapters trained side by side, one thread each",
     },
-    "max-length": {
-      type: "string",
-      default: String(TESTBED_MAX_LENGTH),
-      description: "Training sequence length in tokens (prompt cut from the left)",
-    },
   },
   async run({ args }) {
     const seed = Number(args.seed);
     if (!Number.isInteger(seed)) throw usageError(`--seed must be an integer, got "${args.seed}"`);
-    const maxLength = positiveInt("max-length", args["max-length"]) ?? TESTBED_MAX_LENGTH;
     const jobs = positiveInt("jobs", args.jobs) ?? 1;
-    const { trainer, close } = await loadTrainer(maxLength, jobs);
+    const { trainer, close } = await loadTrainer(jobs);
     const progress = createProgress();
     try {
       const result = await buildTestbed({
@@ -73,7 +58,7 @@ const build = defineCommand({
           .filter((s) => s !== ""),
         eval: { limit: positiveInt("limit", args.limit) ?? 50 },
         trainer,
-        trainerSettings: { maxLength, batchSize: TESTBED_BATCH },
+        trainerSettings: { batchSize: TESTBED_BATCH },
         threads: positiveInt("threads", args.threads),
         jobs,
         signal: interrupt.signal,
