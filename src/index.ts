@@ -125,6 +125,7 @@ export {
   writeSafetensors,
   writeSafetensorsStreaming,
 } from "./formats/safetensors.js";
+export { FLAT_EFFECTIVE, type Flatness, flatness } from "./generate/flatness.js";
 export {
   type GenerateOptions as GenerateAdapterOptions,
   type GenerateResult,
@@ -141,7 +142,6 @@ export {
   type LooResult,
   type LooRow,
   runLoo,
-  WEIGHT_METHODS,
 } from "./loo/runLoo.js";
 export { gramScores, LOO_NUMBERS, type LooNumber, type LooScores } from "./loo/scores.js";
 export {
@@ -163,15 +163,33 @@ export {
 export { isSyntheticAdapter, SYNTHETIC_MARKER } from "./merge/sources.js";
 export {
   denseCounts,
+  PROFILE_SIDES,
   type Profile,
   type ProfiledRecord,
   type ProfileJson,
   type ProfileOptions,
+  type ProfileSide,
   profileFromJson,
   profileRecords,
   profileText,
   profileToJson,
 } from "./profiles/profile.js";
+export {
+  type Candidate,
+  DEFAULT_NEAREST,
+  lossCandidates,
+  MIXTURE_TEMPERATURES,
+} from "./select/candidates.js";
+export { LlamaScorer } from "./select/llamaScorer.js";
+export type { CandidateScorer, ScoreExample } from "./select/scorer.js";
+export {
+  DEFAULT_SCORE_EXAMPLES,
+  type ScoredCandidate,
+  type Selection as LossSelection,
+  type SelectOptions,
+  scoreExamples,
+  selectByLoss,
+} from "./select/selectByLoss.js";
 export {
   SYNTH_LAYOUTS,
   type SynthBankResult,
@@ -249,7 +267,8 @@ export {
   gramOfAdapters,
 } from "./weights/gram.js";
 export { gramMixtureLoss } from "./weights/gramLoss.js";
-export { leaveOneOutWeights, type WeightMethod } from "./weights/leaveOneOut.js";
+export { leaveOneOutWeights } from "./weights/leaveOneOut.js";
+export { methodWeights, WEIGHT_METHODS, type WeightMethod } from "./weights/methods.js";
 export {
   initMlp,
   type MlpMetadata,

@@ -30,6 +30,7 @@ function profileOf(tokens: readonly number[], vocabSize: number, hash = "h"): Pr
   const ids = Uint32Array.from([...counts.keys()].sort((a, b) => a - b));
   return {
     tokenizer: "test",
+    side: "both",
     vocabSize,
     nRecords: 1,
     nTokens: tokens.length,

@@ -108,7 +108,7 @@ async function targetProfile(): Promise<Profile> {
 describe("generateAdapter", () => {
   it("writes Σ w_j θ_j with normalized JS weights equal to a brute-force recomputation", async () => {
     const out = join(tmp.dir, "gen-js");
-    const result = await generateAdapter({ bank, data: TARGET, out });
+    const result = await generateAdapter({ bank, data: TARGET, method: "normalized", out });
     const written = JSON.parse(readFileSync(join(out, "loramix.json"), "utf8")) as Written;
     expect(written.weights).toHaveLength(BANK_TASKS.length);
     expect(written.metric).toBe("js");

@@ -118,6 +118,7 @@ describe("profileRecords", () => {
 describe("profile JSON", () => {
   const profile: Profile = {
     tokenizer: "mistral",
+    side: "output",
     vocabSize: 10,
     nRecords: 2,
     nTokens: 7,
@@ -130,6 +131,7 @@ describe("profile JSON", () => {
     const json = profileToJson(profile);
     expect(json).toEqual({
       tokenizer: "mistral",
+      side: "output",
       vocabSize: 10,
       nRecords: 2,
       nTokens: 7,
@@ -137,6 +139,28 @@ describe("profile JSON", () => {
       datasetHash: "ab".repeat(32),
     });
     expect(profileFromJson(JSON.parse(JSON.stringify(json)), "p.json")).toEqual(profile);
+    const { side: _, ...older } = json; // written before sides existed
+    expect(profileFromJson(older, "p.json").side).toBe("both");
+    expect(() => profileFromJson({ ...json, side: "answers" }, "p.json")).toThrow(
+      'p.json: profile field "side" must be one of both, output, input, got "answers"',
+    );
+  });
+
+  it("counts one side of each record: the first output, or the input", async () => {
+    const records = sniRecords(SMALL_TASK).slice(0, 40);
+    const tokenizer = await loadTokenizer("mistral");
+    for (const side of ["output", "input"] as const) {
+      const p = await profileRecords(records, { tokenizer: "mistral", side });
+      // Brute force: count the ids of each side's text, encoded with BOS.
+      const counts = new Map<number, number>();
+      for (const r of records) {
+        const text = side === "output" ? (r.output[0] ?? "") : r.input;
+        for (const id of tokenizer.encode(text, { bos: true })) counts.set(id, (counts.get(id) ?? 0) + 1);
+      }
+      expect(p.side).toBe(side);
+      expect([...p.ids]).toEqual([...counts.keys()].sort((a, b) => a - b));
+      expect([...p.counts]).toEqual([...p.ids].map((id) => counts.get(id)));
+    }
   });
 
   it("expands to dense counts", () => {

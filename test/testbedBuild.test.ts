@@ -19,7 +19,7 @@ describe("loramix testbed build (2 tasks, 3 steps)", () => {
   let family: string;
   const trainedNow: string[] = [];
   const trainer: TaskTrainer = async (options) => {
-    await trainLora({ ...options, maxLength: 64, batchSize: 2 });
+    await trainLora({ ...options, maxLength: 64, maxOutputTokens: 16, batchSize: 2 });
     trainedNow.push(options.out);
   };
   const build = (evalLimit: number, signal?: AbortSignal) => {

@@ -358,11 +358,23 @@ describe("training", () => {
         lr: 3e-3,
         seed: 11,
         maxLength: 128,
+        maxOutputTokens: 16,
       };
       const result = await trainLora({ ...opts, out });
       expect(result.losses).toHaveLength(40);
-      const before = await evaluateLoss({ model: TINY_MODEL, records: evalSet, maxLength: 128 });
-      const after = await evaluateLoss({ model: TINY_MODEL, adapter: out, records: evalSet, maxLength: 128 });
+      const before = await evaluateLoss({
+        model: TINY_MODEL,
+        records: evalSet,
+        maxLength: 128,
+        maxOutputTokens: 16,
+      });
+      const after = await evaluateLoss({
+        model: TINY_MODEL,
+        adapter: out,
+        records: evalSet,
+        maxLength: 128,
+        maxOutputTokens: 16,
+      });
       // Answers are "Yes"/"No" (+ EOS): the base model is far off; 40 steps must learn the format.
       expect(before.loss).toBeGreaterThan(4);
       expect(after.loss).toBeLessThan(before.loss - 2);
@@ -438,6 +450,7 @@ describe("training", () => {
         steps: 50,
         batchSize: 2,
         maxLength: 64,
+        maxOutputTokens: 16,
         signal: controller.signal,
         progress: (e) => {
           if (e.done === 2) controller.abort();
@@ -454,7 +467,15 @@ describe("training", () => {
     const { dir, cleanup } = await tempDir();
     const pool = new TrainPool(2);
     try {
-      const opts = { model: TINY_MODEL, records: primeTrain, steps: 3, batchSize: 2, maxLength: 64, seed: 5 };
+      const opts = {
+        model: TINY_MODEL,
+        records: primeTrain,
+        steps: 3,
+        batchSize: 2,
+        maxLength: 64,
+        maxOutputTokens: 16,
+        seed: 5,
+      };
       await trainLora({ ...opts, out: join(dir, "main") });
       const results = await Promise.all([
         pool.train({ ...opts, out: join(dir, "w1") }),

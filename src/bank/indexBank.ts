@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { loadDataset } from "../datasets/load.js";
 import { throwIfAborted } from "../errors.js";
-import { profileRecords } from "../profiles/profile.js";
+import { type ProfileSide, profileRecords } from "../profiles/profile.js";
 import { hashPath } from "../util/hash.js";
 import type { ProgressSink } from "../util/progress.js";
 import type { Bank } from "./store.js";
@@ -20,7 +20,7 @@ export interface IndexResult {
 }
 
 /**
- * Profiles (SPEC §2, train split) every entry whose profile is missing or stale. Each profile is
+ * Profiles (SPEC §2, train split; `side` "both" unless asked) every entry whose profile is missing or stale. Each profile is
  * committed on its own, so an interrupted run keeps what it finished and a rerun continues.
  * A dataset whose bytes no longer match the hash taken at `add` is reported, not profiled:
  * profiling it would silently accept an edit that `verify` exists to catch.
@@ -28,13 +28,14 @@ export interface IndexResult {
 export async function indexBank(
   bank: Bank,
   {
+    side = "both",
     threads = availableParallelism(),
     signal,
     progress,
-  }: { threads?: number; signal?: AbortSignal; progress?: ProgressSink } = {},
+  }: { side?: ProfileSide; threads?: number; signal?: AbortSignal; progress?: ProgressSink } = {},
 ): Promise<IndexResult> {
   const started = performance.now();
-  const stale = bank.staleIds();
+  const stale = bank.staleIds(side);
   const result: IndexResult = {
     profiled: 0,
     skipped: bank.entries().length - stale.length,
@@ -56,6 +57,7 @@ export async function indexBank(
         const dataset = await loadDataset(entry.dataPath, entry.dataOptions);
         const profile = await profileRecords(dataset.splits.train, {
           tokenizer: bank.tokenizer,
+          side,
           threads,
           signal,
         });

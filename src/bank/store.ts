@@ -5,7 +5,7 @@ import Database from "better-sqlite3";
 import type { DatasetOptions } from "../datasets/load.js";
 import { formatError, inputError, LoramixError } from "../errors.js";
 import { type AdapterLayout, compareLayouts } from "../formats/peft.js";
-import type { Profile } from "../profiles/profile.js";
+import { type Profile, type ProfileSide, profileFromJson, profileToJson } from "../profiles/profile.js";
 import { loadTokenizer } from "../tokenizers/load.js";
 import { tempPathFor, writeFileAtomic } from "../util/atomic.js";
 import { BANK_FILE, checkSchema, createSchema, SCHEMA_VERSION } from "./schema.js";
@@ -267,8 +267,17 @@ export class Bank {
     })();
   }
 
-  /** The entry's profile, only while it matches the entry's current dataset hash and the bank's tokenizer. */
-  profile(id: string): Profile | undefined {
+  /**
+   * The entry's profile, only while it matches the entry's current dataset hash and the bank's
+   * tokenizer. "both" (SPEC §2) lives in the profiles table; the one-side profiles in the cache,
+   * keyed by the same two identities, so that the schema and older loramix versions are unaffected.
+   */
+  profile(id: string, side: ProfileSide = "both"): Profile | undefined {
+    if (side !== "both") {
+      const entry = this.entry(id);
+      const blob = entry && this.getCache(sideKind(side), sideKey(id, entry.dataHash, this.tokenizerName));
+      return blob && this.decodeSideProfile(id, side, blob);
+    }
     const row = this.db
       .prepare(
         `SELECT p.* FROM profiles p JOIN entries e ON e.id = p.entry_id
@@ -291,8 +300,12 @@ export class Bank {
     );
   }
 
-  /** Ids of entries without a fresh profile, in id order. */
-  staleIds(): string[] {
+  /** Ids of entries without a fresh profile of that side, in id order. */
+  staleIds(side: ProfileSide = "both"): string[] {
+    if (side !== "both")
+      return this.entries()
+        .filter((e) => this.profile(e.id, side) === undefined)
+        .map((e) => e.id);
     const rows = this.db
       .prepare(
         `SELECT e.id FROM entries e LEFT JOIN profiles p
@@ -308,6 +321,10 @@ export class Bank {
    * changed meanwhile (a concurrent `add --replace`), so no profile is ever filed under the wrong data.
    */
   putProfile(id: string, profile: Profile, dataHash: string): void {
+    if (profile.side !== "both") {
+      this.putSideProfile(id, profile, dataHash);
+      return;
+    }
     if (profile.tokenizer !== this.tokenizerName) {
       throw new LoramixError(
         "TOKENIZER",
@@ -344,6 +361,44 @@ export class Bank {
           new Date().toISOString(),
         );
     })();
+  }
+
+  private putSideProfile(id: string, profile: Profile, dataHash: string): void {
+    if (profile.tokenizer !== this.tokenizerName) {
+      throw new LoramixError(
+        "TOKENIZER",
+        `${this.dir}: profile of "${id}" made with tokenizer ${profile.tokenizer}, the bank uses ${this.tokenizerName}`,
+      );
+    }
+    this.db.transaction(() => {
+      const entry = this.entry(id);
+      if (!entry) throw new LoramixError("BANK", `${this.dir}: no entry "${id}"`);
+      if (entry.dataHash !== dataHash) {
+        throw new LoramixError(
+          "BANK",
+          `${entry.dataPath}: dataset of "${id}" changed while it was being profiled`,
+        );
+      }
+      const json = JSON.stringify(profileToJson(profile));
+      this.putCache(
+        sideKind(profile.side),
+        sideKey(id, dataHash, this.tokenizerName),
+        new TextEncoder().encode(json),
+      );
+    })();
+  }
+
+  private decodeSideProfile(id: string, side: ProfileSide, blob: Uint8Array): Profile {
+    const what = `${this.file} (${side}-side profile of "${id}")`;
+    let value: unknown;
+    try {
+      value = JSON.parse(new TextDecoder().decode(blob));
+    } catch (error) {
+      throw formatError(what, "not valid JSON", error);
+    }
+    const profile = profileFromJson(value, what);
+    if (profile.side !== side) throw formatError(what, `holds a ${profile.side}-side profile`);
+    return profile;
   }
 
   /** A cached blob (distance matrix, Gram matrix, trained MLP); keys embed the content hashes they depend on. */
@@ -442,8 +497,17 @@ export class Bank {
       ids,
       counts,
       datasetHash: row.profile_hash,
+      side: "both",
     };
   }
+}
+
+function sideKind(side: ProfileSide): string {
+  return `profile-${side}`;
+}
+
+function sideKey(id: string, dataHash: string, tokenizer: string): string {
+  return `${id}\0${dataHash}\0${tokenizer}`;
 }
 
 /** An adapter refused for its layout; `differences` from compareLayouts(bank's layout, the adapter's). */

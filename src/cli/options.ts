@@ -1,4 +1,5 @@
 import { usageError } from "../errors.js";
+import { PROFILE_SIDES, type ProfileSide } from "../profiles/profile.js";
 
 /** Option values arrive as strings; these turn them into checked values or a usage error naming the flag. */
 
@@ -54,4 +55,16 @@ export function listOf<T extends string>(name: string, value: string, allowed: r
     );
   }
   return [...new Set(items)] as T[];
+}
+
+/** The `--side` option of every command that profiles or compares datasets. */
+export const SIDE_ARG = {
+  type: "string",
+  default: "both",
+  description:
+    "What a profile counts: both (input + output, SPEC §2, the paper's), output (the answers: label set and format) or input",
+} as const;
+
+export function sideOption(value: string): ProfileSide {
+  return oneOf("side", value, PROFILE_SIDES);
 }

@@ -2,14 +2,20 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { indexBank } from "../bank/indexBank.js";
 import { Bank, loramixVersion } from "../bank/store.js";
 import { loadDataset } from "../datasets/load.js";
-import { bankDistanceMatrices } from "../distances/matrix.js";
+import { type BankDistances, bankDistanceMatrices } from "../distances/matrix.js";
 import type { Metric } from "../distances/metric.js";
 import { LoramixError, throwIfAborted, usageError } from "../errors.js";
 import type { LlamaBackend } from "../eval/llamaBackend.js";
+import { summarize } from "../eval/metrics.js";
 import { coefficientHeatmap } from "../loo/heatmap.js";
 import { mixAdapters } from "../merge/mixAdapters.js";
+import type { ProfileSide } from "../profiles/profile.js";
+import { DEFAULT_NEAREST, lossCandidates, MIXTURE_TEMPERATURES } from "../select/candidates.js";
+import { LlamaScorer } from "../select/llamaScorer.js";
+import { DEFAULT_SCORE_EXAMPLES, scoreExamples, selectByLoss } from "../select/selectByLoss.js";
 import { openTestbedBackend } from "../testbed/backend.js";
 import { majorityScore } from "../testbed/majority.js";
 import { DEFAULT_TESTBED, hasModel, TESTBED_FILES, testbedPaths } from "../testbed/paths.js";
@@ -18,7 +24,8 @@ import { familyOfTask, type Selection } from "../testbed/tasks.js";
 import { writeDirAtomic } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
 import { bankGram } from "../weights/gram.js";
-import { leaveOneOutWeights, type WeightMethod } from "../weights/leaveOneOut.js";
+import { leaveOneOutWeights } from "../weights/leaveOneOut.js";
+import { neuralSideError, WEIGHT_METHODS, type WeightMethod } from "../weights/methods.js";
 import type { ScalarMlp } from "../weights/mlp.js";
 import { trainScalarMlp } from "../weights/trainMlp.js";
 import { demoHtml } from "./reportHtml.js";
@@ -28,8 +35,9 @@ import {
   type FamilyShares,
   familyShareRows,
   gapRows,
+  LORAMIX_ROWS,
+  recommendation,
   type ScoreGrid,
-  TABLE_METHODS,
   TABLE_METRICS,
   type TableLayout,
   type TaskScore,
@@ -59,6 +67,11 @@ export interface DemoOptions {
   maxNewTokens?: number;
   metrics?: Metric[];
   methods?: WeightMethod[];
+  /** Side of the profiles behind the paper's configurations and the nearest adapter (default "both", SPEC §2). */
+  side?: ProfileSide;
+  /** --select loss: nearest single adapters among the candidates, and train records scored. */
+  candidates?: number;
+  scoreExamples?: number;
   /** Hidden width of the neural weighting's MLP (paper: 4000; the testbed's 60 entries need far less). */
   mlpHidden?: number;
   threads?: number;
@@ -105,7 +118,10 @@ export async function runDemo({
   limit = DEMO_LIMIT,
   maxNewTokens = DEFAULT_EVAL.maxNewTokens,
   metrics = [...TABLE_METRICS],
-  methods = [...TABLE_METHODS],
+  methods = [...WEIGHT_METHODS],
+  side = "both",
+  candidates: nearestCount = DEFAULT_NEAREST,
+  scoreExamples: exampleCount = DEFAULT_SCORE_EXAMPLES,
   mlpHidden = 64,
   threads = 1,
   signal,
@@ -143,13 +159,20 @@ export async function runDemo({
 
     const needed: Metric[] = [...new Set<Metric>([...metrics, "js"])];
     const matrices = new Map<Metric, Float64Array>();
-    for (const d of await bankDistanceMatrices(bank, needed, { signal, progress })) {
+    if (side !== "both" && methods.includes("neural")) throw neuralSideError(side);
+    for (const d of await bankDistanceMatrices(bank, needed, { side, signal, progress })) {
       matrices.set(d.metric, reorder(d.values, d.ids, ids));
     }
+    // The shipped bank has its output-side profiles; a testbed built by an older loramix gets them here.
+    if (bank.staleIds("output").length > 0) await indexBank(bank, { side: "output", signal, progress });
+    const [outputJs] = await bankDistanceMatrices(bank, ["js"], { side: "output", signal, progress });
+    const answerJs = reorder((outputJs as BankDistances).values, (outputJs as BankDistances).ids, ids);
     const notes: string[] = [
       `testbed ${paths.dir}: ${n} trained adapters (TinyStories-656K, LoRA on q/k/v), ${targets.length} target tasks (${explicitTargets ? "given" : all ? "all, leave-one-out" : "the held-out task of each family"}); each target's own adapter is masked`,
       `evaluation: first ${settings.limit} test records per task, greedy, at most ${settings.maxNewTokens} new tokens, prompts cut from the left to fit the model's ${settings.context}-token context`,
       "tables: mean ± population std over the target tasks of each task's mean score; merge: linear (SPEC §5)",
+      `profiles: ${side === "both" ? "input + output (SPEC §2)" : `${side} side`} for the paper's configurations and the nearest adapter; output side for loramix's rows`,
+      `--select loss: ${nearestCount} nearest adapters by output-side JS + normalized mixtures at τ = ${MIXTURE_TEMPERATURES.join(", ")}, scored on ${exampleCount} train records of the target (the testbed's training rule: ${settings.context}-token context, ${settings.maxNewTokens} answer tokens); the lowest loss is evaluated`,
     ];
 
     const weightRows = new Map<string, Float64Array>();
@@ -192,22 +215,62 @@ export async function runDemo({
         weightRows.set(configName(method, metric), w);
       }
     }
-    const js = matrices.get("js") as Float64Array;
-    const nearest = new Float64Array(n * n);
     const uniform = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) {
-      let best = -1;
-      for (let j = 0; j < n; j++) {
-        if (j === i) continue;
-        uniform[i * n + j] = 1 / (n - 1);
-        if (best < 0 || (js[i * n + j] as number) < (js[i * n + best] as number)) best = j;
-      }
-      nearest[i * n + best] = 1;
-    }
-    weightRows.set("nearest", nearest);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (j !== i) uniform[i * n + j] = 1 / (n - 1);
+    weightRows.set("nearest", nearestRows(matrices.get("js") as Float64Array, n));
+    weightRows.set("nearest-output", nearestRows(answerJs, n));
     weightRows.set("uniform", uniform);
     const configs = methods.flatMap((method) => metrics.map((metric) => configName(method, metric)));
-    const mixed = [...configs, "nearest", "uniform"];
+
+    ({ backend, close: closeBackend } = await openTestbedBackend(paths, {
+      context: settings.context,
+      threads,
+    }));
+    // --select loss, per target: the bank without the target, as a user with a new dataset has it.
+    const selected = new Float64Array(n * n);
+    const selections: Record<
+      string,
+      { chosen: string; seconds: number; baseLoss: number; candidates: { label: string; loss: number }[] }
+    > = {};
+    const scorer = LlamaScorer.over(backend);
+    for (const [t, task] of targets.entries()) {
+      throwIfAborted(signal);
+      const i = column.get(task) as number;
+      const entry = entries[i] as (typeof entries)[number];
+      const dataset = await loadDataset(entry.dataPath, entry.dataOptions);
+      const mask = ids.map((_, j) => j === i);
+      const examples = scoreExamples(dataset.splits.train, backend.tokenizer, {
+        count: exampleCount,
+        context: settings.context,
+        answerTokens: settings.maxNewTokens,
+        eosId: backend.eosId ?? 2,
+      });
+      const selection = await selectByLoss({
+        scorer,
+        adapters: entries.map((e) => e.adapterPath as string),
+        candidates: lossCandidates(answerJs.subarray(i * n, (i + 1) * n), ids, {
+          nearest: nearestCount,
+          mask,
+        }),
+        examples,
+        signal,
+      });
+      const chosen = selection.scored[selection.chosen] as (typeof selection.scored)[number];
+      selected.set(chosen.weights, i * n);
+      selections[task] = {
+        chosen: chosen.label,
+        seconds: selection.seconds,
+        baseLoss: selection.baseLoss,
+        candidates: selection.scored.map((c) => ({ label: c.label, loss: c.loss })),
+      };
+      progress?.({ phase: "select", done: t + 1, total: targets.length, unit: "targets", detail: task });
+    }
+    weightRows.set("select-loss", selected);
+    const selectSeconds = summarize(Object.values(selections).map((x) => x.seconds));
+    notes.push(
+      `--select loss: ${selectSeconds.mean.toFixed(1)} ± ${selectSeconds.std.toFixed(1)} s per target to score its candidates`,
+    );
+    const mixed = [...configs, ...LORAMIX_ROWS, "nearest", "uniform"];
 
     const familyShares: FamilyShares = new Map(
       mixed.map((variant) => {
@@ -224,11 +287,7 @@ export async function runDemo({
       }),
     );
 
-    ({ backend, close: closeBackend } = await openTestbedBackend(paths, {
-      context: settings.context,
-      threads,
-    }));
-    const grid: ScoreGrid = new Map([...BASELINES, ...configs].map((v) => [v, new Map()]));
+    const grid: ScoreGrid = new Map([...BASELINES, ...LORAMIX_ROWS, ...configs].map((v) => [v, new Map()]));
     const rows: TargetRow[] = [];
     const units = targets.length * (mixed.length + 2);
     let done = 0;
@@ -317,6 +376,9 @@ export async function runDemo({
       "",
       verdict(grid, configs, "rougeL"),
       verdict(grid, configs, "exactMatch"),
+      "",
+      recommendation(grid, configs, "rougeL"),
+      recommendation(grid, configs, "exactMatch"),
     ].join("\n");
 
     const targetIdx = targets.map((t) => column.get(t) as number);
@@ -344,6 +406,7 @@ export async function runDemo({
           Object.fromEntries(targetIdx.map((i) => [ids[i], [...w.subarray(i * n, (i + 1) * n)]])),
         ]),
       ),
+      selections,
       familyWeight: Object.fromEntries([...familyShares].map(([v, m]) => [v, Object.fromEntries(m)])),
       rows,
       tables,
@@ -374,6 +437,20 @@ export async function runDemo({
     bank.close();
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/** Row i: weight 1 on the entry nearest to i (ties by bank order), i itself excluded. */
+function nearestRows(distances: Float64Array, n: number): Float64Array {
+  const out = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    let best = -1;
+    for (let j = 0; j < n; j++) {
+      if (j !== i && (best < 0 || (distances[i * n + j] as number) < (distances[i * n + best] as number)))
+        best = j;
+    }
+    out[i * n + best] = 1;
+  }
+  return out;
 }
 
 /** A square matrix over `from` ids, restricted and reordered to `to` ids. */

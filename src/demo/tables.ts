@@ -1,6 +1,6 @@
 import type { Metric } from "../distances/metric.js";
 import { type Summary, summarize } from "../eval/metrics.js";
-import type { WeightMethod } from "../weights/leaveOneOut.js";
+import type { WeightMethod } from "../weights/methods.js";
 
 /** The input-independent and reference rows printed under every table. */
 export const BASELINES = ["base", "majority", "nearest", "uniform", "trained"] as const;
@@ -14,9 +14,20 @@ export const BASELINE_TITLES: Record<Baseline, string> = {
   trained: "the task's own trained adapter",
 };
 
+/**
+ * loramix's own rows: the nearest adapter by the answers' distribution (output-side JS) and
+ * `generate --select loss` (candidates scored on the target's train records).
+ */
+export const LORAMIX_ROWS = ["nearest-output", "select-loss"] as const;
+export type LoramixRow = (typeof LORAMIX_ROWS)[number];
+
+export const LORAMIX_TITLES: Record<LoramixRow, string> = {
+  "nearest-output": "loramix: nearest adapter by output-side JS",
+  "select-loss": "loramix: --select loss (default)",
+};
+
 /** The paper's column order (Tables 1 and 3). */
 export const TABLE_METRICS: readonly Metric[] = ["wd", "kl", "js", "mmd"];
-export const TABLE_METHODS: readonly WeightMethod[] = ["attentional", "normalized", "neural"];
 
 export type Score = "rougeL" | "exactMatch";
 
@@ -71,6 +82,8 @@ export function tableRows(grid: ScoreGrid, score: Score, layout: TableLayout): s
       ...layout.metrics.map((m) => formatSummary(variantSummary(grid, configName(method, m), score))),
     ]);
   }
+  for (const r of LORAMIX_ROWS)
+    if (grid.get(r)?.size) rows.push([LORAMIX_TITLES[r], formatSummary(variantSummary(grid, r, score))]);
   for (const b of BASELINES) rows.push([BASELINE_TITLES[b], formatSummary(variantSummary(grid, b, score))]);
   return rows;
 }
@@ -84,6 +97,8 @@ export function gapRows(grid: ScoreGrid, score: Score, layout: TableLayout): str
       ...layout.metrics.map((m) => formatGap(gapClosed(grid, configName(method, m), score))),
     ]);
   }
+  for (const r of LORAMIX_ROWS)
+    if (grid.get(r)?.size) rows.push([LORAMIX_TITLES[r], formatGap(gapClosed(grid, r, score))]);
   for (const b of ["nearest", "uniform", "majority"] as const)
     rows.push([BASELINE_TITLES[b], formatGap(gapClosed(grid, b, score))]);
   return rows;
@@ -104,6 +119,7 @@ export function familyShareRows(shares: FamilyShares, layout: TableLayout): stri
   const rows: string[][] = [["method", ...layout.metrics.map((m) => m.toUpperCase())]];
   for (const method of layout.methods)
     rows.push([method, ...layout.metrics.map((m) => cell(configName(method, m)))]);
+  for (const r of LORAMIX_ROWS) if (shares.get(r)?.size) rows.push([LORAMIX_TITLES[r], cell(r)]);
   for (const b of ["nearest", "uniform"] as const) rows.push([BASELINE_TITLES[b], cell(b)]);
   return rows;
 }
@@ -162,4 +178,42 @@ export function verdict(grid: ScoreGrid, configs: string[], score: Score): strin
     );
   }
   return parts.join(" ");
+}
+
+/**
+ * Which adapter a user should take, in words: loramix's default against the best of the paper's
+ * configurations and every honest baseline (base model, majority answer, nearest single adapter,
+ * the task's own trained adapter).
+ */
+export function recommendation(grid: ScoreGrid, configs: string[], score: Score): string {
+  const label = score === "rougeL" ? "Rouge-L" : "exact match";
+  const mean = (v: string) => variantSummary(grid, v, score)?.mean;
+  const ours = mean("select-loss");
+  if (ours === undefined) return `${label}: --select loss was not evaluated.`;
+  let paper: { name: string; mean: number } | undefined;
+  for (const c of configs) {
+    const m = mean(c);
+    if (m !== undefined && (paper === undefined || m > paper.mean)) paper = { name: c, mean: m };
+  }
+  const against: [string, number | undefined][] = [
+    ["the base model", mean("base")],
+    ["the majority answer", mean("majority")],
+    ["the nearest single adapter", mean("nearest")],
+    ["the nearest adapter by output side", mean("nearest-output")],
+    [`the best paper configuration (${paper?.name ?? "—"})`, paper?.mean],
+    ["the tasks' own trained adapters", mean("trained")],
+  ];
+  const beaten = against.filter(([, m]) => m !== undefined && ours > m).map(([n]) => n);
+  const not = against
+    .filter(([, m]) => m !== undefined && ours <= m)
+    .map(([n, m]) => `${n} (${(m as number).toFixed(3)})`);
+  const use =
+    not.length === 0 || (not.length === 1 && not[0]?.startsWith("the tasks' own"))
+      ? "Use --select loss"
+      : "Check before relying on --select loss";
+  return (
+    `${label}: --select loss scores ${ours.toFixed(3)} and closes ${formatGap(gapClosed(grid, "select-loss", score))} of the base → trained gap. ` +
+    `It beats ${beaten.length > 0 ? beaten.join(", ") : "none of the baselines"}` +
+    `${not.length > 0 ? `; not ${not.join(", ")}` : ""}. ${use}: it needs only the base model and the dataset's train records.`
+  );
 }

@@ -1,6 +1,6 @@
 import type { Bank, BankEntry } from "../bank/store.js";
 import { LoramixError } from "../errors.js";
-import type { Profile } from "../profiles/profile.js";
+import type { Profile, ProfileSide } from "../profiles/profile.js";
 import { sha256 } from "../util/hash.js";
 import type { ProgressSink } from "../util/progress.js";
 import type { DistanceOptions, Metric } from "./metric.js";
@@ -15,6 +15,8 @@ export interface BankDistances {
 }
 
 export interface BankDistanceOptions extends DistanceOptions {
+  /** Which side's profiles are compared (default "both", SPEC §2). */
+  side?: ProfileSide;
   signal?: AbortSignal;
   progress?: ProgressSink;
 }
@@ -24,13 +26,26 @@ export type DistanceBank = Pick<Bank, "dir" | "profile" | "getCache" | "putCache
   entries(): Pick<BankEntry, "id" | "dataPath">[];
 };
 
+/** Entries whose profile of `side` is missing or out of date, and the command that fixes it. */
+export function staleProfilesError(dir: string, stale: readonly string[], side: ProfileSide): LoramixError {
+  const which = side === "both" ? "" : `${side}-side `;
+  const list = `${stale.slice(0, 3).join(", ")}${stale.length > 3 ? ", ..." : ""}`;
+  return new LoramixError(
+    "BANK",
+    `${dir}: ${stale.length} entries have no up-to-date ${which}profile (${list}); run \`loramix bank index ${dir}${side === "both" ? "" : ` --side ${side}`}\``,
+  );
+}
+
 /** Every entry's fresh profile, in id order; a missing one means the bank needs `bank index`. */
-export function bankProfiles(bank: DistanceBank): { ids: string[]; profiles: Profile[] } {
+export function bankProfiles(
+  bank: DistanceBank,
+  side: ProfileSide = "both",
+): { ids: string[]; profiles: Profile[] } {
   const ids: string[] = [];
   const profiles: Profile[] = [];
   const stale: string[] = [];
   for (const e of bank.entries()) {
-    const p = bank.profile(e.id);
+    const p = bank.profile(e.id, side);
     if (p) {
       if (p.nTokens === 0)
         throw new LoramixError("BANK", `${e.dataPath}: the train split of "${e.id}" has no tokens`);
@@ -39,10 +54,7 @@ export function bankProfiles(bank: DistanceBank): { ids: string[]; profiles: Pro
     } else stale.push(e.id);
   }
   if (stale.length > 0) {
-    throw new LoramixError(
-      "BANK",
-      `${bank.dir}: ${stale.length} entries have no up-to-date profile (${stale.slice(0, 3).join(", ")}${stale.length > 3 ? ", ..." : ""}); run \`loramix bank index ${bank.dir}\``,
-    );
+    throw staleProfilesError(bank.dir, stale, side);
   }
   if (ids.length === 0) throw new LoramixError("BANK", `${bank.dir}: the bank has no entries`);
   return { ids, profiles };
@@ -60,7 +72,11 @@ function cacheKey(metric: Metric, ids: string[], profiles: Profile[], o: Distanc
     metric === "mmd"
       ? `${o.mmd ?? "exact"}:${o.mmd === "sampled" ? `${o.seed ?? 0}:${o.mmdSamples ?? MMD_SAMPLES}` : ""}`
       : "";
-  const parts = ids.map((id, i) => `${id}=${profiles[i]?.tokenizer}:${profiles[i]?.datasetHash}`);
+  // "both" keys are those of banks made before sides existed, so their caches stay valid.
+  const side = (p: Profile | undefined) => (p?.side === "both" ? "" : `${p?.side}:`);
+  const parts = ids.map(
+    (id, i) => `${id}=${profiles[i]?.tokenizer}:${side(profiles[i])}${profiles[i]?.datasetHash}`,
+  );
   return sha256(`v${CACHE_VERSION}|${metric}|${options}|${parts.join(",")}`);
 }
 
@@ -73,7 +89,7 @@ export async function bankDistanceMatrices(
   metrics: readonly Metric[],
   options: BankDistanceOptions = {},
 ): Promise<BankDistances[]> {
-  const { ids, profiles } = bankProfiles(bank);
+  const { ids, profiles } = bankProfiles(bank, options.side);
   const n = ids.length;
   const found = new Map<Metric, Float64Array>();
   const keys = new Map<Metric, string>();

@@ -48,6 +48,8 @@ export interface AdapterOptions {
 export class LlamaBackend implements InferenceBackend {
   readonly name: string;
   private readonly adapters = new Map<string, LlamaAdapterBackend>();
+  /** The temporary GGUF converted for an adapter key, removed when the adapter is released. */
+  private readonly adapterFiles = new Map<string, string>();
   private base: LlamaAdapterBackend | undefined;
   private disposed = false;
 
@@ -68,6 +70,11 @@ export class LlamaBackend implements InferenceBackend {
 
   get endText(): string | null {
     return this.tokenizer.eosText;
+  }
+
+  /** The model's end-of-sequence id (GGUF metadata), which training appends to every output. */
+  get eosId(): number | null {
+    return this.model.tokens.eos ?? null;
   }
 
   static async load({
@@ -138,11 +145,27 @@ export class LlamaBackend implements InferenceBackend {
     if (info.isDirectory()) {
       file = tempGgufPath(source);
       this.tempFiles.push(file);
+      this.adapterFiles.set(key, file);
       await peftToGguf({ adapterDir: source, base: this.modelFile, out: file });
     }
     const backend = await this.createContext({ filePath: file, scale }, `${this.name}+${basename(source)}`);
     this.adapters.set(key, backend);
     return backend;
+  }
+
+  /** Frees the context (and temporary GGUF) of an adapter given to `withAdapter`, e.g. after scoring it. */
+  async releaseAdapter(adapter: string, { scale = 1 }: AdapterOptions = {}): Promise<void> {
+    const key = `${resolve(adapter)}\0${scale}`;
+    const backend = this.adapters.get(key);
+    if (backend === undefined) return;
+    this.adapters.delete(key);
+    await backend.dispose();
+    const file = this.adapterFiles.get(key);
+    if (file !== undefined) {
+      this.adapterFiles.delete(key);
+      this.tempFiles.splice(this.tempFiles.indexOf(file), 1);
+      await rm(file, { force: true });
+    }
   }
 
   private async createContext(
@@ -171,18 +194,19 @@ export class LlamaBackend implements InferenceBackend {
     return new LlamaAdapterBackend(name, this.model, context, this.contextSize, this.tokenizer, this.decoder);
   }
 
-  private async baseBackend(): Promise<LlamaAdapterBackend> {
+  /** The base model's own context (no LoRA), created on first use. */
+  async baseContext(): Promise<LlamaAdapterBackend> {
     this.base ??= await this.createContext(undefined, this.name);
     return this.base;
   }
 
   generate(prompt: string, options?: GenerateOptions): Promise<Generation> {
-    return this.baseBackend().then((b) => b.generate(prompt, options));
+    return this.baseContext().then((b) => b.generate(prompt, options));
   }
 
   /** Natural log-probabilities of the next token after `ids` (base model). */
   nextTokenLogProbs(ids: number[]): Promise<Float64Array> {
-    return this.baseBackend().then((b) => b.nextTokenLogProbs(ids));
+    return this.baseContext().then((b) => b.nextTokenLogProbs(ids));
   }
 
   async dispose(): Promise<void> {
@@ -199,6 +223,9 @@ export class LlamaBackend implements InferenceBackend {
     return this.dispose();
   }
 }
+
+/** The smallest positive float32 (subnormal): what a probability that underflowed was at most. */
+const MIN_FLOAT32 = 1.401298464324817e-45;
 
 /** One llama.cpp context: the base model with zero or one LoRA. */
 export class LlamaAdapterBackend implements InferenceBackend {
@@ -274,6 +301,38 @@ export class LlamaAdapterBackend implements InferenceBackend {
         throw new LoramixError("BACKEND", "llama.cpp returned no probabilities");
       const out = new Float64Array(probabilities.size).fill(Number.NEGATIVE_INFINITY);
       for (const [token, p] of probabilities) out[token] = Math.log(p);
+      return out;
+    });
+  }
+
+  /**
+   * ln p(ids[t] | ids[..t]) for every t from `from` on, in one pass over the sequence (softmax of
+   * llama.cpp's raw logits). A token whose float32 probability underflows gets ln of the smallest
+   * float32, so a loss stays finite and ranks such a candidate last.
+   */
+  tokenLogProbs(ids: readonly number[], from: number): Promise<Float64Array> {
+    return this.serial(async () => {
+      if (!(Number.isInteger(from) && from >= 1 && from < ids.length))
+        throw usageError(`tokenLogProbs needs 1 ≤ from < ${ids.length}, got ${from}`);
+      this.checkFits(ids.length);
+      await this.sequence.clearHistory();
+      const items = ids
+        .slice(0, -1)
+        .map((t, i) =>
+          i >= from - 1
+            ? ([t, { generateNext: { probabilities: true, options: { temperature: 0 } } }] as const)
+            : t,
+        );
+      const results = await this.sequence.controlledEvaluate(
+        items as Parameters<LlamaContextSequence["controlledEvaluate"]>[0],
+      );
+      const out = new Float64Array(ids.length - from);
+      for (let t = from; t < ids.length; t++) {
+        const probabilities = results[t - 1]?.next.probabilities;
+        if (probabilities === undefined)
+          throw new LoramixError("BACKEND", "llama.cpp returned no probabilities");
+        out[t - from] = Math.log(Math.max(probabilities.get(ids[t] as Token) ?? 0, MIN_FLOAT32));
+      }
       return out;
     });
   }

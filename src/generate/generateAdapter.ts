@@ -1,23 +1,27 @@
+import { indexBank } from "../bank/indexBank.js";
 import { type Bank, withBank } from "../bank/store.js";
 import type { DatasetOptions } from "../datasets/load.js";
+import { staleProfilesError } from "../distances/matrix.js";
 import { METRICS, type Metric, type MmdMode } from "../distances/metric.js";
 import { distancesToCandidates } from "../distances/pairwise.js";
-import { LoramixError, throwIfAborted, usageError } from "../errors.js";
+import { inputError, LoramixError, throwIfAborted, usageError } from "../errors.js";
+import { loadAdapter } from "../formats/peft.js";
 import { MIX_MODES, type MixMode, type MixResult, mixAdapters } from "../merge/mixAdapters.js";
 import { isSyntheticAdapter } from "../merge/sources.js";
-import type { Profile } from "../profiles/profile.js";
+import { updateNormRatio } from "../merge/updateNorm.js";
+import { PROFILE_SIDES, type Profile, type ProfileSide } from "../profiles/profile.js";
+import { lossCandidates } from "../select/candidates.js";
+import { LlamaScorer } from "../select/llamaScorer.js";
+import { type Selection, scoreExamples, selectByLoss } from "../select/selectByLoss.js";
+import { DEFAULT_MAX_LENGTH, DEFAULT_MAX_OUTPUT_TOKENS } from "../train/examples.js";
 import type { ProgressSink } from "../util/progress.js";
-import { attentionalWeights } from "../weights/attentional.js";
 import { loadBankMlp, mlpKey } from "../weights/bankMlp.js";
 import { gramKey } from "../weights/gram.js";
-import type { WeightMethod } from "../weights/leaveOneOut.js";
-import { neuralWeights } from "../weights/neural.js";
-import { normalizedWeights } from "../weights/normalized.js";
+import { methodWeights, neuralSideError, WEIGHT_METHODS, type WeightMethod } from "../weights/methods.js";
 import { selectWeights } from "../weights/select.js";
+import { type Flatness, flatness } from "./flatness.js";
 import { type CandidateWeight, provenanceRecord } from "./provenance.js";
 import { targetProfile } from "./target.js";
-
-const METHODS: readonly WeightMethod[] = ["attentional", "normalized", "neural"];
 
 export interface GenerateOptions {
   /** A bank or its directory (opened and closed here). */
@@ -26,7 +30,24 @@ export interface GenerateOptions {
   data: string;
   dataOptions?: DatasetOptions;
   metric?: Metric;
+  /**
+   * "loss" (the default when no `method` is given): score candidates (nearest adapters and
+   * mixtures) on the dataset's train records with `model` and keep the lowest loss. "method": the
+   * paper's weighting `method` (default normalized) over the whole bank.
+   */
+  select?: "loss" | "method";
+  /** Which side of the records the profiles count (default: "output" for select loss, else "both", SPEC §2). */
+  side?: ProfileSide;
   method?: WeightMethod;
+  /** Base model llama.cpp scores candidates with: a GGUF or a Hugging Face directory. */
+  model?: string;
+  /** Nearest single adapters among the candidates (select loss). */
+  candidates?: number;
+  /** Train records each candidate is scored on (select loss). */
+  scoreExamples?: number;
+  /** Context and answer budget of the scored sequences: `loramix train`'s rule (default 512, capped by the model, and 128). */
+  context?: number;
+  answerTokens?: number;
   merge?: MixMode;
   topK?: number;
   minWeight?: number;
@@ -50,6 +71,12 @@ export interface GenerateResult {
   mix: MixResult;
   target: { records: number; tokens: number; kind: "dataset" | "profile" };
   synthetic: boolean;
+  /** select loss: every candidate with its loss, and the choice. */
+  selection?: Selection;
+  /** How spread the weights are, and whether the mixture is likely to act like the base model. */
+  flatness: Flatness;
+  /** What the user should know about how the adapter was chosen (fallbacks, short datasets). */
+  notes: string[];
   /** Seconds per phase: profile, distances, weights, mix. */
   timings: Record<"profile" | "distances" | "weights" | "mix", number>;
 }
@@ -63,13 +90,19 @@ export async function generateAdapter(options: GenerateOptions): Promise<Generat
   return withBank(options.bank, (bank) => generateWithBank(bank, options));
 }
 
-async function generateWithBank(
-  bank: Bank,
-  {
+async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<GenerateResult> {
+  const {
     data,
     dataOptions,
     metric = "js",
+    select = options.method === undefined ? "loss" : "method",
+    side = select === "loss" ? "output" : "both",
     method = "normalized",
+    model,
+    candidates: nearestCount,
+    scoreExamples: exampleCount,
+    context,
+    answerTokens = DEFAULT_MAX_OUTPUT_TOKENS,
     merge = "linear",
     topK,
     minWeight,
@@ -81,10 +114,17 @@ async function generateWithBank(
     threads,
     signal,
     progress,
-  }: GenerateOptions,
-): Promise<GenerateResult> {
+  } = options;
   if (!METRICS.includes(metric)) throw usageError(`unknown metric "${metric}" (use ${METRICS.join(", ")})`);
-  if (!METHODS.includes(method)) throw usageError(`unknown method "${method}" (use ${METHODS.join(", ")})`);
+  if (!WEIGHT_METHODS.includes(method))
+    throw usageError(`unknown method "${method}" (use ${WEIGHT_METHODS.join(", ")})`);
+  if (!PROFILE_SIDES.includes(side))
+    throw usageError(`unknown side "${side}" (use ${PROFILE_SIDES.join(", ")})`);
+  if (select !== "loss" && select !== "method")
+    throw usageError(`unknown select "${select}" (use loss or method)`);
+  if (select === "method" && side !== "both" && method === "neural") throw neuralSideError(side);
+  if (select === "loss" && options.method !== undefined)
+    throw usageError("select loss picks its own candidates; drop --method, or use --select method");
   if (!MIX_MODES.includes(merge)) throw usageError(`unknown merge "${merge}" (use ${MIX_MODES.join(", ")})`);
   if (method === "neural" && temperature !== 1) {
     throw usageError(
@@ -98,23 +138,26 @@ async function generateWithBank(
       `${bank.dir}: the bank has no adapters to mix (add entries with --adapter)`,
     );
   }
+  // One-side profiles are a cache over the entries' outputs or inputs: made here when missing, as
+  // they take seconds; "both" profiles are the bank's own (SPEC §2) and come from `bank index`.
+  if (side !== "both" && candidates.some((e) => bank.profile(e.id, side) === undefined)) {
+    const made = await indexBank(bank, { side, threads, signal, progress });
+    if (made.problems.length > 0) throw new LoramixError("BANK", made.problems[0] as string);
+  }
   const profiles: Profile[] = [];
   const stale: string[] = [];
   for (const e of candidates) {
-    const p = bank.profile(e.id);
+    const p = bank.profile(e.id, side);
     if (p) profiles.push(p);
     else stale.push(e.id);
   }
-  if (stale.length > 0) {
-    throw new LoramixError(
-      "BANK",
-      `${bank.dir}: ${stale.length} entries have no up-to-date profile (${stale.slice(0, 3).join(", ")}${stale.length > 3 ? ", ..." : ""}); run \`loramix bank index ${bank.dir}\``,
-    );
-  }
+  if (stale.length > 0) throw staleProfilesError(bank.dir, stale, side);
   // The MLP is looked up before any work so that a missing one fails at once.
   const mlp =
-    method === "neural" ? await loadBankMlp(bank, { metric, hidden: mlpHidden, seed: mlpSeed }) : undefined;
-  if (method === "neural" && !mlp) {
+    select === "method" && method === "neural"
+      ? await loadBankMlp(bank, { metric, hidden: mlpHidden, seed: mlpSeed })
+      : undefined;
+  if (select === "method" && method === "neural" && !mlp) {
     throw new LoramixError(
       "BANK",
       `${bank.dir}: no trained MLP for metric ${metric} (H=${mlpHidden}, seed ${mlpSeed}) for the bank's current adapters; run \`loramix train-mlp ${bank.dir} --metric ${metric}\` first`,
@@ -128,18 +171,69 @@ async function generateWithBank(
     t = now;
     return s;
   };
-  const { profile, source } = await targetProfile(bank, data, { dataOptions, threads, signal, progress });
+  const { profile, source, train } = await targetProfile(bank, data, {
+    dataOptions,
+    side,
+    threads,
+    signal,
+    progress,
+  });
   const profileSeconds = lap();
   throwIfAborted(signal);
   const distances = await distancesToCandidates(profile, profiles, metric, { mmd, signal, progress });
   const distanceSeconds = lap();
   // A new dataset has no self entry: the normalized statistics are over its N distances (SPEC §4).
-  const raw =
-    method === "attentional"
-      ? attentionalWeights(distances, { temperature })
-      : method === "normalized"
-        ? normalizedWeights(distances, { temperature })
-        : neuralWeights(distances, mlp as NonNullable<typeof mlp>);
+  const notes: string[] = [];
+  let selection: Selection | undefined;
+  let raw: Float64Array;
+  if (select === "method") raw = methodWeights(method, distances, { temperature, mlp });
+  else {
+    const ids = candidates.map((e) => e.id);
+    const set = lossCandidates(distances, ids, { nearest: nearestCount });
+    if (model === undefined || train === null) {
+      notes.push(
+        model === undefined
+          ? `no base model given to score candidates with: took the nearest adapter by ${side}-side ${metric}; pass --model <GGUF or Hugging Face dir> to score ${set.length} candidates on the train records`
+          : "the target is a profile, which has no train records to score candidates on: took the nearest adapter; pass the dataset itself",
+      );
+      raw = (set[0] as (typeof set)[number]).weights;
+    } else {
+      const scorer = await openScorer(model, context);
+      try {
+        const records = train.filter((r) => r.output.length > 0);
+        const examples = scoreExamples(records, scorer.backend.tokenizer, {
+          count: exampleCount,
+          context: context ?? Math.min(DEFAULT_MAX_LENGTH, scorer.backend.contextSize),
+          answerTokens,
+          eosId: scorer.backend.eosId ?? 2,
+        });
+        if (examples.length === 0)
+          throw inputError(source.path, "no train records with an output to score candidates on");
+        if (exampleCount !== undefined && examples.length < exampleCount)
+          notes.push(
+            `the train split has ${examples.length} records with an output: scored on all of them, not ${exampleCount}`,
+          );
+        selection = await selectByLoss({
+          scorer,
+          adapters: candidates.map((e) => e.adapterPath as string),
+          candidates: set,
+          examples,
+          signal,
+          progress,
+        });
+      } finally {
+        await scorer.dispose();
+      }
+      const failed = selection.scored.filter((c) => c.error !== undefined);
+      for (const c of failed) notes.push(`candidate ${c.label} could not be scored: ${c.error}`);
+      const chosen = selection.scored[selection.chosen] as (typeof selection.scored)[number];
+      raw = chosen.weights;
+      if (chosen.loss >= selection.baseLoss)
+        notes.push(
+          `no candidate beats the base model on the train records (loss ${chosen.loss.toFixed(4)} ≥ base ${selection.baseLoss.toFixed(4)}): the bank may have nothing close to this task`,
+        );
+    }
+  }
   const selecting = topK !== undefined || minWeight !== undefined;
   const weights = selecting ? selectWeights(raw, { topK, minWeight }) : raw;
   const weightSeconds = lap();
@@ -160,9 +254,27 @@ async function generateWithBank(
       .filter((_, j) => (weights[j] as number) !== 0)
       .map((e) => ({ id: e.id, path: e.adapterPath as string, hash: e.adapterHash })),
     metric,
-    method,
+    method: select === "loss" ? "select-loss" : method,
     merge,
     options: {
+      side,
+      ...(selection
+        ? {
+            selection: {
+              model,
+              examples: selection.examples,
+              baseLoss: selection.baseLoss,
+              chosen: selection.scored[selection.chosen]?.label,
+              candidates: selection.scored.map((c) => ({
+                label: c.label,
+                kind: c.kind,
+                loss: Number.isFinite(c.loss) ? c.loss : null,
+                seconds: c.seconds,
+                ...(c.error ? { error: c.error } : {}),
+              })),
+            },
+          }
+        : {}),
       topK: topK ?? null,
       minWeight: minWeight ?? null,
       temperature,
@@ -195,6 +307,45 @@ async function generateWithBank(
     mix,
     target: { records: source.records, tokens: source.tokens, kind: source.kind },
     synthetic: syntheticCount > 0,
+    ...(selection ? { selection } : {}),
+    flatness: flatness(weights, await contributorsNorm(candidates, weights, signal)),
+    notes,
     timings: { profile: profileSeconds, distances: distanceSeconds, weights: weightSeconds, mix: lap() },
   };
+}
+
+/** A base model llama.cpp cannot load is refused here, before any candidate is mixed or scored. */
+async function openScorer(model: string, context: number | undefined): Promise<LlamaScorer> {
+  try {
+    return await LlamaScorer.open({ model, ...(context === undefined ? {} : { contextSize: context }) });
+  } catch (error) {
+    if (error instanceof LoramixError) throw error;
+    throw inputError(
+      model,
+      `llama.cpp cannot load this base model (${error instanceof Error ? error.message : String(error)})`,
+      error,
+    );
+  }
+}
+
+/** The update norm ratio of the mix, or null when it would be too costly or the layouts refuse it. */
+async function contributorsNorm(
+  entries: readonly { adapterPath: string | null }[],
+  weights: Float64Array,
+  signal: AbortSignal | undefined,
+): Promise<number | null> {
+  const used = entries.flatMap((e, j) =>
+    (weights[j] as number) !== 0 ? [{ path: e.adapterPath as string, w: weights[j] as number }] : [],
+  );
+  try {
+    const adapters = await Promise.all(used.map((u) => loadAdapter(u.path)));
+    return await updateNormRatio(
+      adapters,
+      used.map((u) => u.w),
+      { signal },
+    );
+  } catch (error) {
+    if (error instanceof LoramixError && error.code === "LAYOUT") return null;
+    throw error;
+  }
 }

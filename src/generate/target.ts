@@ -2,8 +2,9 @@ import { readFile, stat } from "node:fs/promises";
 import { extname, resolve } from "node:path";
 import type { Bank } from "../bank/store.js";
 import { type DatasetOptions, loadDataset } from "../datasets/load.js";
+import type { DatasetRecord } from "../datasets/record.js";
 import { inputError, LoramixError } from "../errors.js";
-import { type Profile, profileFromJson, profileRecords } from "../profiles/profile.js";
+import { type Profile, type ProfileSide, profileFromJson, profileRecords } from "../profiles/profile.js";
 import { hashPath } from "../util/hash.js";
 import type { ProgressSink } from "../util/progress.js";
 
@@ -29,17 +30,25 @@ function looksLikeProfile(value: unknown): boolean {
 /**
  * The target's profile with the bank's tokenizer (SPEC §2, train split): profiled here from a
  * dataset, or read from a profile.json, which must have been made with the bank's tokenizer.
+ * `train` is the dataset's train split (null for a profile.json), for scoring candidates on it.
  */
 export async function targetProfile(
   bank: Bank,
   data: string,
   {
     dataOptions = {},
+    side = "both",
     threads,
     signal,
     progress,
-  }: { dataOptions?: DatasetOptions; threads?: number; signal?: AbortSignal; progress?: ProgressSink } = {},
-): Promise<{ profile: Profile; source: TargetSource }> {
+  }: {
+    dataOptions?: DatasetOptions;
+    side?: ProfileSide;
+    threads?: number;
+    signal?: AbortSignal;
+    progress?: ProgressSink;
+  } = {},
+): Promise<{ profile: Profile; source: TargetSource; train: DatasetRecord[] | null }> {
   const path = resolve(data);
   const info = await stat(path).catch(() => null);
   if (!info) throw inputError(path, "no such dataset or profile file");
@@ -59,23 +68,31 @@ export async function targetProfile(
           `${path}: profile made with tokenizer ${profile.tokenizer} (vocabulary ${profile.vocabSize}), but the bank ${bank.dir} uses ${bank.tokenizerName} (vocabulary ${bank.vocabSize}); profile the dataset with the bank's tokenizer or pass the dataset itself`,
         );
       }
+      if (profile.side !== side) {
+        throw inputError(
+          path,
+          `a ${profile.side}-side profile, but ${side}-side distances were asked for; profile with --side ${side} or pass the dataset itself`,
+        );
+      }
     }
   }
   const kind = profile ? "profile" : "dataset";
+  let train: DatasetRecord[] | null = null;
   if (!profile) {
     const dataset = await loadDataset(path, dataOptions);
-    const train = dataset.splits.train;
+    train = dataset.splits.train;
     if (train.length === 0) {
       throw inputError(
         path,
         `no train records among the dataset's ${dataset.records.length} (SPEC §1 split)`,
       );
     }
-    profile = await profileRecords(train, { tokenizer: bank.tokenizer, threads, signal, progress });
+    profile = await profileRecords(train, { tokenizer: bank.tokenizer, side, threads, signal, progress });
   }
   if (profile.nTokens === 0) throw inputError(path, "the target's profile has no tokens");
   return {
     profile,
+    train,
     source: {
       path,
       kind,

@@ -6,11 +6,13 @@ import { METRICS, type Metric } from "../distances/metric.js";
 import { LoramixError, throwIfAborted, usageError } from "../errors.js";
 import { type Adapter, loadAdapter } from "../formats/peft.js";
 import { MIX_MODES, type MixMode } from "../merge/mixAdapters.js";
+import { PROFILE_SIDES, type ProfileSide } from "../profiles/profile.js";
 import { writeDirAtomic } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
 import { loadBankMlp } from "../weights/bankMlp.js";
 import { bankGram } from "../weights/gram.js";
-import { leaveOneOutWeights, type WeightMethod } from "../weights/leaveOneOut.js";
+import { leaveOneOutWeights } from "../weights/leaveOneOut.js";
+import { neuralSideError, WEIGHT_METHODS, type WeightMethod } from "../weights/methods.js";
 import { selectWeights } from "../weights/select.js";
 import { type DeltaJob, deltaScores } from "./deltaScores.js";
 import { coefficientHeatmap } from "./heatmap.js";
@@ -18,12 +20,12 @@ import { type HeatmapFigure, summaryHtml } from "./reportHtml.js";
 import { gramScores, type LooScores } from "./scores.js";
 import { summarize, summaryMarkdown } from "./summary.js";
 
-export const WEIGHT_METHODS: readonly WeightMethod[] = ["attentional", "normalized", "neural"];
-
 export interface LooOptions {
   /** A bank or its directory (opened and closed here). */
   bank: Bank | string;
   metrics?: Metric[];
+  /** Which side of the records the distances compare (default "both", SPEC §2). */
+  side?: ProfileSide;
   methods?: WeightMethod[];
   merges?: MixMode[];
   /** Keep only the K largest weights of every row (renormalised) for every number; default: all weights. */
@@ -97,6 +99,7 @@ async function looOnBank(
   bank: Bank,
   {
     metrics = ["js"],
+    side = "both",
     methods = ["normalized"],
     merges = [...MIX_MODES],
     topK,
@@ -120,6 +123,9 @@ async function looOnBank(
       throw usageError(`unknown method "${m}" (use ${WEIGHT_METHODS.join(", ")})`);
   for (const m of merges)
     if (!MIX_MODES.includes(m)) throw usageError(`unknown merge "${m}" (use ${MIX_MODES.join(", ")})`);
+  if (!PROFILE_SIDES.includes(side))
+    throw usageError(`unknown side "${side}" (use ${PROFILE_SIDES.join(", ")})`);
+  if (side !== "both" && methods.includes("neural")) throw neuralSideError(side);
   if (metrics.length === 0 || methods.length === 0 || merges.length === 0) {
     throw usageError("leave-one-out needs at least one metric, one method and one merge mode");
   }
@@ -151,7 +157,7 @@ async function looOnBank(
   });
 
   const notes: string[] = [
-    `bank ${bank.dir}: ${n} candidate adapters, ${targets.length} targets, tokenizer ${bank.tokenizerName}`,
+    `bank ${bank.dir}: ${n} candidate adapters, ${targets.length} targets, tokenizer ${bank.tokenizerName}; profiles of the ${side === "both" ? "input + output (SPEC §2)" : `${side} side`}`,
     `weights: softmin temperature ${temperature}; normalized/neural z-scores over the whole row including the target's own entry (SPEC §4), which is then masked`,
     topK === undefined
       ? "parameter numbers of linear: exact from the bank's Gram matrix, all weights"
@@ -184,7 +190,7 @@ async function looOnBank(
   }[] = [];
   for (const metric of metrics) {
     throwIfAborted(signal);
-    const dist = await bankDistanceMatrix(bank, { metric, signal, progress });
+    const dist = await bankDistanceMatrix(bank, { metric, side, signal, progress });
     const m = dist.ids.length;
     const at = ids.map((id) => {
       const k = dist.ids.indexOf(id);

@@ -1,6 +1,6 @@
 import type { Metric } from "../distances/metric.js";
 import type { MixMode } from "../merge/mixAdapters.js";
-import type { WeightMethod } from "../weights/leaveOneOut.js";
+import type { WeightMethod } from "../weights/methods.js";
 import { LOO_NUMBERS, type LooNumber, type LooScores } from "./scores.js";
 
 /** What the summary reads of a leave-one-out result row. */

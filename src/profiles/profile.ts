@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { formatError, throwIfAborted } from "../errors.js";
+import { formatError, throwIfAborted, usageError } from "../errors.js";
 import { HistogramCounter, type SparseHistogram } from "../tokenizers/histogram.js";
 import { loadTokenizer } from "../tokenizers/load.js";
 import { sharedPool } from "../tokenizers/pool.js";
@@ -11,10 +11,19 @@ export interface ProfiledRecord {
   output: readonly string[];
 }
 
+/**
+ * What a profile counts of each record: "both" is SPEC §2's input + first output (the paper's);
+ * "output" the first output alone, which describes the answers a task wants (its label set and
+ * format) rather than the topic of its prompts; "input" the input alone.
+ */
+export const PROFILE_SIDES = ["both", "output", "input"] as const;
+export type ProfileSide = (typeof PROFILE_SIDES)[number];
+
 /** Token histogram of a dataset (SPEC §2): sparse, ids ascending, counts aligned. */
 export interface Profile {
   /** The tokenizer's identity (`Tokenizer.name`). */
   tokenizer: string;
+  side: ProfileSide;
   vocabSize: number;
   nRecords: number;
   nTokens: number;
@@ -27,6 +36,8 @@ export interface Profile {
 export interface ProfileOptions {
   /** What `loadTokenizer` takes: "mistral" or a tokenizer.json path. */
   tokenizer: string;
+  /** Default "both" (SPEC §2). */
+  side?: ProfileSide;
   /**
    * Worker threads; 1 (the default) tokenizes on the calling thread. With the chunk cache the
    * calling thread reaches ~3M tokens/s, and on 2 cores shipping texts to workers measured no faster.
@@ -41,9 +52,13 @@ const IN_PROCESS_CHARS = 400_000;
 /** Per worker message: large enough that messaging is negligible, small enough for progress and balance. */
 const BATCH_CHARS = 200_000;
 
-/** The text SPEC §2 profiles for a record: input + first output (input alone when there is none). */
-export function profileText(record: ProfiledRecord): string {
-  return record.input + (record.output[0] ?? "");
+/**
+ * The text profiled for a record: SPEC §2's input + first output (input alone when there is none)
+ * for "both", or one side of it.
+ */
+export function profileText(record: ProfiledRecord, side: ProfileSide = "both"): string {
+  const output = record.output[0] ?? "";
+  return side === "both" ? record.input + output : side === "output" ? output : record.input;
 }
 
 /**
@@ -53,11 +68,13 @@ export function profileText(record: ProfiledRecord): string {
  */
 export async function profileRecords(
   records: readonly ProfiledRecord[],
-  { tokenizer: spec, threads = 1, signal, progress }: ProfileOptions,
+  { tokenizer: spec, side = "both", threads = 1, signal, progress }: ProfileOptions,
 ): Promise<Profile> {
   throwIfAborted(signal);
+  if (!PROFILE_SIDES.includes(side))
+    throw usageError(`unknown profile side "${side}" (use ${PROFILE_SIDES.join(", ")})`);
   const tokenizer = await loadTokenizer(spec);
-  const texts = records.map(profileText);
+  const texts = records.map((r) => profileText(r, side));
   const hash = createHash("sha256");
   let chars = 0;
   for (const t of texts) {
@@ -122,6 +139,7 @@ export async function profileRecords(
   }
   return {
     tokenizer: tokenizer.name,
+    side,
     vocabSize: tokenizer.vocabSize,
     nRecords: records.length,
     nTokens,
@@ -151,6 +169,8 @@ function batchTexts(texts: string[]): string[][] {
 /** JSON form: `{"tokenizer","vocabSize","nRecords","nTokens","counts":{"<id>":count},"datasetHash"}`. */
 export interface ProfileJson {
   tokenizer: string;
+  /** Absent in profiles written before sides existed: "both". */
+  side?: ProfileSide;
   vocabSize: number;
   nRecords: number;
   nTokens: number;
@@ -163,6 +183,7 @@ export function profileToJson(p: Profile): ProfileJson {
   for (let i = 0; i < p.ids.length; i++) counts[String(p.ids[i])] = p.counts[i] as number;
   return {
     tokenizer: p.tokenizer,
+    side: p.side,
     vocabSize: p.vocabSize,
     nRecords: p.nRecords,
     nTokens: p.nTokens,
@@ -216,8 +237,16 @@ export function profileFromJson(value: unknown, file: string): Profile {
   }
   if (sum !== nTokens) throw formatError(file, `profile counts sum to ${sum}, but nTokens is ${nTokens}`);
   entries.sort((a, b) => a[0] - b[0]);
+  const side = v.side ?? "both";
+  if (!PROFILE_SIDES.includes(side as ProfileSide)) {
+    throw formatError(
+      file,
+      `profile field "side" must be one of ${PROFILE_SIDES.join(", ")}, got ${JSON.stringify(v.side)}`,
+    );
+  }
   return {
     tokenizer: v.tokenizer,
+    side: side as ProfileSide,
     vocabSize,
     nRecords,
     nTokens,

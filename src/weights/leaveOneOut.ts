@@ -1,10 +1,6 @@
 import { usageError } from "../errors.js";
-import { attentionalWeights } from "./attentional.js";
+import { methodWeights, type WeightMethod } from "./methods.js";
 import type { ScalarMlp } from "./mlp.js";
-import { neuralWeights } from "./neural.js";
-import { normalizedWeights } from "./normalized.js";
-
-export type WeightMethod = "attentional" | "normalized" | "neural";
 
 /**
  * Leave-one-out weights over a bank: `distances` is the N×N pairwise matrix (row = target, column =
@@ -30,21 +26,7 @@ export function leaveOneOutWeights(
     // The target's own entry stays in the row even when masked as a candidate: it is the self entry
     // that the paper-compatible statistics include.
     const rowMask = mask && Array.from({ length: n }, (_, j) => j !== i && mask[j] === true);
-    let w: Float64Array;
-    switch (method) {
-      case "attentional":
-        w = attentionalWeights(row, { temperature, selfIndex: i, mask: rowMask });
-        break;
-      case "normalized":
-        w = normalizedWeights(row, { temperature, selfIndex: i, mask: rowMask });
-        break;
-      case "neural":
-        if (!mlp) throw usageError("neural weights need a trained MLP (loramix train-mlp)");
-        w = neuralWeights(row, mlp, { selfIndex: i, mask: rowMask });
-        break;
-      default:
-        throw usageError(`unknown weighting method ${method satisfies never}`);
-    }
+    const w = methodWeights(method, row, { temperature, mlp, selfIndex: i, mask: rowMask });
     out.set(w, i * n);
   }
   return out;

@@ -2,13 +2,14 @@ import { join, resolve } from "node:path";
 import { defineCommand } from "citty";
 import { runMethodDemo } from "../../demo/methodDemo.js";
 import { DEMO_LIMIT, runDemo } from "../../demo/run.js";
-import { TABLE_METHODS } from "../../demo/tables.js";
 import { METRICS, type Metric } from "../../distances/metric.js";
+import { DEFAULT_NEAREST } from "../../select/candidates.js";
+import { DEFAULT_SCORE_EXAMPLES } from "../../select/selectByLoss.js";
 import { DEFAULT_TESTBED, sharedDir } from "../../testbed/paths.js";
 import type { ProgressSink } from "../../util/progress.js";
-import type { WeightMethod } from "../../weights/leaveOneOut.js";
+import { WEIGHT_METHODS, type WeightMethod } from "../../weights/methods.js";
 import { createProgress, info, interrupt } from "../context.js";
-import { listOf, positiveInt } from "../options.js";
+import { listOf, positiveInt, SIDE_ARG, sideOption } from "../options.js";
 
 export default defineCommand({
   meta: {
@@ -31,6 +32,20 @@ export default defineCommand({
     "max-new-tokens": { type: "string", default: "16", description: "Generation cap per record" },
     metric: { type: "string", description: 'Distances: "all" (default) or e.g. js,kl' },
     method: { type: "string", description: 'Weightings: "all" (default) or e.g. normalized,neural' },
+    side: {
+      ...SIDE_ARG,
+      description: `${SIDE_ARG.description}; for the paper's configurations and the nearest adapter`,
+    },
+    candidates: {
+      type: "string",
+      default: String(DEFAULT_NEAREST),
+      description: "--select loss: nearest single adapters among the candidates",
+    },
+    "score-examples": {
+      type: "string",
+      default: String(DEFAULT_SCORE_EXAMPLES),
+      description: "--select loss: train records each candidate is scored on",
+    },
     testbed: { type: "string", description: "Testbed directory (default: the shipped one)" },
     threads: { type: "string", default: "1", description: "llama.cpp threads" },
     synthetic: {
@@ -62,7 +77,10 @@ export default defineCommand({
         maxNewTokens: positiveInt("max-new-tokens", args["max-new-tokens"]),
         metrics: args.metric === undefined ? undefined : listOf<Metric>("metric", args.metric, METRICS),
         methods:
-          args.method === undefined ? undefined : listOf<WeightMethod>("method", args.method, TABLE_METHODS),
+          args.method === undefined ? undefined : listOf<WeightMethod>("method", args.method, WEIGHT_METHODS),
+        side: sideOption(args.side),
+        candidates: positiveInt("candidates", args.candidates),
+        scoreExamples: positiveInt("score-examples", args["score-examples"]),
         testbed,
         threads: positiveInt("threads", args.threads),
         signal: interrupt.signal,

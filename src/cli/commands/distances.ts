@@ -6,6 +6,7 @@ import { MMD_SAMPLES } from "../../distances/mmd.js";
 import { usageError } from "../../errors.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { createProgress, info, interrupt } from "../context.js";
+import { SIDE_ARG, sideOption } from "../options.js";
 
 function csv(ids: string[], values: Float64Array): string {
   const quote = (s: string) => (/[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
@@ -29,6 +30,7 @@ export default defineCommand({
   args: {
     bank: { type: "positional", required: true, description: "Bank directory" },
     metric: { type: "string", default: "all", description: "kl | js | wd | mmd | all" },
+    side: SIDE_ARG,
     mmd: { type: "string", default: "exact", description: "MMD estimator: exact | sampled (the authors')" },
     seed: { type: "string", default: "0", description: "Seed of the sampled MMD estimator" },
     samples: {
@@ -58,6 +60,7 @@ export default defineCommand({
     if (!Number.isSafeInteger(samples) || samples < 1) {
       throw usageError(`--samples must be a positive integer, got "${args.samples}"`);
     }
+    const side = sideOption(args.side);
     const asCsv = args.out.toLowerCase().endsWith(".csv");
     if (asCsv && metrics.length > 1)
       throw usageError("a CSV holds one matrix: pick one --metric, or write .json");
@@ -66,6 +69,7 @@ export default defineCommand({
     const started = performance.now();
     try {
       const results = await bankDistanceMatrices(bank, metrics, {
+        side,
         mmd,
         seed,
         mmdSamples: samples,
@@ -80,10 +84,10 @@ export default defineCommand({
       let text: string;
       if (asCsv) text = csv(ids, results[0]?.values ?? new Float64Array(0));
       else if (metrics.length === 1) {
-        text = `${JSON.stringify({ ids, metric: metrics[0], ...mmdInfo, matrix: rows(n, results[0]?.values ?? new Float64Array(0)) })}\n`;
+        text = `${JSON.stringify({ ids, side, metric: metrics[0], ...mmdInfo, matrix: rows(n, results[0]?.values ?? new Float64Array(0)) })}\n`;
       } else {
         const matrices = Object.fromEntries(results.map((r) => [r.metric, rows(n, r.values)]));
-        text = `${JSON.stringify({ ids, ...mmdInfo, matrices })}\n`;
+        text = `${JSON.stringify({ ids, side, ...mmdInfo, matrices })}\n`;
       }
       if (args.out === "-") process.stdout.write(text);
       else await writeFileAtomic(args.out, text);

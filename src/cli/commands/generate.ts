@@ -2,11 +2,13 @@ import { defineCommand } from "citty";
 import { METRICS, type Metric } from "../../distances/metric.js";
 import { generateAdapter } from "../../generate/generateAdapter.js";
 import { MIX_MODES, type MixMode } from "../../merge/mixAdapters.js";
-import type { WeightMethod } from "../../weights/leaveOneOut.js";
+import { DEFAULT_NEAREST, MIXTURE_TEMPERATURES } from "../../select/candidates.js";
+import { DEFAULT_SCORE_EXAMPLES } from "../../select/selectByLoss.js";
+import { DEFAULT_MAX_LENGTH, DEFAULT_MAX_OUTPUT_TOKENS } from "../../train/examples.js";
+import { WEIGHT_METHODS, type WeightMethod } from "../../weights/methods.js";
 import { createProgress, info, interrupt } from "../context.js";
-import { oneOf, optionalNumber } from "../options.js";
+import { oneOf, optionalNumber, positiveInt, SIDE_ARG, sideOption } from "../options.js";
 
-const METHODS = ["attentional", "normalized", "neural"] as const;
 /** Rows of the contributor table; loramix.json has every candidate. */
 const SHOWN = 10;
 
@@ -24,10 +26,43 @@ export default defineCommand({
         "Target dataset (Super-NI JSON, JSONL, JSON, Parquet, dataset dir) or a profile.json of the bank's tokenizer",
     },
     metric: { type: "string", default: "js", description: "Distance: kl, js, wd or mmd" },
+    select: {
+      type: "string",
+      description:
+        "loss (default without --method): score the nearest adapters and a few mixtures on the dataset's train records with --model, keep the lowest; method: the paper's weighting (--method) over the whole bank",
+    },
+    model: {
+      type: "string",
+      description:
+        "Base model (GGUF or Hugging Face dir) llama.cpp scores candidates with (--select loss); without it, the nearest adapter is taken",
+    },
+    candidates: {
+      type: "string",
+      default: String(DEFAULT_NEAREST),
+      description: `Nearest single adapters scored, besides the mixtures at τ = ${MIXTURE_TEMPERATURES.join(", ")} (--select loss)`,
+    },
+    "score-examples": {
+      type: "string",
+      default: String(DEFAULT_SCORE_EXAMPLES),
+      description: "Train records each candidate is scored on (--select loss)",
+    },
+    context: {
+      type: "string",
+      description: `Tokens per scored sequence, loramix train's rule (default ${DEFAULT_MAX_LENGTH}, capped by the model's context)`,
+    },
+    "answer-tokens": {
+      type: "string",
+      default: String(DEFAULT_MAX_OUTPUT_TOKENS),
+      description: "Output tokens kept per scored sequence, end token included",
+    },
+    side: {
+      ...SIDE_ARG,
+      default: undefined,
+      description: `${SIDE_ARG.description} (default: output for --select loss, both for --method)`,
+    },
     method: {
       type: "string",
-      default: "normalized",
-      description: "Weighting: attentional, normalized or neural",
+      description: "Weighting of --select method: attentional, normalized (default) or neural",
     },
     merge: { type: "string", default: "linear", description: "Mix mode: linear (paper), delta-svd or cat" },
     "top-k": { type: "string", description: "Keep the K largest weights (renormalised)" },
@@ -46,7 +81,12 @@ export default defineCommand({
   },
   async run({ args }) {
     const metric: Metric = oneOf("metric", args.metric, METRICS);
-    const method: WeightMethod = oneOf("method", args.method, METHODS);
+    const method: WeightMethod | undefined =
+      args.method === undefined ? undefined : oneOf("method", args.method, WEIGHT_METHODS);
+    const select = oneOf("select", args.select ?? (method === undefined ? "loss" : "method"), [
+      "loss",
+      "method",
+    ] as const);
     const merge: MixMode = oneOf("merge", args.merge, MIX_MODES);
     const mmd = oneOf("mmd", args.mmd, ["exact", "sampled"] as const);
     const topK = optionalNumber(
@@ -86,7 +126,14 @@ export default defineCommand({
           idField: args["id-field"],
         },
         metric,
-        method,
+        select,
+        ...(args.side === undefined ? {} : { side: sideOption(args.side) }),
+        ...(method === undefined ? {} : { method }),
+        model: args.model,
+        candidates: positiveInt("candidates", args.candidates),
+        scoreExamples: positiveInt("score-examples", args["score-examples"]),
+        context: positiveInt("context", args.context),
+        answerTokens: positiveInt("answer-tokens", args["answer-tokens"]),
         merge,
         topK,
         minWeight,
@@ -98,6 +145,21 @@ export default defineCommand({
         progress,
       });
       progress.stop();
+      if (result.selection) {
+        const sel = result.selection;
+        const width = Math.max(9, ...sel.scored.map((c) => c.label.length));
+        info(`${"candidate".padEnd(width)}  ${"loss".padStart(8)}  ${"seconds".padStart(7)}`);
+        info(`${"base model".padEnd(width)}  ${sel.baseLoss.toFixed(4).padStart(8)}`);
+        for (const [k, c] of sel.scored.entries()) {
+          const loss = Number.isFinite(c.loss) ? c.loss.toFixed(4) : "failed";
+          info(
+            `${c.label.padEnd(width)}  ${loss.padStart(8)}  ${c.seconds.toFixed(2).padStart(7)}${k === sel.chosen ? "  <- chosen" : ""}`,
+          );
+        }
+        info(
+          `scored ${sel.scored.length} candidates on ${sel.examples} train records in ${sel.seconds.toFixed(1)} s`,
+        );
+      }
       const shown = result.weights.slice(0, SHOWN);
       const width = Math.max(2, ...shown.map((w) => w.id.length));
       info(`${"id".padEnd(width)}  ${"weight".padStart(10)}  ${"distance".padStart(12)}`);
@@ -117,6 +179,12 @@ export default defineCommand({
         `time: profile ${t.profile.toFixed(2)} s, distances ${t.distances.toFixed(2)} s, weights ${t.weights.toFixed(3)} s, ` +
           `mix ${t.mix.toFixed(2)} s; total ${((performance.now() - started) / 1000).toFixed(2)} s`,
       );
+      const norm = result.flatness.updateNorm;
+      info(
+        `effective adapters (1/Σw²): ${result.flatness.effective.toFixed(2)}; update norm ratio: ${norm === null ? "not computed (too many large contributors)" : norm.toFixed(3)}`,
+      );
+      if (result.flatness.warning) info(`warning: ${result.flatness.warning}`);
+      for (const note of result.notes) info(`note: ${note}`);
       if (result.synthetic)
         info("note: the bank's adapters are synthetic (loramix synth-bank); so is this adapter");
       info(`adapter written to ${result.out}`);

@@ -1,11 +1,11 @@
 import { defineCommand } from "citty";
 import { Bank } from "../../bank/store.js";
 import { METRICS, type Metric } from "../../distances/metric.js";
-import { runLoo, WEIGHT_METHODS } from "../../loo/runLoo.js";
+import { runLoo } from "../../loo/runLoo.js";
 import { MIX_MODES, type MixMode } from "../../merge/mixAdapters.js";
-import type { WeightMethod } from "../../weights/leaveOneOut.js";
+import { WEIGHT_METHODS, type WeightMethod } from "../../weights/methods.js";
 import { createProgress, info, interrupt } from "../context.js";
-import { listOf, positiveInt } from "../options.js";
+import { listOf, positiveInt, SIDE_ARG, sideOption } from "../options.js";
 
 export default defineCommand({
   meta: {
@@ -16,6 +16,7 @@ export default defineCommand({
   args: {
     bank: { type: "positional", description: "Bank directory", required: true },
     metric: { type: "string", default: "js", description: 'Distances: "all" or e.g. kl,js' },
+    side: SIDE_ARG,
     method: {
       type: "string",
       default: "normalized",
@@ -55,6 +56,7 @@ export default defineCommand({
       const result = await runLoo({
         bank,
         metrics,
+        side: sideOption(args.side),
         methods,
         merges,
         topK: positiveInt("top-k", args["top-k"]),

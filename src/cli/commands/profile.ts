@@ -4,6 +4,7 @@ import { usageError } from "../../errors.js";
 import { profileRecords, profileToJson } from "../../profiles/profile.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { createProgress, info, interrupt } from "../context.js";
+import { SIDE_ARG, sideOption } from "../options.js";
 
 const SPLITS = ["train", "valid", "test"] as const;
 
@@ -21,6 +22,7 @@ export default defineCommand({
       description: '"mistral", a tokenizer.json, or a model directory',
     },
     out: { type: "string", required: true, description: "Output profile.json (- for stdout)" },
+    side: SIDE_ARG,
     split: { type: "string", default: "train", description: "train | valid | test" },
     threads: {
       type: "string",
@@ -49,6 +51,7 @@ export default defineCommand({
     try {
       const profile = await profileRecords(records, {
         tokenizer: args.tokenizer,
+        side: sideOption(args.side),
         threads,
         signal: interrupt.signal,
         progress,
@@ -58,7 +61,7 @@ export default defineCommand({
       if (args.out === "-") process.stdout.write(json);
       else await writeFileAtomic(args.out, json);
       info(
-        `${dataset.name} (${split}): ${profile.nRecords} records, ${profile.nTokens} tokens, ` +
+        `${dataset.name} (${split}, ${profile.side} side): ${profile.nRecords} records, ${profile.nTokens} tokens, ` +
           `${Math.round(profile.nTokens / Math.max(seconds, 1e-9)).toLocaleString("en-US")} tokens/s` +
           (args.out === "-" ? "" : ` -> ${args.out}`),
       );

@@ -4,11 +4,13 @@ import { indexBank } from "../../../bank/indexBank.js";
 import { openBank } from "../../../bank/store.js";
 import { LoramixError, usageError } from "../../../errors.js";
 import { createProgress, info, interrupt } from "../../context.js";
+import { SIDE_ARG, sideOption } from "../../options.js";
 
 export default defineCommand({
   meta: { name: "index", description: "Tokenize and profile every entry whose profile is missing or stale" },
   args: {
     dir: { type: "positional", required: true, description: "Bank directory" },
+    side: SIDE_ARG,
     threads: { type: "string", description: `Tokenizer threads (default ${availableParallelism()})` },
   },
   async run({ args }) {
@@ -18,7 +20,12 @@ export default defineCommand({
     const bank = await openBank(args.dir);
     const progress = createProgress();
     try {
-      const r = await indexBank(bank, { threads, signal: interrupt.signal, progress });
+      const r = await indexBank(bank, {
+        side: sideOption(args.side),
+        threads,
+        signal: interrupt.signal,
+        progress,
+      });
       progress.stop();
       const rate =
         r.tokens > 0 && r.seconds > 0

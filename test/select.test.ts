@@ -1,0 +1,326 @@
+import { existsSync, mkdirSync, readFileSync, symlinkSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { addEntry } from "../src/bank/add.js";
+import { indexBank } from "../src/bank/indexBank.js";
+import { type Bank, initBank } from "../src/bank/store.js";
+import { loadDataset } from "../src/datasets/load.js";
+import type { DatasetRecord } from "../src/datasets/record.js";
+import { bankDistanceMatrix } from "../src/distances/matrix.js";
+import { LoramixError } from "../src/errors.js";
+import { loadAdapter } from "../src/formats/peft.js";
+import { flatness } from "../src/generate/flatness.js";
+import { generateAdapter } from "../src/generate/generateAdapter.js";
+import { updateNormRatio } from "../src/merge/updateNorm.js";
+import { lossCandidates } from "../src/select/candidates.js";
+import { LlamaScorer } from "../src/select/llamaScorer.js";
+import type { CandidateScorer, ScoreExample } from "../src/select/scorer.js";
+import { scoreExamples, selectByLoss } from "../src/select/selectByLoss.js";
+import { loadTokenizer } from "../src/tokenizers/load.js";
+import type { Tokenizer } from "../src/tokenizers/tokenizer.js";
+import { evaluateLoss } from "../src/train/evaluateLoss.js";
+import { readSafetensorsF32 } from "./helpers/safetensors.js";
+import { REPO, SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
+
+/** Three trained TinyStories adapters of the shipped testbed, of different answer families. */
+const ADAPTER_TASKS = [
+  "task092_check_prime_classification", // Yes/No
+  "task155_count_nouns_verbs", // small integers
+  "task1385_anli_r1_entailment", // entailment labels
+];
+const TARGET = join(SNI_DIR, "task069_abductivenli_classification.json"); // "1"/"2": not in the bank
+
+describe("lossCandidates", () => {
+  it("takes the N nearest (ties by bank order, masked ones out), then the mixtures that are not one-hot", () => {
+    const d = Float64Array.from([0.5, 0.1, 0.3, 0.1, 0.9]);
+    const ids = ["a", "b", "c", "d", "e"];
+    const set = lossCandidates(d, ids, {
+      nearest: 3,
+      temperatures: [1, 1e-4],
+      mask: [false, false, true, false, false],
+    });
+    expect(set.slice(0, 3).map((c) => c.label)).toEqual(["nearest 1: b", "nearest 2: d", "nearest 3: a"]);
+    expect([...(set[0]?.weights ?? [])]).toEqual([0, 1, 0, 0, 0]);
+    // τ = 1: z-scores over the unmasked row, softmin; τ = 1e-4 puts 1/2 on b and d: not one-hot, kept.
+    const open = [0, 1, 3, 4];
+    const mean = open.reduce((s, j) => s + (d[j] as number), 0) / open.length;
+    const std = Math.sqrt(open.reduce((s, j) => s + ((d[j] as number) - mean) ** 2, 0) / open.length);
+    const e = open.map((j) => Math.exp(-((d[j] as number) - mean) / std));
+    const sum = e.reduce((a, b) => a + b, 0);
+    const mix = set[3];
+    expect(mix?.label).toBe("normalized τ=1");
+    for (const [k, j] of open.entries()) expect(mix?.weights[j]).toBeCloseTo((e[k] as number) / sum, 12);
+    expect(mix?.weights[2]).toBe(0);
+    expect(set[4]?.weights[1]).toBeCloseTo(0.5, 6);
+    expect(set).toHaveLength(5);
+    // A unique nearest makes the sharp mixture one-hot: it is the nearest adapter again, not scored twice.
+    const sharp = lossCandidates(Float64Array.from([0.5, 0.1, 0.3]), ["a", "b", "c"], {
+      nearest: 1,
+      temperatures: [1e-4],
+    });
+    expect(sharp.map((c) => c.label)).toEqual(["nearest 1: b"]);
+    expect(() => lossCandidates(d, ids, { mask: [true, true, true, true, true] })).toThrow(/no adapter/);
+  });
+});
+
+describe("update norm ratio", () => {
+  it("equals ‖Σ w ΔW‖ / Σ w ‖ΔW‖ with every ΔW = (α/r)·B·A formed densely", async () => {
+    const dirs = ADAPTER_TASKS.slice(0, 2).map((t) => join(REPO, "testbed/adapters", t));
+    const weights = [0.3, 0.7];
+    const got = await updateNormRatio(await Promise.all(dirs.map((d) => loadAdapter(d))), weights);
+    const tensors = dirs.map((d) => readSafetensorsF32(join(d, "adapter_model.safetensors")));
+    const config = JSON.parse(readFileSync(join(dirs[0] as string, "adapter_config.json"), "utf8"));
+    const scale = config.lora_alpha / config.r;
+    let mixed = 0;
+    let norm0 = 0;
+    let norm1 = 0;
+    for (const name of tensors[0]?.keys() ?? []) {
+      if (!name.includes("lora_A")) continue;
+      const deltas = tensors.map((t) => {
+        const a = t.get(name)!;
+        const b = t.get(name.replace("lora_A", "lora_B"))!;
+        const [r, inF] = a.shape as [number, number];
+        const outF = b.shape[0] as number;
+        const d = new Float64Array(outF * inF);
+        for (let i = 0; i < outF; i++)
+          for (let l = 0; l < inF; l++) {
+            let v = 0;
+            for (let c = 0; c < r; c++) v += (b.data[i * r + c] as number) * (a.data[c * inF + l] as number);
+            d[i * inF + l] = scale * v;
+          }
+        return d;
+      });
+      for (let k = 0; k < (deltas[0] as Float64Array).length; k++) {
+        const m = weights[0]! * deltas[0]![k]! + weights[1]! * deltas[1]![k]!;
+        mixed += m * m;
+        norm0 += deltas[0]![k]! ** 2;
+        norm1 += deltas[1]![k]! ** 2;
+      }
+    }
+    const expected = Math.sqrt(mixed) / (weights[0]! * Math.sqrt(norm0) + weights[1]! * Math.sqrt(norm1));
+    expect(got).not.toBeNull();
+    expect(Math.abs((got as number) - expected)).toBeLessThan(1e-9);
+    expect(expected).toBeLessThan(1);
+    expect(await updateNormRatio([await loadAdapter(dirs[0] as string)], [1])).toBeCloseTo(1, 12);
+    expect(
+      await updateNormRatio(await Promise.all(dirs.map((d) => loadAdapter(d))), weights, { budget: 1 }),
+    ).toBeNull();
+  });
+});
+
+describe("flatness", () => {
+  it("counts effective adapters as 1/Σw² and warns above the threshold", () => {
+    expect(flatness([1, 0, 0]).effective).toBe(1);
+    expect(flatness([1, 0, 0]).warning).toBeNull();
+    const flat = flatness(Array.from({ length: 10 }, () => 0.1));
+    expect(flat.effective).toBeCloseTo(10, 12);
+    expect(flat.warning).toMatch(/10\.0 effective adapters.*~32% of its contributors' size/);
+    // With the ratio measured, it decides: spread weights whose updates agree are not flagged.
+    expect(
+      flatness(
+        Array.from({ length: 10 }, () => 0.1),
+        0.9,
+      ).warning,
+    ).toBeNull();
+    expect(flatness([0.5, 0.5], 0.3).warning).toMatch(/30% of its contributors' size/);
+  });
+});
+
+/** Loss = a fixed number per adapter directory, recorded in the order asked. */
+class FakeScorer implements CandidateScorer {
+  readonly name = "fake";
+  readonly asked: (string | null)[] = [];
+  constructor(private readonly loss: (adapter: string | null) => number) {}
+  async losses(adapter: string | null, examples: readonly ScoreExample[]): Promise<Float64Array> {
+    this.asked.push(adapter);
+    const v = this.loss(adapter);
+    if (Number.isNaN(v)) throw new Error(`cannot score ${adapter}`);
+    return Float64Array.from(examples, () => v);
+  }
+  async dispose(): Promise<void> {}
+  async [Symbol.asyncDispose](): Promise<void> {}
+}
+
+describe("selectByLoss", () => {
+  const examples: ScoreExample[] = [{ ids: Int32Array.from([1, 5, 6]), outputStart: 2 }];
+  const one = (j: number) => Float64Array.from([0, 1, 2], (k) => (k === j ? 1 : 0));
+  const adapters = ["/a", "/b", "/c"];
+  const candidates = [
+    { label: "a", kind: "single" as const, weights: one(0) },
+    { label: "b", kind: "single" as const, weights: one(1) },
+    { label: "c", kind: "single" as const, weights: one(2) },
+  ];
+
+  it("keeps the lowest loss, reports the base model's and a candidate that failed", async () => {
+    const losses: Record<string, number> = { "/a": 2, "/b": Number.NaN, "/c": 1.5 };
+    const scorer = new FakeScorer((a) => (a === null ? 3 : (losses[a] as number)));
+    const s = await selectByLoss({ scorer, adapters, candidates, examples });
+    expect(scorer.asked).toEqual([null, "/a", "/b", "/c"]);
+    expect(s.baseLoss).toBe(3);
+    expect(s.chosen).toBe(2);
+    expect(s.scored[1]?.error).toMatch(/cannot score \/b/);
+    expect(s.scored[1]?.loss).toBeNaN();
+  });
+
+  it("fails with the reason when no candidate could be scored, and stops on abort", async () => {
+    const failing = new FakeScorer((a) => (a === null ? 1 : Number.NaN));
+    await expect(selectByLoss({ scorer: failing, adapters, candidates, examples })).rejects.toThrow(
+      /every candidate failed to score; the first: a: cannot score \/a/,
+    );
+    const controller = new AbortController();
+    controller.abort();
+    const scorer = new FakeScorer(() => 1);
+    await expect(
+      selectByLoss({ scorer, adapters, candidates, examples, signal: controller.signal }),
+    ).rejects.toMatchObject({ code: "ABORTED" });
+  });
+});
+
+describe("candidates scored with llama.cpp on real adapters", () => {
+  let tmp: { dir: string; cleanup: () => Promise<void> };
+  let bank: Bank;
+  let train: DatasetRecord[];
+  let tokenizer: Tokenizer;
+  beforeAll(async () => {
+    tokenizer = await loadTokenizer(TINY_MODEL);
+    tmp = await tempDir("loramix-select-");
+    const tasks = join(tmp.dir, "tasks");
+    mkdirSync(tasks);
+    bank = await initBank(join(tmp.dir, "bank"), { tokenizer: TINY_MODEL });
+    for (const t of ADAPTER_TASKS) {
+      symlinkSync(join(SNI_DIR, `${t}.json`), join(tasks, `${t}.json`));
+      await addEntry(bank, {
+        id: t,
+        data: join(tasks, `${t}.json`),
+        adapter: join(REPO, "testbed/adapters", t),
+      });
+    }
+    await indexBank(bank, { threads: 1 });
+    await indexBank(bank, { side: "output", threads: 1 });
+    train = (await loadDataset(TARGET)).splits.train;
+  }, 120_000);
+  afterAll(async () => {
+    bank?.close();
+    await tmp?.cleanup();
+  });
+
+  it("banks keep one profile per side; output-side distances differ from input + output ones", async () => {
+    const id = ADAPTER_TASKS[0] as string;
+    const both = bank.profile(id);
+    const output = bank.profile(id, "output");
+    expect(both?.side).toBe("both");
+    expect(output?.side).toBe("output");
+    // Brute force: the output side counts BOS + the tokens of each train record's first output (SPEC §7).
+    const records = (await loadDataset(join(SNI_DIR, `${id}.json`))).splits.train;
+    const tokens = records.reduce((s, r) => s + tokenizer.encode(r.output[0] ?? "", { bos: true }).length, 0);
+    expect(output?.nTokens).toBe(tokens);
+    expect(bank.staleIds("output")).toEqual([]);
+    expect(bank.staleIds("input")).toEqual([...ADAPTER_TASKS].sort());
+    const a = await bankDistanceMatrix(bank, { metric: "js" });
+    const b = await bankDistanceMatrix(bank, { metric: "js", side: "output" });
+    expect([...a.values]).not.toEqual([...b.values]);
+    await expect(bankDistanceMatrix(bank, { metric: "js", side: "input" })).rejects.toThrow(
+      /3 entries have no up-to-date input-side profile .*bank index .* --side input/,
+    );
+  });
+
+  it("a candidate's loss is the trainer's mean output cross-entropy (tfjs, an independent implementation)", async () => {
+    const examples = scoreExamples(train, tokenizer, { count: 6, context: 128, answerTokens: 16, eosId: 2 });
+    expect(examples).toHaveLength(6);
+    const scorer = await LlamaScorer.open({ model: TINY_MODEL, contextSize: 128, kvCache: "f32" });
+    try {
+      const adapter = join(REPO, "testbed/adapters", ADAPTER_TASKS[1] as string);
+      for (const dir of [null, adapter]) {
+        const got = await scorer.losses(dir, examples);
+        const byId = new Map(examples.map((e, i) => [Array.from(e.ids).join(","), i]));
+        const ref = await evaluateLoss({
+          model: TINY_MODEL,
+          adapter: dir,
+          // The first records in split order hold the 6 scored ones (those with an output).
+          records: train.slice(0, 12),
+          maxLength: 128,
+          maxOutputTokens: 16,
+        });
+        let matched = 0;
+        for (const ex of ref.examples) {
+          const i = byId.get(Array.from(ex.ids).join(","));
+          if (i === undefined) continue;
+          matched++;
+          expect(Math.abs((got[i] as number) - ex.loss / ex.tokens)).toBeLessThan(1e-3);
+        }
+        expect(matched).toBe(6);
+      }
+    } finally {
+      await scorer.dispose();
+    }
+  }, 180_000);
+
+  it("generate --select loss writes the lowest-loss candidate and records every candidate in loramix.json", async () => {
+    const out = join(tmp.dir, "gen-loss");
+    const result = await generateAdapter({
+      bank,
+      data: TARGET,
+      model: TINY_MODEL,
+      candidates: 2,
+      scoreExamples: 8,
+      context: 128,
+      answerTokens: 16,
+      out,
+    });
+    const sel = result.selection;
+    expect(sel).toBeDefined();
+    if (!sel) return;
+    // Two nearest + the mixtures at τ 1, 0.3, 0.1 that are not one-hot.
+    expect(sel.scored.slice(0, 2).every((c) => c.kind === "single")).toBe(true);
+    expect(sel.scored.length).toBeGreaterThanOrEqual(3);
+    const best = Math.min(...sel.scored.map((c) => c.loss));
+    expect(sel.scored[sel.chosen]?.loss).toBe(best);
+    const written = JSON.parse(readFileSync(join(out, "loramix.json"), "utf8"));
+    expect(written.method).toBe("select-loss");
+    expect(written.options.side).toBe("output");
+    expect(written.options.selection.candidates).toHaveLength(sel.scored.length);
+    expect(written.options.selection.chosen).toBe(sel.scored[sel.chosen]?.label);
+    expect(written.options.selection.baseLoss).toBeCloseTo(sel.baseLoss, 12);
+    // The written adapter is the chosen weights' mix: for a single adapter, its tensors exactly.
+    const chosen = sel.scored[sel.chosen];
+    if (chosen?.kind === "single") {
+      const j = chosen.weights.indexOf(1);
+      const src = readSafetensorsF32(
+        join(bank.entries()[j]?.adapterPath as string, "adapter_model.safetensors"),
+      );
+      const got = readSafetensorsF32(join(out, "adapter_model.safetensors"));
+      for (const [name, t] of src) expect([...(got.get(name)?.data ?? [])]).toEqual([...t.data]);
+    }
+    expect(result.flatness.effective).toBeCloseTo(1 / chosen!.weights.reduce((s, w) => s + w * w, 0), 9);
+  }, 180_000);
+
+  it("without a model takes the nearest adapter by output side and says so; a model llama.cpp cannot load is refused first", async () => {
+    const out = join(tmp.dir, "gen-nomodel");
+    const result = await generateAdapter({ bank, data: TARGET, out });
+    expect(result.selection).toBeUndefined();
+    expect(result.notes.join("\n")).toMatch(/no base model given .* nearest adapter by output-side js/);
+    expect(result.weights[0]?.weight).toBe(1);
+    const bogus = join(tmp.dir, "not-a-model.gguf");
+    const error = await generateAdapter({
+      bank,
+      data: TARGET,
+      model: bogus,
+      out: join(tmp.dir, "never"),
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LoramixError);
+    expect((error as Error).message).toContain(bogus);
+    expect(existsSync(join(tmp.dir, "never"))).toBe(false);
+    await expect(
+      generateAdapter({
+        bank,
+        data: TARGET,
+        method: "normalized",
+        select: "loss",
+        out: join(tmp.dir, "never"),
+      }),
+    ).rejects.toThrow(/select loss picks its own candidates/);
+    await expect(
+      generateAdapter({ bank, data: TARGET, method: "neural", side: "output", out: join(tmp.dir, "never") }),
+    ).rejects.toThrow(/neural weighting is trained on input \+ output distances/);
+  });
+});
