@@ -180,6 +180,7 @@ export {
   lossCandidates,
   MIXTURE_TEMPERATURES,
 } from "./select/candidates.js";
+export { DEFAULT_FIT_TOP, DEFAULT_FIT_TRIALS, type FitResult, fitWeights } from "./select/fitWeights.js";
 export { LlamaScorer } from "./select/llamaScorer.js";
 export type { CandidateScorer, ScoreExample } from "./select/scorer.js";
 export {

@@ -22,6 +22,7 @@ function fixture(): string {
     trained: [0.9, 0.7],
     "normalized/js": [0.6, 0.4],
     "attentional/kl": [0.2, 0.0],
+    "select-loss": [0.7, 0.5],
   };
   const grid: ScoreGrid = new Map(
     Object.entries(values).map(([v, s]) => [
@@ -37,7 +38,14 @@ function fixture(): string {
     scores: Object.fromEntries(
       Object.entries(values).map(([v, s]) => [
         v,
-        { rougeL: s[i] as number, exactMatch: (s[i] as number) / 2, predictions: ["No"] },
+        {
+          rougeL: s[i] as number,
+          exactMatch: (s[i] as number) / 2,
+          rougeLCi: 0.05,
+          // One record's interval is undefined: the cell shows the mean alone.
+          exactMatchCi: v === "majority" ? Number.NaN : 0.125,
+          predictions: ["No"],
+        },
       ]),
     ),
   }));
@@ -120,7 +128,12 @@ describe("demo report.html in headless Chromium", () => {
     expect(family.find((r) => r[0]?.startsWith("nearest"))?.[1]).toBe("0.500 ± 0.500");
     const perTask = await cells("per-task");
     expect(perTask).toHaveLength(3);
-    expect(perTask[1]?.slice(0, 2)).toEqual(["task1", "no/yes"]);
+    expect(perTask[1]?.slice(0, 2)).toEqual(["task1 (1)", "no/yes"]);
+    // Columns: base, majority, ...: the mean with its 95% half-width.
+    expect(perTask[1]?.[2]).toBe("0.10±0.05 / 0.05±0.13");
+    expect(perTask[1]?.[3]).toBe("0.50±0.05 / 0.25");
+    expect(perTask[0]).toContain("select-loss");
+    expect(rouge.find((r) => r[0]?.includes("--select loss"))?.[1]).toBe("0.600 ± 0.100");
 
     const images = await page.$$eval("img.heatmap", (imgs) =>
       // The project compiles without the DOM library, so the image fields are typed here.
@@ -137,7 +150,11 @@ describe("demo report.html in headless Chromium", () => {
       expect(img.w).toBeGreaterThan(0);
       expect(img.w / img.h).toBeCloseTo(1.5, 5);
     }
-    expect(await page.textContent(".verdict")).toContain("normalized/js");
+    const verdict = await page.textContent(".verdict");
+    // select-loss 0.6 beats the best paper configuration (normalized/js, 0.5) but not trained (0.8).
+    expect(verdict).toContain("--select loss scores 0.600");
+    expect(verdict).toContain("the best paper configuration (normalized/js)");
+    expect(verdict).toContain("not the tasks' own trained adapters (0.800)");
     expect(errors).toEqual([]);
     expect(requests).toEqual([]);
     await page.close();

@@ -13,6 +13,7 @@ import { flatness } from "../src/generate/flatness.js";
 import { generateAdapter } from "../src/generate/generateAdapter.js";
 import { updateNormRatio } from "../src/merge/updateNorm.js";
 import { lossCandidates } from "../src/select/candidates.js";
+import { fitWeights } from "../src/select/fitWeights.js";
 import { LlamaScorer } from "../src/select/llamaScorer.js";
 import type { CandidateScorer, ScoreExample } from "../src/select/scorer.js";
 import { scoreExamples, selectByLoss } from "../src/select/selectByLoss.js";
@@ -174,6 +175,55 @@ describe("selectByLoss", () => {
       selectByLoss({ scorer, adapters, candidates, examples, signal: controller.signal }),
     ).rejects.toMatchObject({ code: "ABORTED" });
   });
+});
+
+describe("fitWeights", () => {
+  it("lowers a loss of the mixed tensors from the best candidate, never raises it, and is seeded", async () => {
+    const dirs = ADAPTER_TASKS.map((t) => join(REPO, "testbed/adapters", t));
+    const tensors = dirs.map((d) => readSafetensorsF32(join(d, "adapter_model.safetensors")));
+    const names = [...(tensors[0]?.keys() ?? [])];
+    // The loss is the squared distance of the mix to the even mix of the first two adapters.
+    const scorer = new (class extends FakeScorer {
+      override async losses(adapter: string | null, examples: readonly ScoreExample[]) {
+        const got = readSafetensorsF32(join(adapter as string, "adapter_model.safetensors"));
+        let loss = 0;
+        for (const name of names) {
+          const x = got.get(name)!.data;
+          const a = tensors[0]!.get(name)!.data;
+          const b = tensors[1]!.get(name)!.data;
+          for (let k = 0; k < x.length; k++) loss += ((x[k] as number) - 0.5 * (a[k]! + b[k]!)) ** 2;
+        }
+        return Float64Array.from(examples, () => loss);
+      }
+    })(() => 0);
+    const one = (j: number) => Float64Array.from(dirs, (_, k) => (k === j ? 1 : 0));
+    const half = (): number => {
+      let loss = 0;
+      for (const name of names) {
+        const a = tensors[0]!.get(name)!.data;
+        const b = tensors[1]!.get(name)!.data;
+        for (let k = 0; k < a.length; k++) loss += (0.5 * (a[k]! - b[k]!)) ** 2;
+      }
+      return loss;
+    };
+    const scored = [0, 1, 2].map((j) => ({
+      label: `nearest ${j + 1}`,
+      kind: "single" as const,
+      weights: one(j),
+      loss: j === 2 ? 10 * half() : half(),
+      seconds: 0,
+    }));
+    const examples: ScoreExample[] = [{ ids: Int32Array.from([1, 2]), outputStart: 1 }];
+    const run = () => fitWeights({ scorer, adapters: dirs, scored, examples, top: 3, trials: 12 });
+    const a = await run();
+    expect(a.startLoss).toBe(half());
+    expect(a.loss).toBeLessThan(a.startLoss);
+    expect(a.weights.reduce((x, y) => x + y, 0)).toBeCloseTo(1, 12);
+    // Moving towards the even mix puts weight on the second adapter.
+    expect(a.weights[1]).toBeGreaterThan(0.05);
+    const b = await run();
+    expect([...b.weights]).toEqual([...a.weights]);
+  }, 60_000);
 });
 
 describe("candidates scored with llama.cpp on real adapters", () => {

@@ -2,6 +2,7 @@
 import { type CommandDef, defineCommand, runCommand, runMain } from "citty";
 import { LoramixError } from "../errors.js";
 import { interrupt } from "./context.js";
+import { checkArgs } from "./strictArgs.js";
 
 const load = (name: string) => () =>
   import(`./commands/${name}.js`).then((m: { default: CommandDef }) => m.default);
@@ -32,7 +33,9 @@ export const main = defineCommand({
 });
 
 async function run(): Promise<void> {
-  const rawArgs = process.argv.slice(2);
+  let rawArgs = process.argv.slice(2);
+  // `loramix help [command]` is `loramix [command] --help`.
+  if (rawArgs[0] === "help") rawArgs = [...rawArgs.slice(1), "--help"];
   const verbose = rawArgs.includes("--verbose");
   if (rawArgs.length === 0 || rawArgs.includes("--help") || rawArgs.includes("-h")) {
     await runMain(main, { rawArgs: rawArgs.length === 0 ? ["--help"] : rawArgs });
@@ -49,6 +52,7 @@ async function run(): Promise<void> {
     interrupt.abort();
   });
   try {
+    await checkArgs(main, rawArgs);
     await runCommand(main, { rawArgs });
   } catch (error) {
     process.exitCode = report(error, verbose);

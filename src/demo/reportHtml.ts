@@ -6,6 +6,9 @@ import {
   familyShareRows,
   formatGap,
   gapRows,
+  LORAMIX_ROWS,
+  LORAMIX_TITLES,
+  recommendation,
   type ScoreGrid,
   type TableLayout,
   tableRows,
@@ -56,15 +59,18 @@ export function demoHtml({
   configs: string[];
   candidates: string[];
 }): string {
-  const variants = [...BASELINES, ...configs];
+  const variants = [...BASELINES, ...LORAMIX_ROWS.filter((v) => grid.get(v)?.size), ...configs];
+  const ci = (x: number) => (Number.isFinite(x) ? `±${x.toFixed(2)}` : "");
   const perTask: string[][] = [["task", "family", ...variants]];
   for (const r of rows) {
     perTask.push([
-      r.task,
+      `${r.task} (${r.references.length})`,
       r.family,
       ...variants.map((v) => {
         const s = r.scores[v];
-        return s ? `${s.rougeL.toFixed(2)} / ${s.exactMatch.toFixed(2)}` : "—";
+        return s
+          ? `${s.rougeL.toFixed(2)}${ci(s.rougeLCi)} / ${s.exactMatch.toFixed(2)}${ci(s.exactMatchCi)}`
+          : "—";
       }),
     ]);
   }
@@ -79,7 +85,8 @@ export function demoHtml({
     "</head><body>",
     "<h1>loramix demo: generated vs trained LoRA adapters</h1>",
     `<ul>${notes.map((n) => `<li>${escapeHtml(n)}</li>`).join("")}</ul>`,
-    `<p class="verdict">${escapeHtml(verdict(grid, configs, "rougeL"))}<br>${escapeHtml(verdict(grid, configs, "exactMatch"))}</p>`,
+    `<p class="verdict">${escapeHtml(recommendation(grid, configs, "rougeL"))}<br>${escapeHtml(recommendation(grid, configs, "exactMatch"))}</p>`,
+    `<p>${escapeHtml(verdict(grid, configs, "rougeL"))}<br>${escapeHtml(verdict(grid, configs, "exactMatch"))}</p>`,
     "<h2>Table 1 — Rouge-L</h2>",
     htmlTable(tableRows(grid, "rougeL", layout), "table-rouge"),
     "<h2>Table 3 — exact match</h2>",
@@ -101,7 +108,8 @@ export function demoHtml({
         `<figcaption>${escapeHtml(f.config)} (max weight ${f.max.toFixed(3)})</figcaption></figure>`,
     ),
     "<h2>Per task (Rouge-L / exact match)</h2>",
-    `<p>${BASELINES.map((b) => `${escapeHtml(b)}: ${escapeHtml(BASELINE_TITLES[b])}`).join("; ")}.</p>`,
+    `<p>${[...BASELINES.map((b) => `${escapeHtml(b)}: ${escapeHtml(BASELINE_TITLES[b])}`), ...LORAMIX_ROWS.map((r) => `${escapeHtml(r)}: ${escapeHtml(LORAMIX_TITLES[r])}`)].join("; ")}.</p>`,
+    "<p>Each cell: the task's mean ± the half-width of its 95% interval (1.96 · sample std / √n over its n test records, n in brackets after the task). Two variants whose intervals overlap on a task are not told apart by that task.</p>",
     `<div class="wide">${htmlTable(perTask, "per-task")}</div>`,
     "</body></html>",
   ];

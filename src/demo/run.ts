@@ -9,11 +9,12 @@ import { type BankDistances, bankDistanceMatrices } from "../distances/matrix.js
 import type { Metric } from "../distances/metric.js";
 import { LoramixError, throwIfAborted, usageError } from "../errors.js";
 import type { LlamaBackend } from "../eval/llamaBackend.js";
-import { summarize } from "../eval/metrics.js";
+import { ci95, type Summary, summarize } from "../eval/metrics.js";
 import { coefficientHeatmap } from "../loo/heatmap.js";
 import { mixAdapters } from "../merge/mixAdapters.js";
 import type { ProfileSide } from "../profiles/profile.js";
 import { DEFAULT_NEAREST, lossCandidates, MIXTURE_TEMPERATURES } from "../select/candidates.js";
+import { DEFAULT_FIT_TOP, DEFAULT_FIT_TRIALS, fitWeights } from "../select/fitWeights.js";
 import { LlamaScorer } from "../select/llamaScorer.js";
 import { DEFAULT_SCORE_EXAMPLES, scoreExamples, selectByLoss } from "../select/selectByLoss.js";
 import { openTestbedBackend } from "../testbed/backend.js";
@@ -50,7 +51,7 @@ import {
  * Test records per task by default: 11 tasks × 16 variants × 30 records stays under 10 minutes on
  * 2 cores even when every generation runs to its 16-token cap (~70 ms each, measured).
  */
-export const DEMO_LIMIT = 30;
+export const DEMO_LIMIT = 50;
 
 export interface DemoOptions {
   /** Testbed directory (default: the shipped one). */
@@ -72,6 +73,8 @@ export interface DemoOptions {
   /** --select loss: nearest single adapters among the candidates, and train records scored. */
   candidates?: number;
   scoreExamples?: number;
+  /** Also evaluate --select fit (default true). */
+  fit?: boolean;
   /** Hidden width of the neural weighting's MLP (paper: 4000; the testbed's 60 entries need far less). */
   mlpHidden?: number;
   threads?: number;
@@ -79,11 +82,28 @@ export interface DemoOptions {
   progress?: ProgressSink;
 }
 
+export interface VariantScore extends TaskScore {
+  rougeLCi: number;
+  exactMatchCi: number;
+  predictions: string[];
+}
+
+/** A variant's scores on one task from the Rouge-L and EM summaries over its records. */
+function variantScore(rougeL: Summary, exactMatch: Summary, predictions: string[]): VariantScore {
+  return {
+    rougeL: rougeL.mean,
+    exactMatch: exactMatch.mean,
+    rougeLCi: ci95(rougeL),
+    exactMatchCi: ci95(exactMatch),
+    predictions,
+  };
+}
+
 export interface TargetRow {
   task: string;
   family: string;
-  /** Per variant: mean Rouge-L / EM over this task's records, and the predictions. */
-  scores: Record<string, TaskScore & { predictions: string[] }>;
+  /** Per variant: mean Rouge-L / EM over this task's records, their 95% half-widths, and the predictions. */
+  scores: Record<string, VariantScore>;
   references: string[][];
   majorityAnswer: string;
 }
@@ -122,6 +142,7 @@ export async function runDemo({
   side = "both",
   candidates: nearestCount = DEFAULT_NEAREST,
   scoreExamples: exampleCount = DEFAULT_SCORE_EXAMPLES,
+  fit = true,
   mlpHidden = 64,
   threads = 1,
   signal,
@@ -228,9 +249,16 @@ export async function runDemo({
     }));
     // --select loss, per target: the bank without the target, as a user with a new dataset has it.
     const selected = new Float64Array(n * n);
+    const fitted = new Float64Array(n * n);
     const selections: Record<
       string,
-      { chosen: string; seconds: number; baseLoss: number; candidates: { label: string; loss: number }[] }
+      {
+        chosen: string;
+        seconds: number;
+        baseLoss: number;
+        candidates: { label: string; loss: number }[];
+        fit?: { loss: number; startLoss: number; seconds: number };
+      }
     > = {};
     const scorer = LlamaScorer.over(backend);
     for (const [t, task] of targets.entries()) {
@@ -263,14 +291,41 @@ export async function runDemo({
         baseLoss: selection.baseLoss,
         candidates: selection.scored.map((c) => ({ label: c.label, loss: c.loss })),
       };
+      if (fit) {
+        const f = await fitWeights({
+          scorer,
+          adapters: entries.map((e) => e.adapterPath as string),
+          scored: selection.scored,
+          examples,
+          signal,
+        });
+        fitted.set(f.loss < chosen.loss ? f.weights : chosen.weights, i * n);
+        (selections[task] as NonNullable<(typeof selections)[string]>).fit = {
+          loss: f.loss,
+          startLoss: f.startLoss,
+          seconds: f.seconds,
+        };
+      }
       progress?.({ phase: "select", done: t + 1, total: targets.length, unit: "targets", detail: task });
     }
     weightRows.set("select-loss", selected);
+    if (fit) weightRows.set("select-fit", fitted);
     const selectSeconds = summarize(Object.values(selections).map((x) => x.seconds));
     notes.push(
       `--select loss: ${selectSeconds.mean.toFixed(1)} ± ${selectSeconds.std.toFixed(1)} s per target to score its candidates`,
     );
-    const mixed = [...configs, ...LORAMIX_ROWS, "nearest", "uniform"];
+    if (fit) {
+      const fitSeconds = summarize(Object.values(selections).map((x) => x.fit?.seconds ?? 0));
+      notes.push(
+        `--select fit: ${DEFAULT_FIT_TRIALS} trials over the ${DEFAULT_FIT_TOP} best candidates, ${fitSeconds.mean.toFixed(1)} ± ${fitSeconds.std.toFixed(1)} s per target on top of selection`,
+      );
+    }
+    const mixed = [
+      ...configs,
+      ...LORAMIX_ROWS.filter((r) => fit || r !== "select-fit"),
+      "nearest",
+      "uniform",
+    ];
 
     const familyShares: FamilyShares = new Map(
       mixed.map((variant) => {
@@ -307,33 +362,28 @@ export async function runDemo({
         references: records.map((r) => r.output),
         majorityAnswer: "",
       };
-      const put = (variant: string, s: TaskScore & { predictions: string[] }) => {
+      const put = (variant: string, s: VariantScore) => {
         row.scores[variant] = s;
         grid.get(variant)?.set(task, { rougeL: s.rougeL, exactMatch: s.exactMatch });
       };
       const majority = majorityScore(dataset.splits.train, dataset.splits.test.slice(0, settings.limit));
       row.majorityAnswer = majority.answer;
-      put("majority", {
-        rougeL: majority.rougeL.mean,
-        exactMatch: majority.exactMatch.mean,
-        predictions: records.map(() => majority.answer),
-      });
+      put(
+        "majority",
+        variantScore(
+          majority.rougeL,
+          majority.exactMatch,
+          records.map(() => majority.answer),
+        ),
+      );
       const base = await scoreBackend(backend, records, settings, signal);
-      put("base", {
-        rougeL: base.rougeL.mean,
-        exactMatch: base.exactMatch.mean,
-        predictions: base.perRecord.predictions,
-      });
+      put("base", variantScore(base.rougeL, base.exactMatch, base.perRecord.predictions));
       tick(task);
       const evalAdapter = async (dir: string) => {
         const b = await (backend as LlamaBackend).withAdapter(dir);
         try {
           const s = await scoreBackend(b, records, settings, signal);
-          return {
-            rougeL: s.rougeL.mean,
-            exactMatch: s.exactMatch.mean,
-            predictions: s.perRecord.predictions,
-          };
+          return variantScore(s.rougeL, s.exactMatch, s.perRecord.predictions);
         } finally {
           await b.dispose();
         }

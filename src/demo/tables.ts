@@ -15,15 +15,17 @@ export const BASELINE_TITLES: Record<Baseline, string> = {
 };
 
 /**
- * loramix's own rows: the nearest adapter by the answers' distribution (output-side JS) and
- * `generate --select loss` (candidates scored on the target's train records).
+ * loramix's own rows: the nearest adapter by the answers' distribution (output-side JS),
+ * `generate --select loss` (candidates scored on the target's train records) and `--select fit`
+ * (the best candidates' mix refined on the same loss).
  */
-export const LORAMIX_ROWS = ["nearest-output", "select-loss"] as const;
+export const LORAMIX_ROWS = ["nearest-output", "select-loss", "select-fit"] as const;
 export type LoramixRow = (typeof LORAMIX_ROWS)[number];
 
 export const LORAMIX_TITLES: Record<LoramixRow, string> = {
   "nearest-output": "loramix: nearest adapter by output-side JS",
   "select-loss": "loramix: --select loss (default)",
+  "select-fit": "loramix: --select fit",
 };
 
 /** The paper's column order (Tables 1 and 3). */

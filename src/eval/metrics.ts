@@ -91,6 +91,14 @@ export interface Summary {
 }
 
 /** Mean and population std over records, two-pass in float64; NaN for no values. */
+/**
+ * Half-width of the normal-approximation 95% interval of a mean from its population summary:
+ * 1.96 · s / √n with the sample std s = std·√(n/(n−1)), i.e. 1.96 · std / √(n−1). NaN below 2 values.
+ */
+export function ci95(s: Summary): number {
+  return s.n > 1 ? (1.96 * s.std) / Math.sqrt(s.n - 1) : Number.NaN;
+}
+
 export function summarize(values: ArrayLike<number>): Summary {
   const n = values.length;
   if (n === 0) return { mean: Number.NaN, std: Number.NaN, n: 0 };

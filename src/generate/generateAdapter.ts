@@ -11,8 +11,14 @@ import { isSyntheticAdapter } from "../merge/sources.js";
 import { updateNormRatio } from "../merge/updateNorm.js";
 import { PROFILE_SIDES, type Profile, type ProfileSide } from "../profiles/profile.js";
 import { lossCandidates } from "../select/candidates.js";
+import { type FitResult, fitWeights } from "../select/fitWeights.js";
 import { LlamaScorer } from "../select/llamaScorer.js";
-import { type Selection, scoreExamples, selectByLoss } from "../select/selectByLoss.js";
+import {
+  DEFAULT_SCORE_EXAMPLES,
+  type Selection,
+  scoreExamples,
+  selectByLoss,
+} from "../select/selectByLoss.js";
 import { DEFAULT_MAX_LENGTH, DEFAULT_MAX_OUTPUT_TOKENS } from "../train/examples.js";
 import type { ProgressSink } from "../util/progress.js";
 import { loadBankMlp, mlpKey } from "../weights/bankMlp.js";
@@ -33,9 +39,10 @@ export interface GenerateOptions {
   /**
    * "loss" (the default when no `method` is given): score candidates (nearest adapters and
    * mixtures) on the dataset's train records with `model` and keep the lowest loss. "method": the
-   * paper's weighting `method` (default normalized) over the whole bank.
+   * paper's weighting `method` (default normalized) over the whole bank. "fit": select loss, then
+   * the mix of the best candidates refined on the same train loss (`fitWeights`).
    */
-  select?: "loss" | "method";
+  select?: "loss" | "fit" | "method";
   /** Which side of the records the profiles count (default: "output" for select loss, else "both", SPEC §2). */
   side?: ProfileSide;
   method?: WeightMethod;
@@ -96,7 +103,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
     dataOptions,
     metric = "js",
     select = options.method === undefined ? "loss" : "method",
-    side = select === "loss" ? "output" : "both",
+    side = select === "method" ? "both" : "output",
     method = "normalized",
     model,
     candidates: nearestCount,
@@ -120,11 +127,11 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
     throw usageError(`unknown method "${method}" (use ${WEIGHT_METHODS.join(", ")})`);
   if (!PROFILE_SIDES.includes(side))
     throw usageError(`unknown side "${side}" (use ${PROFILE_SIDES.join(", ")})`);
-  if (select !== "loss" && select !== "method")
-    throw usageError(`unknown select "${select}" (use loss or method)`);
+  if (!["loss", "fit", "method"].includes(select))
+    throw usageError(`unknown select "${select}" (use loss, fit or method)`);
   if (select === "method" && side !== "both" && method === "neural") throw neuralSideError(side);
-  if (select === "loss" && options.method !== undefined)
-    throw usageError("select loss picks its own candidates; drop --method, or use --select method");
+  if (select !== "method" && options.method !== undefined)
+    throw usageError(`select ${select} picks its own candidates; drop --method, or use --select method`);
   if (!MIX_MODES.includes(merge)) throw usageError(`unknown merge "${merge}" (use ${MIX_MODES.join(", ")})`);
   if (method === "neural" && temperature !== 1) {
     throw usageError(
@@ -185,6 +192,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
   // A new dataset has no self entry: the normalized statistics are over its N distances (SPEC §4).
   const notes: string[] = [];
   let selection: Selection | undefined;
+  let fit: FitResult | undefined;
   let raw: Float64Array;
   if (select === "method") raw = methodWeights(method, distances, { temperature, mlp });
   else {
@@ -209,9 +217,10 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
         });
         if (examples.length === 0)
           throw inputError(source.path, "no train records with an output to score candidates on");
-        if (exampleCount !== undefined && examples.length < exampleCount)
+        const wanted = exampleCount ?? DEFAULT_SCORE_EXAMPLES;
+        if (examples.length < wanted)
           notes.push(
-            `the train split has ${examples.length} records with an output: scored on all of them, not ${exampleCount}`,
+            `the train split has ${examples.length} records with an output: scored on all of them, not ${wanted}`,
           );
         selection = await selectByLoss({
           scorer,
@@ -221,13 +230,29 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
           signal,
           progress,
         });
+        if (select === "fit") {
+          fit = await fitWeights({
+            scorer,
+            adapters: candidates.map((e) => e.adapterPath as string),
+            scored: selection.scored,
+            examples,
+            signal,
+            progress,
+          });
+        }
       } finally {
         await scorer.dispose();
       }
       const failed = selection.scored.filter((c) => c.error !== undefined);
       for (const c of failed) notes.push(`candidate ${c.label} could not be scored: ${c.error}`);
       const chosen = selection.scored[selection.chosen] as (typeof selection.scored)[number];
-      raw = chosen.weights;
+      raw = fit && fit.loss < chosen.loss ? fit.weights : chosen.weights;
+      if (fit)
+        notes.push(
+          fit.loss < chosen.loss
+            ? `fit: the refined mix lowers the train loss from ${chosen.loss.toFixed(4)} to ${fit.loss.toFixed(4)} (${fit.trials} trials, ${fit.seconds.toFixed(1)} s)`
+            : `fit: no refined mix beat the best candidate in ${fit.trials} trials; kept ${chosen.label}`,
+        );
       if (chosen.loss >= selection.baseLoss)
         notes.push(
           `no candidate beats the base model on the train records (loss ${chosen.loss.toFixed(4)} ≥ base ${selection.baseLoss.toFixed(4)}): the bank may have nothing close to this task`,
@@ -254,7 +279,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
       .filter((_, j) => (weights[j] as number) !== 0)
       .map((e) => ({ id: e.id, path: e.adapterPath as string, hash: e.adapterHash })),
     metric,
-    method: select === "loss" ? "select-loss" : method,
+    method: select === "method" ? method : `select-${select}`,
     merge,
     options: {
       side,
@@ -265,6 +290,16 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
               examples: selection.examples,
               baseLoss: selection.baseLoss,
               chosen: selection.scored[selection.chosen]?.label,
+              ...(fit
+                ? {
+                    fit: {
+                      loss: fit.loss,
+                      startLoss: fit.startLoss,
+                      trials: fit.trials,
+                      kept: fit.loss < fit.startLoss,
+                    },
+                  }
+                : {}),
               candidates: selection.scored.map((c) => ({
                 label: c.label,
                 kind: c.kind,

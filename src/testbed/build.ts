@@ -189,8 +189,10 @@ export async function buildTestbed({
       progress?.({ phase: "bank", done: i + 1, total: chosen.length, unit: "entries" });
     }
     await indexBank(bank, { threads, signal, progress });
+    await indexBank(bank, { side: "output", threads, signal, progress });
     // Cached in bank.sqlite, so `loramix demo` only reads them.
     await bankDistanceMatrices(bank, METRICS, { signal, progress });
+    await bankDistanceMatrices(bank, ["js"], { side: "output", signal, progress });
     await bankGram(bank, { signal, progress });
     const bankTime = (performance.now() - bankStarted) / 1000;
 

@@ -46,6 +46,7 @@ export default defineCommand({
       default: String(DEFAULT_SCORE_EXAMPLES),
       description: "--select loss: train records each candidate is scored on",
     },
+    fit: { type: "boolean", default: true, description: "Also evaluate --select fit (--no-fit to skip it)" },
     testbed: { type: "string", description: "Testbed directory (default: the shipped one)" },
     threads: { type: "string", default: "1", description: "llama.cpp threads" },
     synthetic: {
@@ -79,6 +80,7 @@ export default defineCommand({
         methods:
           args.method === undefined ? undefined : listOf<WeightMethod>("method", args.method, WEIGHT_METHODS),
         side: sideOption(args.side),
+        fit: args.fit !== false,
         candidates: positiveInt("candidates", args.candidates),
         scoreExamples: positiveInt("score-examples", args["score-examples"]),
         testbed,

@@ -29,7 +29,7 @@ export default defineCommand({
     select: {
       type: "string",
       description:
-        "loss (default without --method): score the nearest adapters and a few mixtures on the dataset's train records with --model, keep the lowest; method: the paper's weighting (--method) over the whole bank",
+        "loss (default without --method): score the nearest adapters and a few mixtures on the dataset's train records with --model, keep the lowest; fit: then refine the mix of the best 4 on the same loss; method: the paper's weighting (--method) over the whole bank",
     },
     model: {
       type: "string",
@@ -85,6 +85,7 @@ export default defineCommand({
       args.method === undefined ? undefined : oneOf("method", args.method, WEIGHT_METHODS);
     const select = oneOf("select", args.select ?? (method === undefined ? "loss" : "method"), [
       "loss",
+      "fit",
       "method",
     ] as const);
     const merge: MixMode = oneOf("merge", args.merge, MIX_MODES);
