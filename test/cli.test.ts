@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -7,7 +7,8 @@ import { promisify } from "node:util";
 import { defineCommand } from "citty";
 import { describe, expect, it } from "vitest";
 import { checkArgs, didYouMean } from "../src/cli/strictArgs.js";
-import { REPO, tempDir } from "./helpers/shared.js";
+import { checkOutDir, OUTPUT_MARKER, writeDirAtomic } from "../src/util/atomic.js";
+import { REPO, SNI_DIR, tempDir } from "./helpers/shared.js";
 
 const run = promisify(execFile);
 // Resolved from the repo: the CLI runs from a temp folder, where a bare "tsx" would not resolve.
@@ -81,6 +82,56 @@ describe("unknown options and commands", () => {
       const help = await loramix(dir, "help", "generate");
       expect(help.code).toBe(0);
       expect(help.stdout + help.stderr).toMatch(/loramix generate \[OPTIONS\] <BANK>/);
+    } finally {
+      await cleanup();
+    }
+  }, 60_000);
+});
+
+describe("--out never removes what loramix did not write", () => {
+  it("writeDirAtomic refuses a file and a folder of the user's, replaces its own output of the same kind", async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const fill = (text: string) => async (tmp: string) => writeFileSync(join(tmp, "a.txt"), text);
+      const out = join(dir, "out");
+      await writeDirAtomic(out, fill("one"), "adapter");
+      expect(JSON.parse(readFileSync(join(out, OUTPUT_MARKER), "utf8"))).toEqual({ kind: "adapter" });
+      await writeDirAtomic(out, fill("two"), "adapter");
+      expect(readFileSync(join(out, "a.txt"), "utf8")).toBe("two");
+      await expect(writeDirAtomic(out, fill("x"), "demo")).rejects.toThrow(
+        /holds a loramix adapter output, not a demo/,
+      );
+
+      const mine = join(dir, "mine");
+      mkdirSync(mine);
+      writeFileSync(join(mine, "notes.txt"), "keep me");
+      await expect(writeDirAtomic(mine, fill("x"), "adapter")).rejects.toThrow(
+        `${mine}: the folder holds files loramix did not write (notes.txt)`,
+      );
+      expect(readdirSync(mine)).toEqual(["notes.txt"]);
+      const file = join(dir, "file.json");
+      writeFileSync(file, "{}");
+      await expect(checkOutDir(file, "loo")).rejects.toThrow(`${file}: exists and is not a folder`);
+      expect(readFileSync(file, "utf8")).toBe("{}");
+      // An empty folder is fine, and no temp folder is left beside a refused one.
+      mkdirSync(join(dir, "empty"));
+      await writeDirAtomic(join(dir, "empty"), fill("e"), "loo");
+      expect(readdirSync(dir).filter((n) => n.startsWith("."))).toEqual([]);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("generate --out on a user's folder exits non-zero with one line before any work, and keeps the folder", async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      writeFileSync(join(dir, "unrelated.txt"), "x");
+      const data = join(SNI_DIR, "task069_abductivenli_classification.json");
+      const r = await loramix(dir, "generate", join(REPO, "testbed"), "--data", data, "--out", ".");
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).toContain("the folder holds files loramix did not write (unrelated.txt)");
+      expect(readdirSync(dir)).toEqual(["unrelated.txt"]);
     } finally {
       await cleanup();
     }

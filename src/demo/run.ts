@@ -22,7 +22,7 @@ import { majorityScore } from "../testbed/majority.js";
 import { DEFAULT_TESTBED, hasModel, TESTBED_FILES, testbedPaths } from "../testbed/paths.js";
 import { DEFAULT_EVAL, type EvalSettings, evalRecords, scoreBackend } from "../testbed/references.js";
 import { familyOfTask, type Selection } from "../testbed/tasks.js";
-import { writeDirAtomic } from "../util/atomic.js";
+import { checkOutDir, writeDirAtomic } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
 import { bankGram } from "../weights/gram.js";
 import { leaveOneOutWeights } from "../weights/leaveOneOut.js";
@@ -149,6 +149,7 @@ export async function runDemo({
   progress,
 }: DemoOptions): Promise<DemoResult> {
   const started = performance.now();
+  await checkOutDir(out, "demo");
   const paths = testbedPaths(testbed, shared);
   const selectionFile = join(paths.dir, TESTBED_FILES.selection);
   if (!existsSync(join(paths.dir, "bank.sqlite")) || !existsSync(selectionFile)) {
@@ -463,12 +464,16 @@ export async function runDemo({
     };
     const html = demoHtml({ grid, familyShares, layout, rows, notes, figures, configs, candidates: ids });
     throwIfAborted(signal);
-    await writeDirAtomic(out, async (dir) => {
-      await writeFile(join(dir, "results.json"), `${JSON.stringify(results, null, 1)}\n`);
-      await writeFile(join(dir, "tables.txt"), `${tables}\n`);
-      await writeFile(join(dir, "report.html"), html);
-      for (const f of figures) await writeFile(join(dir, f.file), f.png);
-    });
+    await writeDirAtomic(
+      out,
+      async (dir) => {
+        await writeFile(join(dir, "results.json"), `${JSON.stringify(results, null, 1)}\n`);
+        await writeFile(join(dir, "tables.txt"), `${tables}\n`);
+        await writeFile(join(dir, "report.html"), html);
+        for (const f of figures) await writeFile(join(dir, f.file), f.png);
+      },
+      "demo",
+    );
     return {
       out,
       targets,

@@ -279,9 +279,13 @@ export async function saveAdapter(
       );
     }
   }
-  await writeDirAtomic(dir, async (tmp) => {
-    await writeFileAtomic(join(tmp, ADAPTER_CONFIG), configText);
-    await writeSafetensors(join(tmp, ADAPTER_WEIGHTS), opts.tensors, { format: "pt" });
-    for (const [name, content] of extra) await writeFileAtomic(join(tmp, name), content);
-  });
+  await writeDirAtomic(
+    dir,
+    async (tmp) => {
+      await writeFileAtomic(join(tmp, ADAPTER_CONFIG), configText);
+      await writeSafetensors(join(tmp, ADAPTER_WEIGHTS), opts.tensors, { format: "pt" });
+      for (const [name, content] of extra) await writeFileAtomic(join(tmp, name), content);
+    },
+    "adapter",
+  );
 }

@@ -20,6 +20,7 @@ import {
   selectByLoss,
 } from "../select/selectByLoss.js";
 import { DEFAULT_MAX_LENGTH, DEFAULT_MAX_OUTPUT_TOKENS } from "../train/examples.js";
+import { checkOutDir } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
 import { loadBankMlp, mlpKey } from "../weights/bankMlp.js";
 import { gramKey } from "../weights/gram.js";
@@ -138,6 +139,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
       "--temperature applies to attentional and normalized; the neural weighting learns its own scale",
     );
   }
+  await checkOutDir(out, "adapter");
   const candidates = bank.entries().filter((e) => e.adapterPath !== null);
   if (candidates.length === 0) {
     throw new LoramixError(

@@ -7,7 +7,7 @@ import { LoramixError, throwIfAborted, usageError } from "../errors.js";
 import { type Adapter, loadAdapter } from "../formats/peft.js";
 import { MIX_MODES, type MixMode } from "../merge/mixAdapters.js";
 import { PROFILE_SIDES, type ProfileSide } from "../profiles/profile.js";
-import { writeDirAtomic } from "../util/atomic.js";
+import { checkOutDir, writeDirAtomic } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
 import { loadBankMlp } from "../weights/bankMlp.js";
 import { bankGram } from "../weights/gram.js";
@@ -116,6 +116,7 @@ async function looOnBank(
   }: LooOptions,
 ): Promise<LooResult> {
   const started = performance.now();
+  await checkOutDir(out, "loo");
   for (const m of metrics)
     if (!METRICS.includes(m)) throw usageError(`unknown metric "${m}" (use ${METRICS.join(", ")})`);
   for (const m of methods)
@@ -331,12 +332,16 @@ async function looOnBank(
     rows,
   };
   throwIfAborted(signal);
-  await writeDirAtomic(out, async (tmp) => {
-    await writeFile(join(tmp, "results.json"), `${JSON.stringify(results, null, 1)}\n`);
-    for (const f of figures) await writeFile(join(tmp, f.file), f.png);
-    await writeFile(join(tmp, "summary.md"), summary);
-    await writeFile(join(tmp, "summary.html"), html);
-  });
+  await writeDirAtomic(
+    out,
+    async (tmp) => {
+      await writeFile(join(tmp, "results.json"), `${JSON.stringify(results, null, 1)}\n`);
+      for (const f of figures) await writeFile(join(tmp, f.file), f.png);
+      await writeFile(join(tmp, "summary.md"), summary);
+      await writeFile(join(tmp, "summary.html"), html);
+    },
+    "loo",
+  );
   return {
     out,
     candidates: ids,

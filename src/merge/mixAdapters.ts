@@ -69,41 +69,45 @@ export async function mixAdapters({
   let rank = first.config.r;
   let bytesRead = 0;
 
-  await writeDirAtomic(out, async (tmp) => {
-    const modelFile = join(tmp, "adapter_model.safetensors");
-    let adapterConfig: Record<string, unknown> = first.config.raw;
-    if (mode === "linear") {
-      requireSameLayout(sources);
-      const sink = safetensorsSink(modelFile, first.layout.tensors, first.dtype);
-      ({ bytesRead } = await mixLinear({ sources, sink, signal, progress }));
-      await sink.finish();
-    } else {
-      const modules = requireSameModules(sources);
-      const plan = planLowRank(mode, sources, modules);
-      rank = plan.rank;
-      adapterConfig = { ...adapterConfig, ...plan.configPatch };
-      const sink = safetensorsSink(modelFile, lowRankTensors(sources, plan.rank), first.dtype);
-      ({ bytesRead } = await mixLowRank({ mode, sources, modules, plan, sink, signal, progress }));
-      await sink.finish();
-    }
-    await writeFile(join(tmp, "adapter_config.json"), `${JSON.stringify(adapterConfig, null, 2)}\n`);
-    const record = {
-      ...config,
-      ...(synthetic ? { synthetic: true } : {}),
-      mix: {
-        mode,
-        rank,
-        sources: sources.map((s) => ({ dir: s.adapter.dir, weight: s.weight, scaling: s.scaling })),
-      },
-    };
-    await writeFile(join(tmp, "loramix.json"), `${JSON.stringify(record, null, 2)}\n`);
-    if (synthetic) {
-      await writeFile(
-        join(tmp, SYNTHETIC_MARKER),
-        `${JSON.stringify({ synthetic: true, note: "mixed from synthetic adapters (loramix synth-bank)" }, null, 2)}\n`,
-      );
-    }
-  });
+  await writeDirAtomic(
+    out,
+    async (tmp) => {
+      const modelFile = join(tmp, "adapter_model.safetensors");
+      let adapterConfig: Record<string, unknown> = first.config.raw;
+      if (mode === "linear") {
+        requireSameLayout(sources);
+        const sink = safetensorsSink(modelFile, first.layout.tensors, first.dtype);
+        ({ bytesRead } = await mixLinear({ sources, sink, signal, progress }));
+        await sink.finish();
+      } else {
+        const modules = requireSameModules(sources);
+        const plan = planLowRank(mode, sources, modules);
+        rank = plan.rank;
+        adapterConfig = { ...adapterConfig, ...plan.configPatch };
+        const sink = safetensorsSink(modelFile, lowRankTensors(sources, plan.rank), first.dtype);
+        ({ bytesRead } = await mixLowRank({ mode, sources, modules, plan, sink, signal, progress }));
+        await sink.finish();
+      }
+      await writeFile(join(tmp, "adapter_config.json"), `${JSON.stringify(adapterConfig, null, 2)}\n`);
+      const record = {
+        ...config,
+        ...(synthetic ? { synthetic: true } : {}),
+        mix: {
+          mode,
+          rank,
+          sources: sources.map((s) => ({ dir: s.adapter.dir, weight: s.weight, scaling: s.scaling })),
+        },
+      };
+      await writeFile(join(tmp, "loramix.json"), `${JSON.stringify(record, null, 2)}\n`);
+      if (synthetic) {
+        await writeFile(
+          join(tmp, SYNTHETIC_MARKER),
+          `${JSON.stringify({ synthetic: true, note: "mixed from synthetic adapters (loramix synth-bank)" }, null, 2)}\n`,
+        );
+      }
+    },
+    "adapter",
+  );
   return {
     out,
     mode,

@@ -3,6 +3,7 @@ import type { DatasetRecord } from "../datasets/record.js";
 import { inputError, throwIfAborted, usageError } from "../errors.js";
 import { saveAdapter } from "../formats/peft.js";
 import { loadTokenizer } from "../tokenizers/load.js";
+import { checkOutDir } from "../util/atomic.js";
 import { seededRandom } from "../util/prng.js";
 import type { ProgressSink } from "../util/progress.js";
 import { yieldToEventLoop } from "../util/yield.js";
@@ -107,6 +108,7 @@ export async function trainLora({
     if (!Number.isSafeInteger(v)) throw usageError(`${name} must be an integer, got ${v}`);
   }
   const started = performance.now();
+  await checkOutDir(out, "adapter");
   const weights = await loadLlamaWeights(model);
   const tokenizer = await loadTokenizer(weights.dir);
   if (maxLength > weights.config.contextLength) {

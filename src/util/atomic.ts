@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, rename, rm } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { LoramixError } from "../errors.js";
 
 /** A sibling temp path: same directory, so the final rename never crosses file systems. */
 export function tempPathFor(path: string): string {
@@ -34,16 +35,75 @@ export async function writeFileAtomic(
   }
 }
 
+/** Written into every folder loramix outputs, so that a rerun knows it may replace it. */
+export const OUTPUT_MARKER = ".loramix-output";
+
+/** What loramix writes as a folder: an adapter (generate, train), a loo report, a demo report. */
+export type OutputKind = "adapter" | "loo" | "demo";
+
+async function markerKind(dir: string): Promise<string | null> {
+  const text = await readFile(join(dir, OUTPUT_MARKER), "utf8").catch(() => null);
+  if (text !== null) {
+    try {
+      const kind = (JSON.parse(text) as { kind?: unknown }).kind;
+      return typeof kind === "string" ? kind : null;
+    } catch {
+      return null;
+    }
+  }
+  // Adapters written before the marker existed carry loramix.json or the training sidecar.
+  const names = await readdir(dir).catch(() => [] as string[]);
+  if (
+    names.includes("adapter_config.json") &&
+    names.some((n) => n === "loramix.json" || n === "loramix-train.json")
+  )
+    return "adapter";
+  return null;
+}
+
+/**
+ * `--out` may name a missing path, an empty folder, or a previous loramix output of the same
+ * kind; anything else (a file, a folder of the user's) is refused, never removed. Called before
+ * long work starts and again by `writeDirAtomic`.
+ */
+export async function checkOutDir(dir: string, kind: OutputKind): Promise<void> {
+  const info = await lstat(dir).catch(() => null);
+  if (info === null) return;
+  if (!info.isDirectory()) {
+    throw new LoramixError(
+      "INPUT",
+      `${dir}: exists and is not a folder; loramix writes a ${kind} folder there, so give --out a new path`,
+    );
+  }
+  const names = await readdir(dir);
+  if (names.length === 0) return;
+  const found = await markerKind(dir);
+  if (found === kind) return;
+  throw new LoramixError(
+    "INPUT",
+    found === null
+      ? `${dir}: the folder holds files loramix did not write (${names.slice(0, 3).join(", ")}${names.length > 3 ? ", ..." : ""}); give --out a new or empty folder, or remove it yourself`
+      : `${dir}: holds a loramix ${found} output, not a ${kind}; give --out another folder`,
+  );
+}
+
 /**
  * Builds a directory atomically: `fill` writes into a temp directory beside `dir`, which then
- * replaces `dir` (an existing `dir` is moved aside first and removed only after the swap).
+ * replaces `dir` (an existing `dir`, which `checkOutDir` allows, is moved aside first and removed
+ * only after the swap).
  */
-export async function writeDirAtomic(dir: string, fill: (tmpDir: string) => Promise<void>): Promise<void> {
+export async function writeDirAtomic(
+  dir: string,
+  fill: (tmpDir: string) => Promise<void>,
+  kind: OutputKind,
+): Promise<void> {
+  await checkOutDir(dir, kind);
   await mkdir(dirname(dir), { recursive: true });
   const tmp = tempPathFor(dir);
   await mkdir(tmp);
   try {
     await fill(tmp);
+    await writeFile(join(tmp, OUTPUT_MARKER), `${JSON.stringify({ kind })}\n`);
   } catch (error) {
     await rm(tmp, { recursive: true, force: true });
     throw error;
