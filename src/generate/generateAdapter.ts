@@ -338,6 +338,10 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
     signal,
     progress,
   });
+  if (mix.rank > VLLM_MAX_LORA_RANK)
+    notes.push(
+      `the adapter has rank ${mix.rank}: vLLM refuses LoRAs above its --max-lora-rank (default ${VLLM_MAX_LORA_RANK}); start it with --max-lora-rank ${[32, 64, 128, 256, 320, 512].find((r) => r >= mix.rank) ?? mix.rank}`,
+    );
   return {
     out: mix.out,
     weights: rows,
@@ -350,6 +354,12 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
     timings: { profile: profileSeconds, distances: distanceSeconds, weights: weightSeconds, mix: lap() },
   };
 }
+
+/**
+ * vLLM's default `--max-lora-rank`; LoRAConfig.__post_init__ (vllm/config/lora.py) accepts
+ * `possible_max_ranks = (8, 16, 32, 64, 128, 256, 320, 512)`, hence the suggestion below.
+ */
+const VLLM_MAX_LORA_RANK = 16;
 
 /** A base model llama.cpp cannot load is refused here, before any candidate is mixed or scored. */
 async function openScorer(model: string, context: number | undefined): Promise<LlamaScorer> {
