@@ -251,13 +251,15 @@ describe("the end-text rule", () => {
   const END = "<|end_story|>";
   it("cuts a prediction at the end token written as text, and a trailing start of it at the token limit", () => {
     expect(cutAtEndText("Yes<|end_story|> Once upon", END, "length")).toBe("Yes");
-    expect(cutAtEndText("No <|end_story|><|end_story|>", END, "eos")).toBe("No ");
+    expect(cutAtEndText("No <|end_story|><|end_story|>", END, "eos")).toBe("No");
     expect(cutAtEndText("Positive<|end", END, "length")).toBe("Positive");
     expect(cutAtEndText("Positive<|end", END, "eos")).toBe("Positive<|end"); // stopped on its own: kept
     expect(cutAtEndText("a < b", END, "length")).toBe("a < b"); // one character is not a start of it
-    expect(cutAtEndText("x <|", END, "length")).toBe("x ");
+    expect(cutAtEndText("x <|", END, "length")).toBe("x");
     expect(cutAtEndText("<|end_story|>", END, "eos")).toBe("");
     expect(cutAtEndText("Yes<|end_story|>", null, "eos")).toBe("Yes<|end_story|>");
+    // Then surrounding whitespace goes, as servers send " Yes" where llama.cpp writes "Yes".
+    expect(cutAtEndText(" Yes\n", END, "eos")).toBe("Yes");
   });
 
   it("is applied before scoring and before predictions are written", async () => {

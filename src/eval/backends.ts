@@ -1,5 +1,7 @@
 import { basename } from "node:path";
 import { usageError } from "../errors.js";
+import { loadTokenizer } from "../tokenizers/load.js";
+import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import type { InferenceBackend } from "./backend.js";
 import { LlamaBackend } from "./llamaBackend.js";
 import { OpenAIBackend } from "./openaiBackend.js";
@@ -25,6 +27,12 @@ export interface OpenBackendOptions {
   apiKey?: string;
   concurrency?: number;
   timeoutMs?: number;
+  /** openai: llama-server's per-request adapters (`--lora-id N[:SCALE]`). */
+  lora?: { id: number; scale: number }[];
+  /** openai: send token ids (tokenized with `tokenizer`, or `model` when it is a directory). */
+  promptIds?: boolean;
+  /** openai: fields merged into every request. */
+  extraBody?: Record<string, unknown>;
 }
 
 /**
@@ -73,7 +81,7 @@ async function openLlama({
   }
 }
 
-function openOpenAI({
+async function openOpenAI({
   model,
   adapter,
   modelName,
@@ -81,11 +89,33 @@ function openOpenAI({
   apiKey,
   concurrency,
   timeoutMs,
-}: OpenBackendOptions): InferenceBackend {
+  lora,
+  promptIds,
+  tokenizer,
+  extraBody,
+}: OpenBackendOptions): Promise<InferenceBackend> {
   if (baseUrl === undefined)
     throw usageError("the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)");
   // vLLM serves a LoRA under the name given to --lora-modules; the adapter's folder name is the usual choice.
   const served = modelName ?? (adapter !== undefined ? basename(adapter).replace(/\.gguf$/i, "") : model);
   if (served === undefined) throw usageError("the openai backend needs a model name (--model-name)");
-  return new OpenAIBackend({ baseUrl, model: served, apiKey, concurrency, timeoutMs });
+  let promptTokenizer: Tokenizer | undefined;
+  if (promptIds) {
+    const spec = tokenizer ?? model;
+    if (spec === undefined)
+      throw usageError(
+        'token-id prompts need the model\'s tokenizer: give --tokenizer (tokenizer.json or "mistral")',
+      );
+    promptTokenizer = await loadTokenizer(spec);
+  }
+  return new OpenAIBackend({
+    baseUrl,
+    model: served,
+    apiKey,
+    concurrency,
+    timeoutMs,
+    lora,
+    promptTokenizer,
+    extraBody,
+  });
 }

@@ -7,6 +7,10 @@
  * Applied to every backend's text before scoring and before predictions.jsonl is written.
  */
 export function cutAtEndText(text: string, endText: string | null, stoppedBy: "eos" | "length"): string {
+  return cutText(text, endText, stoppedBy).trim();
+}
+
+function cutText(text: string, endText: string | null, stoppedBy: "eos" | "length"): string {
   if (endText === null || endText === "") return text;
   const at = text.indexOf(endText);
   if (at >= 0) return text.slice(0, at);
@@ -19,4 +23,4 @@ export function cutAtEndText(text: string, endText: string | null, stoppedBy: "e
 }
 
 export const END_TEXT_RULE =
-  "a prediction ends at the first occurrence of the end token's text; a prediction cut by the token limit also loses a trailing start of that text (≥ 2 characters)";
+  'a prediction ends at the first occurrence of the end token\'s text; a prediction cut by the token limit also loses a trailing start of that text (≥ 2 characters); then surrounding whitespace is removed, so that servers (which return " Yes") and llama.cpp ("Yes") write the same predictions';

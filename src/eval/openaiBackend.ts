@@ -1,4 +1,5 @@
 import { LoramixError, throwIfAborted, usageError } from "../errors.js";
+import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import type { GenerateOptions, Generation, InferenceBackend } from "./backend.js";
 
 export interface OpenAIBackendOptions {
@@ -15,6 +16,19 @@ export interface OpenAIBackendOptions {
   retryDelayMs?: number;
   /** Per attempt (default 300 s: a 7B model on a busy server writes 256 tokens slowly). */
   timeoutMs?: number;
+  /**
+   * llama-server's per-request adapters (tools/server/server-schema.cpp, field "lora": `[{id,
+   * scale}]`; adapters not listed get scale 0). vLLM selects a LoRA by `model` instead.
+   */
+  lora?: { id: number; scale: number }[];
+  /**
+   * Send the prompt as token ids (BOS + the tokenizer's ids), which both servers accept as
+   * `prompt: [ids]` (llama.cpp server-common.cpp tokenize_mixed; vLLM's completions API), so a
+   * server tokenizes nothing and every backend sees the same ids.
+   */
+  promptTokenizer?: Tokenizer;
+  /** Fields merged into every request body last (other servers' options). */
+  extraBody?: Record<string, unknown>;
 }
 
 /** Longest server message kept in an error, so one line stays one line. */
@@ -39,6 +53,7 @@ class Transient extends Error {
  */
 export class OpenAIBackend implements InferenceBackend {
   readonly name: string;
+  private readonly root: string;
   private readonly url: string;
   private readonly concurrency: number;
   private readonly retries: number;
@@ -74,41 +89,51 @@ export class OpenAIBackend implements InferenceBackend {
       if (!Number.isInteger(value) || value < min)
         throw usageError(`${name} must be an integer >= ${min}, got ${value}`);
     }
-    this.url = `${baseUrl.replace(/\/+$/, "")}/completions`;
+    this.root = baseUrl.replace(/\/+$/, "");
+    this.url = `${this.root}/completions`;
     this.concurrency = concurrency;
     this.retries = retries;
     this.retryDelayMs = retryDelayMs;
     this.timeoutMs = timeoutMs;
     this.name = `openai:${model}@${baseUrl}`;
+    this.tokenizer = options.promptTokenizer;
   }
+
+  /** Set with token-id prompts: the ids sent are this tokenizer's. */
+  readonly tokenizer: Tokenizer | undefined;
 
   async generate(prompt: string, { maxNewTokens = 256, signal }: GenerateOptions = {}): Promise<Generation> {
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0)
       throw usageError(`maxNewTokens must be a non-negative integer, got ${maxNewTokens}`);
+    const body = await this.post("completions", this.body(prompt, maxNewTokens), signal);
+    return parseCompletion(this.url, body);
+  }
+
+  /**
+   * POSTs JSON to `{baseUrl}/{path}` with this backend's concurrency limit, retries and timeout;
+   * returns the response body. Also used to score and to load adapters on the server.
+   */
+  async post(path: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<string> {
     await this.acquire(signal);
     try {
-      return await this.withRetries(prompt, maxNewTokens, signal);
+      return await this.withRetries(`${this.root}/${path}`, JSON.stringify(body), signal);
     } finally {
       this.release();
     }
   }
 
-  private async withRetries(
-    prompt: string,
-    maxNewTokens: number,
-    signal: AbortSignal | undefined,
-  ): Promise<Generation> {
+  private async withRetries(url: string, body: string, signal: AbortSignal | undefined): Promise<string> {
     for (let attempt = 0; ; attempt++) {
       throwIfAborted(signal);
       try {
-        return await this.attempt(prompt, maxNewTokens, signal);
+        return await this.attempt(url, body, signal);
       } catch (error) {
         if (!(error instanceof Transient)) throw error;
         if (attempt >= this.retries) {
           const tries = attempt + 1;
           throw new LoramixError(
             "BACKEND",
-            `${this.url}: ${error.message} (${tries} attempt${tries > 1 ? "s" : ""})`,
+            `${url}: ${error.message} (${tries} attempt${tries > 1 ? "s" : ""})`,
           );
         }
         await sleep(error.waitMs ?? this.retryDelayMs * 2 ** attempt, signal);
@@ -116,29 +141,19 @@ export class OpenAIBackend implements InferenceBackend {
     }
   }
 
-  private async attempt(
-    prompt: string,
-    maxNewTokens: number,
-    signal: AbortSignal | undefined,
-  ): Promise<Generation> {
+  private async attempt(url: string, body: string, signal: AbortSignal | undefined): Promise<string> {
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let response: Response;
     let text: string;
     try {
-      response = await fetch(this.url, {
+      response = await fetch(url, {
         method: "POST",
         headers: {
           "content-type": "application/json",
           ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}),
         },
-        body: JSON.stringify({
-          model: this.options.model,
-          prompt,
-          max_tokens: maxNewTokens,
-          temperature: 0,
-          stream: false,
-        }),
+        body,
         signal: combined,
       });
       text = await response.text();
@@ -154,9 +169,27 @@ export class OpenAIBackend implements InferenceBackend {
       const detail = `HTTP ${response.status} ${response.statusText}: ${serverMessage(text)}`.trim();
       if (response.status === 429 || response.status >= 500)
         throw new Transient(detail, retryAfterMs(response.headers.get("retry-after")));
-      throw new LoramixError("BACKEND", `${this.url}: ${detail} (model "${this.options.model}")`);
+      throw new LoramixError("BACKEND", `${url}: ${detail} (model "${this.options.model}")`);
     }
-    return parseCompletion(this.url, text);
+    return text;
+  }
+
+  /**
+   * The request body. llama-server reuses a slot's prompt cache across a `POST /lora-adapters`
+   * switch (server-context.cpp launch_slot_with_task clears it only for a per-request "lora"
+   * change), so without `lora` loramix asks it not to cache; vLLM ignores the unknown field.
+   */
+  private body(prompt: string, maxNewTokens: number): Record<string, unknown> {
+    const { model, lora, promptTokenizer, extraBody } = this.options;
+    return {
+      model,
+      prompt: promptTokenizer ? promptTokenizer.encode(prompt, { bos: true }) : prompt,
+      max_tokens: maxNewTokens,
+      temperature: 0,
+      stream: false,
+      ...(lora ? { lora } : { cache_prompt: false }),
+      ...extraBody,
+    };
   }
 
   private acquire(signal: AbortSignal | undefined): Promise<void> {

@@ -13,12 +13,16 @@ import { PROFILE_SIDES, type Profile, type ProfileSide } from "../profiles/profi
 import { lossCandidates } from "../select/candidates.js";
 import { type FitResult, fitWeights } from "../select/fitWeights.js";
 import { LlamaScorer } from "../select/llamaScorer.js";
+import { OpenAIScorer } from "../select/openaiScorer.js";
+import type { CandidateScorer } from "../select/scorer.js";
 import {
   DEFAULT_SCORE_EXAMPLES,
   type Selection,
   scoreExamples,
   selectByLoss,
 } from "../select/selectByLoss.js";
+import { loadTokenizer } from "../tokenizers/load.js";
+import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { DEFAULT_MAX_LENGTH, DEFAULT_MAX_OUTPUT_TOKENS } from "../train/examples.js";
 import { checkOutDir } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
@@ -49,6 +53,11 @@ export interface GenerateOptions {
   method?: WeightMethod;
   /** Base model llama.cpp scores candidates with: a GGUF or a Hugging Face directory. */
   model?: string;
+  /**
+   * Score on an OpenAI-compatible server instead of llama.cpp (vLLM with runtime LoRA loading):
+   * its base URL and the base model's served name. Examples are tokenized with the bank's tokenizer.
+   */
+  scoreServer?: { baseUrl: string; model: string; apiKey?: string };
   /** Nearest single adapters among the candidates (select loss). */
   candidates?: number;
   /** Train records each candidate is scored on (select loss). */
@@ -107,6 +116,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
     side = select === "method" ? "both" : "output",
     method = "normalized",
     model,
+    scoreServer,
     candidates: nearestCount,
     scoreExamples: exampleCount,
     context,
@@ -200,22 +210,22 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
   else {
     const ids = candidates.map((e) => e.id);
     const set = lossCandidates(distances, ids, { nearest: nearestCount });
-    if (model === undefined || train === null) {
+    if ((model === undefined && scoreServer === undefined) || train === null) {
       notes.push(
-        model === undefined
+        model === undefined && scoreServer === undefined
           ? `no base model given to score candidates with: took the nearest adapter by ${side}-side ${metric}; pass --model <GGUF or Hugging Face dir> to score ${set.length} candidates on the train records`
           : "the target is a profile, which has no train records to score candidates on: took the nearest adapter; pass the dataset itself",
       );
       raw = (set[0] as (typeof set)[number]).weights;
     } else {
-      const scorer = await openScorer(model, context);
+      const { scorer, tokenizer, contextSize, eosId } = await openScorer(bank, model, scoreServer, context);
       try {
         const records = train.filter((r) => r.output.length > 0);
-        const examples = scoreExamples(records, scorer.backend.tokenizer, {
+        const examples = scoreExamples(records, tokenizer, {
           count: exampleCount,
-          context: context ?? Math.min(DEFAULT_MAX_LENGTH, scorer.backend.contextSize),
+          context: context ?? Math.min(DEFAULT_MAX_LENGTH, contextSize),
           answerTokens,
-          eosId: scorer.backend.eosId ?? 2,
+          eosId,
         });
         if (examples.length === 0)
           throw inputError(source.path, "no train records with an output to score candidates on");
@@ -361,14 +371,41 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
  */
 const VLLM_MAX_LORA_RANK = 16;
 
-/** A base model llama.cpp cannot load is refused here, before any candidate is mixed or scored. */
-async function openScorer(model: string, context: number | undefined): Promise<LlamaScorer> {
+/**
+ * The scorer and what examples are built with. A base model llama.cpp cannot load is refused
+ * here, before any candidate is mixed or scored.
+ */
+async function openScorer(
+  bank: Bank,
+  model: string | undefined,
+  server: GenerateOptions["scoreServer"],
+  context: number | undefined,
+): Promise<{ scorer: CandidateScorer; tokenizer: Tokenizer; contextSize: number; eosId: number }> {
+  if (server) {
+    const tokenizer = await loadTokenizer(bank.tokenizer);
+    const eos = tokenizer.eosText === null ? [] : tokenizer.encode(tokenizer.eosText);
+    return {
+      scorer: new OpenAIScorer(server),
+      tokenizer,
+      contextSize: context ?? DEFAULT_MAX_LENGTH,
+      eosId: eos.length === 1 ? (eos[0] as number) : 2,
+    };
+  }
   try {
-    return await LlamaScorer.open({ model, ...(context === undefined ? {} : { contextSize: context }) });
+    const scorer = await LlamaScorer.open({
+      model: model as string,
+      ...(context === undefined ? {} : { contextSize: context }),
+    });
+    return {
+      scorer,
+      tokenizer: scorer.backend.tokenizer,
+      contextSize: scorer.backend.contextSize,
+      eosId: scorer.backend.eosId ?? 2,
+    };
   } catch (error) {
     if (error instanceof LoramixError) throw error;
     throw inputError(
-      model,
+      model as string,
       `llama.cpp cannot load this base model (${error instanceof Error ? error.message : String(error)})`,
       error,
     );

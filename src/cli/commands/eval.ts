@@ -50,7 +50,24 @@ export default defineCommand({
         "left: a prompt longer than the context minus --max-new-tokens loses its beginning, cut at a character (the rule train and the testbed use) | none: such a prompt stops the run",
     },
     "base-url": { type: "string", description: "OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1" },
-    "model-name": { type: "string", description: "Served model name (default: the adapter's folder name)" },
+    "model-name": {
+      type: "string",
+      description: "Served model name (default: the adapter's folder name); vLLM routes LoRAs by it",
+    },
+    "lora-id": {
+      type: "string",
+      description:
+        "llama-server: apply the loaded adapter N (GET /lora-adapters) at SCALE (default 1) to every request, as N[:SCALE]; comma-separate several",
+    },
+    "prompt-ids": {
+      type: "boolean",
+      description:
+        "Send prompts as token ids (BOS + --tokenizer's ids): the server tokenizes nothing, so every backend sees the same ids",
+    },
+    "extra-body": {
+      type: "string",
+      description: "JSON object merged into every request (other servers' fields)",
+    },
     "api-key-env": {
       type: "string",
       default: "OPENAI_API_KEY",
@@ -86,6 +103,9 @@ export default defineCommand({
       modelName: args["model-name"],
       apiKey: process.env[args["api-key-env"]] || undefined,
       concurrency,
+      lora: loraIds(args["lora-id"]),
+      promptIds: args["prompt-ids"] === true,
+      extraBody: extraBody(args["extra-body"]),
     });
     const progress = createProgress();
     try {
@@ -121,3 +141,39 @@ export default defineCommand({
     }
   },
 });
+
+/** "0", "0:0.5,1:1.2" → llama-server's per-request `lora` list. */
+function loraIds(value: string | undefined): { id: number; scale: number }[] | undefined {
+  if (value === undefined) return undefined;
+  return value.split(",").map((item) => {
+    const [id, scale = "1", extra] = item.trim().split(":");
+    const n = Number(id);
+    const s = Number(scale);
+    if (
+      extra !== undefined ||
+      id === undefined ||
+      id === "" ||
+      !Number.isInteger(n) ||
+      n < 0 ||
+      scale === "" ||
+      !Number.isFinite(s)
+    )
+      throw usageError(
+        `--lora-id must be N or N:SCALE (N a non-negative integer), comma-separated; got "${value}"`,
+      );
+    return { id: n, scale: s };
+  });
+}
+
+function extraBody(value: string | undefined): Record<string, unknown> | undefined {
+  if (value === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw usageError(`--extra-body must be a JSON object, got "${value}"`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw usageError(`--extra-body must be a JSON object, got "${value}"`);
+  return parsed as Record<string, unknown>;
+}

@@ -1,5 +1,6 @@
 import { defineCommand } from "citty";
 import { METRICS, type Metric } from "../../distances/metric.js";
+import { usageError } from "../../errors.js";
 import { generateAdapter } from "../../generate/generateAdapter.js";
 import { MIX_MODES, type MixMode } from "../../merge/mixAdapters.js";
 import { DEFAULT_NEAREST, MIXTURE_TEMPERATURES } from "../../select/candidates.js";
@@ -35,6 +36,17 @@ export default defineCommand({
       type: "string",
       description:
         "Base model (GGUF or Hugging Face dir) llama.cpp scores candidates with (--select loss); without it, the nearest adapter is taken",
+    },
+    "score-url": {
+      type: "string",
+      description:
+        "Score candidates on this OpenAI-compatible server instead of llama.cpp (vLLM with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, e.g. http://127.0.0.1:8000/v1)",
+    },
+    "score-model": { type: "string", description: "The base model's served name on --score-url" },
+    "api-key-env": {
+      type: "string",
+      default: "OPENAI_API_KEY",
+      description: "Environment variable with the --score-url server's API key",
     },
     candidates: {
       type: "string",
@@ -131,6 +143,7 @@ export default defineCommand({
         ...(args.side === undefined ? {} : { side: sideOption(args.side) }),
         ...(method === undefined ? {} : { method }),
         model: args.model,
+        scoreServer: scoreServer(args["score-url"], args["score-model"], process.env[args["api-key-env"]]),
         candidates: positiveInt("candidates", args.candidates),
         scoreExamples: positiveInt("score-examples", args["score-examples"]),
         context: positiveInt("context", args.context),
@@ -194,3 +207,16 @@ export default defineCommand({
     }
   },
 });
+
+function scoreServer(
+  baseUrl: string | undefined,
+  model: string | undefined,
+  apiKey: string | undefined,
+): { baseUrl: string; model: string; apiKey?: string } | undefined {
+  if (baseUrl === undefined && model === undefined) return undefined;
+  if (baseUrl === undefined || model === undefined)
+    throw usageError(
+      "--score-url and --score-model go together (the server and its base model's served name)",
+    );
+  return { baseUrl, model, ...(apiKey ? { apiKey } : {}) };
+}
