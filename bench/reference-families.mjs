@@ -18,7 +18,9 @@ for (const score of ["rougeL", "exactMatch"]) {
   console.log(`|---|---:|${files.map(() => "---:|---:|---:").join("|")}|`);
   for (const family of [...families, "all"]) {
     const n = Object.values(tables[0]).filter((r) => family === "all" || r.family === family).length;
-    const cells = tables.flatMap((t) => ["trained", "majority", "base"].map((k) => cell(t, family, k, score)));
+    const cells = tables.flatMap((t) =>
+      ["trained", "majority", "base"].map((k) => cell(t, family, k, score)),
+    );
     console.log(`| ${family} | ${n} | ${cells.join(" | ")} |`);
   }
 }

@@ -25,11 +25,11 @@ const model = resolve(
   process.env.LORAMIX_SHARED ?? resolve(import.meta.dirname, "../../shared"),
   "models/tinystories-656k",
 );
-const NS = [1, 2, 4, 8, 12, 16];
-const KS = [8, 16, 32, 64, 128];
+const NS = [1, 2, 4, 8, 12];
+const KS = [8, 16, 32, 64];
 const MAX_N = Math.max(...NS);
 const MAX_K = Math.max(...KS);
-const VALID = 64;
+const VALID = 32;
 
 const selection = JSON.parse(await readFile(join(testbed, "selection.json"), "utf8"));
 const heldOut = new Set(selection.heldOut);

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +10,12 @@ import { configName, type ScoreGrid } from "../src/demo/tables.js";
 import { coefficientHeatmap } from "../src/loo/heatmap.js";
 
 const CHROMIUM = "/usr/bin/chromium";
+// A missing browser fails this file with one line (Vitest would otherwise report its tests as skipped).
+if (!existsSync(CHROMIUM)) {
+  throw new Error(
+    `report.test.ts needs Debian's Chromium at ${CHROMIUM}: apt-get install chromium (.ci/run does)`,
+  );
+}
 
 /** A report for 2 tasks × 2 configurations, with scores chosen so the rendered cells are known. */
 function fixture(): string {

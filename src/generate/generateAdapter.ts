@@ -53,6 +53,8 @@ export interface GenerateOptions {
   method?: WeightMethod;
   /** Base model llama.cpp scores candidates with: a GGUF or a Hugging Face directory. */
   model?: string;
+  /** The model's tokenizer.json, for a GGUF `model` (default: the bank's, when it is a file). */
+  tokenizer?: string;
   /**
    * Score on an OpenAI-compatible server instead of llama.cpp (vLLM with runtime LoRA loading):
    * its base URL and the base model's served name. Examples are tokenized with the bank's tokenizer.
@@ -116,6 +118,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
     side = select === "method" ? "both" : "output",
     method = "normalized",
     model,
+    tokenizer: modelTokenizer,
     scoreServer,
     candidates: nearestCount,
     scoreExamples: exampleCount,
@@ -218,7 +221,13 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
       );
       raw = (set[0] as (typeof set)[number]).weights;
     } else {
-      const { scorer, tokenizer, contextSize, eosId } = await openScorer(bank, model, scoreServer, context);
+      const { scorer, tokenizer, contextSize, eosId } = await openScorer(
+        bank,
+        model,
+        modelTokenizer,
+        scoreServer,
+        context,
+      );
       try {
         const records = train.filter((r) => r.output.length > 0);
         const examples = scoreExamples(records, tokenizer, {
@@ -378,6 +387,7 @@ const VLLM_MAX_LORA_RANK = 16;
 async function openScorer(
   bank: Bank,
   model: string | undefined,
+  tokenizer: string | undefined,
   server: GenerateOptions["scoreServer"],
   context: number | undefined,
 ): Promise<{ scorer: CandidateScorer; tokenizer: Tokenizer; contextSize: number; eosId: number }> {
@@ -394,6 +404,7 @@ async function openScorer(
   try {
     const scorer = await LlamaScorer.open({
       model: model as string,
+      tokenizer: tokenizer ?? (bank.tokenizer === "mistral" ? undefined : bank.tokenizer),
       ...(context === undefined ? {} : { contextSize: context }),
     });
     return {

@@ -37,6 +37,10 @@ export default defineCommand({
       description:
         "Base model (GGUF or Hugging Face dir) llama.cpp scores candidates with (--select loss); without it, the nearest adapter is taken",
     },
+    tokenizer: {
+      type: "string",
+      description: "tokenizer.json of a .gguf --model (default: the bank's tokenizer when it is a file)",
+    },
     "score-url": {
       type: "string",
       description:
@@ -143,6 +147,7 @@ export default defineCommand({
         ...(args.side === undefined ? {} : { side: sideOption(args.side) }),
         ...(method === undefined ? {} : { method }),
         model: args.model,
+        tokenizer: args.tokenizer,
         scoreServer: scoreServer(args["score-url"], args["score-model"], process.env[args["api-key-env"]]),
         candidates: positiveInt("candidates", args.candidates),
         scoreExamples: positiveInt("score-examples", args["score-examples"]),
