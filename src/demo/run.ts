@@ -48,8 +48,8 @@ import {
 } from "./tables.js";
 
 /**
- * Test records per task by default: 11 tasks × 16 variants × 30 records stays under 10 minutes on
- * 2 cores even when every generation runs to its 16-token cap (~70 ms each, measured).
+ * Test records per task by default (the testbed issue: per-task numbers that mean something).
+ * 11 tasks × 19 variants × 50 records plus selection and fitting took 646 s on 2 cores (2026-12-03).
  */
 export const DEMO_LIMIT = 50;
 
