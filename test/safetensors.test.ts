@@ -427,6 +427,22 @@ describe("hostile files", () => {
     );
   });
 
+  it("refuses data bytes no tensor covers: a gap, a tail, and a header length one byte short", async () => {
+    const gap = { a: f32([1], [0, 4]), b: f32([1], [8, 12]) };
+    expect(await refusal(await hostile("gap", gap, { dataBytes: 12 }))).toBe(
+      'data bytes 4-8 belong to no tensor (before "b"); the header\'s length or offsets are wrong',
+    );
+    expect(await refusal(await hostile("tail", { w: f32([1], [0, 4]) }, { dataBytes: 5 }))).toBe(
+      "the last 1 data bytes belong to no tensor; the header's length or offsets are wrong",
+    );
+    // The header padded with a space, its length one byte short: the space would become data byte 0.
+    const text = `${JSON.stringify({ w: f32([1], [0, 4]) })} `;
+    const short = await hostile("short", text, { dataBytes: 4, length: BigInt(Buffer.byteLength(text) - 1) });
+    expect(await refusal(short)).toBe(
+      "the last 1 data bytes belong to no tensor; the header's length or offsets are wrong",
+    );
+  });
+
   it("accepts a minimal valid hand-built file", async () => {
     const path = await hostile(
       "ok",

@@ -153,6 +153,25 @@ export function parseSafetensorsHeader(
       );
     }
   }
+  // As the reference implementation does (safetensors' Metadata::validate: InvalidOffset for a gap,
+  // MetadataIncompleteBuffer for a tail): the
+  // tensors tile the data area exactly, so a header one byte short cannot shift every read.
+  let covered = dataOffset;
+  for (const t of sorted) {
+    if (t.begin !== covered) {
+      throw formatError(
+        path,
+        `data bytes ${covered - dataOffset}-${t.begin - dataOffset} belong to no tensor (before "${t.name}"); the header's length or offsets are wrong`,
+      );
+    }
+    covered = t.end;
+  }
+  if (covered !== fileSize) {
+    throw formatError(
+      path,
+      `the last ${fileSize - covered} data bytes belong to no tensor; the header's length or offsets are wrong`,
+    );
+  }
   return { path, fileSize, dataOffset, tensors, metadata };
 }
 
