@@ -153,9 +153,9 @@ export function parseSafetensorsHeader(
       );
     }
   }
-  // As the reference implementation does (safetensors' Metadata::validate: InvalidOffset for a gap,
-  // MetadataIncompleteBuffer for a tail): the
-  // tensors tile the data area exactly, so a header one byte short cannot shift every read.
+  // The tensors must tile the data area exactly, as the reference implementation requires
+  // (Metadata::validate: InvalidOffset for a gap, MetadataIncompleteBuffer for a tail), so that a
+  // header length one byte short cannot shift every read.
   let covered = dataOffset;
   for (const t of sorted) {
     if (t.begin !== covered) {
