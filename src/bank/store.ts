@@ -321,10 +321,6 @@ export class Bank {
    * changed meanwhile (a concurrent `add --replace`), so no profile is ever filed under the wrong data.
    */
   putProfile(id: string, profile: Profile, dataHash: string): void {
-    if (profile.side !== "both") {
-      this.putSideProfile(id, profile, dataHash);
-      return;
-    }
     if (profile.tokenizer !== this.tokenizerName) {
       throw new LoramixError(
         "TOKENIZER",
@@ -341,6 +337,15 @@ export class Bank {
           "BANK",
           `${entry.dataPath}: dataset of "${id}" changed while it was being profiled`,
         );
+      }
+      if (profile.side !== "both") {
+        const json = JSON.stringify(profileToJson(profile));
+        this.putCache(
+          sideKind(profile.side),
+          sideKey(id, dataHash, this.tokenizerName),
+          new TextEncoder().encode(json),
+        );
+        return;
       }
       this.db
         .prepare(
@@ -360,31 +365,6 @@ export class Bank {
           bytesOf(profile.counts),
           new Date().toISOString(),
         );
-    })();
-  }
-
-  private putSideProfile(id: string, profile: Profile, dataHash: string): void {
-    if (profile.tokenizer !== this.tokenizerName) {
-      throw new LoramixError(
-        "TOKENIZER",
-        `${this.dir}: profile of "${id}" made with tokenizer ${profile.tokenizer}, the bank uses ${this.tokenizerName}`,
-      );
-    }
-    this.db.transaction(() => {
-      const entry = this.entry(id);
-      if (!entry) throw new LoramixError("BANK", `${this.dir}: no entry "${id}"`);
-      if (entry.dataHash !== dataHash) {
-        throw new LoramixError(
-          "BANK",
-          `${entry.dataPath}: dataset of "${id}" changed while it was being profiled`,
-        );
-      }
-      const json = JSON.stringify(profileToJson(profile));
-      this.putCache(
-        sideKind(profile.side),
-        sideKey(id, dataHash, this.tokenizerName),
-        new TextEncoder().encode(json),
-      );
     })();
   }
 

@@ -162,17 +162,14 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
   }
   // One-side profiles are a cache over the entries' outputs or inputs: made here when missing, as
   // they take seconds; "both" profiles are the bank's own (SPEC §2) and come from `bank index`.
-  if (side !== "both" && candidates.some((e) => bank.profile(e.id, side) === undefined)) {
+  let found = candidates.map((e) => bank.profile(e.id, side));
+  if (side !== "both" && found.includes(undefined)) {
     const made = await indexBank(bank, { side, threads, signal, progress });
     if (made.problems.length > 0) throw new LoramixError("BANK", made.problems[0] as string);
+    found = candidates.map((e) => bank.profile(e.id, side));
   }
-  const profiles: Profile[] = [];
-  const stale: string[] = [];
-  for (const e of candidates) {
-    const p = bank.profile(e.id, side);
-    if (p) profiles.push(p);
-    else stale.push(e.id);
-  }
+  const profiles = found.filter((p): p is Profile => p !== undefined);
+  const stale = candidates.filter((_, j) => found[j] === undefined).map((e) => e.id);
   if (stale.length > 0) throw staleProfilesError(bank.dir, stale, side);
   // The MLP is looked up before any work so that a missing one fails at once.
   const mlp =

@@ -8,6 +8,7 @@ import {
   comparisonMetrics,
   deltaInner,
   type ModuleFactors,
+  readModuleFactors,
 } from "../merge/compare.js";
 import { truncateLowRankSum } from "../merge/deltaSvd.js";
 import { requireSameModules } from "../merge/sources.js";
@@ -110,15 +111,13 @@ export async function deltaScores({
       const list = modules.get(name) as NonNullable<ReturnType<typeof modules.get>>;
       const factors: ModuleFactors[] = [];
       for (const [k, mod] of list.entries()) {
-        const reader = readers[k] as SafetensorsReader;
-        factors.push({
-          a: await reader.readF32(mod.a),
-          b: await reader.readF32(mod.b),
-          r: mod.r,
-          inFeatures: mod.inFeatures,
-          outFeatures: mod.outFeatures,
-          scale: (used[k] as (typeof used)[number]).scaling,
-        });
+        factors.push(
+          await readModuleFactors(
+            readers[k] as SafetensorsReader,
+            mod,
+            (used[k] as (typeof used)[number]).scaling,
+          ),
+        );
       }
       const f = (i: number) => factors[slot.get(i) as number] as ModuleFactors;
       for (const [p, key] of pairList.entries()) {

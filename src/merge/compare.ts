@@ -1,5 +1,5 @@
 import { throwIfAborted } from "../errors.js";
-import { type Adapter, loadAdapter, loraScaling } from "../formats/peft.js";
+import { type Adapter, type LoraModule, loadAdapter, loraScaling } from "../formats/peft.js";
 import { SafetensorsReader } from "../formats/safetensors.js";
 import { requireSameModules } from "./sources.js";
 
@@ -29,6 +29,22 @@ export interface AdapterComparison {
   deltaCosine: number;
   /** ‖ΔW_x − ΔW_y‖_F / ‖ΔW_y‖_F. */
   deltaRelL2: number;
+}
+
+/** One module's factors of an adapter, read from its open safetensors file, with its LoRA scale. */
+export async function readModuleFactors(
+  reader: SafetensorsReader,
+  mod: LoraModule,
+  scale: number,
+): Promise<ModuleFactors> {
+  return {
+    a: await reader.readF32(mod.a),
+    b: await reader.readF32(mod.b),
+    r: mod.r,
+    inFeatures: mod.inFeatures,
+    outFeatures: mod.outFeatures,
+    scale,
+  };
 }
 
 /** ⟨s_x B_x A_x, s_y B_y A_y⟩_F = s_x s_y · Σ_cd (B_xᵀB_y)_cd (A_x A_yᵀ)_cd, never forming ΔW. */

@@ -2,7 +2,7 @@ import { throwIfAborted } from "../errors.js";
 import { type Adapter, loraScaling } from "../formats/peft.js";
 import { SafetensorsReader } from "../formats/safetensors.js";
 import { yieldToEventLoop } from "../util/yield.js";
-import { deltaInner, type ModuleFactors } from "./compare.js";
+import { deltaInner, type ModuleFactors, readModuleFactors } from "./compare.js";
 import { requireSameModules } from "./sources.js";
 
 /**
@@ -25,7 +25,8 @@ export async function updateNormRatio(
     .map((adapter, j) => ({ adapter, weight: weights[j] as number }))
     .filter((u) => u.weight !== 0);
   if (used.length === 0) return null;
-  const modules = requireSameModules(used.map((u) => ({ ...u, scaling: loraScaling(u.adapter.config) })));
+  const scales = used.map((u) => loraScaling(u.adapter.config));
+  const modules = requireSameModules(used.map((u, k) => ({ ...u, scaling: scales[k] as number })));
   const pairs = (used.length * (used.length + 1)) / 2;
   let cost = 0;
   for (const list of modules.values()) {
@@ -41,15 +42,7 @@ export async function updateNormRatio(
       throwIfAborted(signal);
       const factors: ModuleFactors[] = [];
       for (const [k, mod] of list.entries()) {
-        const reader = readers[k] as SafetensorsReader;
-        factors.push({
-          a: await reader.readF32(mod.a),
-          b: await reader.readF32(mod.b),
-          r: mod.r,
-          inFeatures: mod.inFeatures,
-          outFeatures: mod.outFeatures,
-          scale: loraScaling((used[k] as (typeof used)[number]).adapter.config),
-        });
+        factors.push(await readModuleFactors(readers[k] as SafetensorsReader, mod, scales[k] as number));
       }
       for (let j = 0; j < used.length; j++) {
         // A synchronous module of many pairs would hold off Ctrl-C's handler.
