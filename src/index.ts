@@ -9,7 +9,15 @@ export { SCHEMA_VERSION } from "./bank/schema.js";
 export { Bank, type BankEntry, initBank, openBank, type ProfileSummary } from "./bank/store.js";
 export { type VerifyProblem, type VerifyProblemKind, type VerifyReport, verifyBank } from "./bank/verify.js";
 export { type HfToGgufOptions, type HfToGgufResult, hfToGguf } from "./convert/hfToGguf.js";
-export { type LlamaConfig, permuteForRope, readLlamaConfig } from "./convert/llamaNames.js";
+export {
+  LLAMA_PROJECTIONS,
+  type LlamaConfig,
+  type LlamaDims,
+  type LlamaProjection,
+  permuteForRope,
+  projectionShape,
+  readLlamaConfig,
+} from "./convert/llamaNames.js";
 export { type PeftToGgufOptions, type PeftToGgufResult, peftToGguf } from "./convert/peftToGguf.js";
 export {
   type Dataset,
@@ -234,12 +242,7 @@ export {
   truncationRule,
 } from "./train/examples.js";
 export { LlamaModel } from "./train/llamaModel.js";
-export {
-  LLAMA_PROJECTIONS,
-  type LlamaProjection,
-  type LlamaWeights,
-  loadLlamaWeights,
-} from "./train/llamaWeights.js";
+export { type LlamaWeights, loadLlamaWeights } from "./train/llamaWeights.js";
 export {
   initLora,
   type LoraPair,

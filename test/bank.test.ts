@@ -1,6 +1,15 @@
 import { execFile } from "node:child_process";
-import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { join, relative } from "node:path";
 import { promisify } from "node:util";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,7 +22,7 @@ import { verifyBank } from "../src/bank/verify.js";
 import { loadDataset } from "../src/datasets/load.js";
 import { LoramixError } from "../src/errors.js";
 import { loadTokenizer } from "../src/tokenizers/load.js";
-import { PEFT_FIXTURES, REPO, SNI_DIR, tempDir } from "./helpers/shared.js";
+import { PEFT_FIXTURES, REPO, SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
 const run = promisify(execFile);
 
@@ -312,6 +321,61 @@ describe("adapters", () => {
       { id: "a0", kind: "adapter-hash", message: `${inside}: adapter of "a0" changed since it was added` },
     ]);
     reopened.close();
+  });
+});
+
+describe("base model", () => {
+  const TESTBED_ADAPTER = join(REPO, "testbed/adapters/task022_cosmosqa_passage_inappropriate_binary");
+  const GEMMA = join(PEFT_FIXTURES, "gemma3-270m_ao-wei_adapter");
+
+  it("records a local base model relative to the bank and refuses adapters of another shape", async () => {
+    const dir = join(tmp.dir, "tiny-base");
+    const bank = await initBank(dir, { tokenizer: TINY_MODEL, baseModel: TINY_MODEL });
+    expect(bank.baseModel).toBe(TINY_MODEL);
+    const data = join(SNI_DIR, TASKS[0]!);
+    await addEntry(bank, { id: "fits", data, adapter: TESTBED_ADAPTER });
+    // gemma-3-270m: hidden size 640 on 18 layers; the tiny Llama has 128 on 2.
+    const e = await rejection(addEntry(bank, { id: "gemma", data, adapter: GEMMA }));
+    expect(e.code).toBe("LAYOUT");
+    expect(e.message).toBe(
+      `${GEMMA}: adapter does not fit the bank's base model ${TINY_MODEL}: ` +
+        "base_model.model.model.layers.0.self_attn.k_proj: 640→256, the base model's k_proj is 128→64; " +
+        "base_model.model.model.layers.0.self_attn.o_proj: 1024→640, the base model's o_proj is 128→128; " +
+        "base_model.model.model.layers.0.self_attn.q_proj: 640→1024, the base model's q_proj is 128→128",
+    );
+    expect(bank.entry("gemma")).toBeUndefined();
+    bank.close();
+    const db = new Database(join(dir, "bank.sqlite"), { readonly: true });
+    const stored = db.prepare("SELECT value FROM meta WHERE key = 'base_model_path'").get() as {
+      value: string;
+    };
+    db.close();
+    expect(stored.value).toBe(relative(dir, TINY_MODEL));
+  });
+
+  it("knows the Lots-of-LoRAs base by its hub id, and refuses a tokenizer larger than its embedding", async () => {
+    const bank = await initBank(join(tmp.dir, "mistral-base"), {
+      tokenizer: "mistral",
+      baseModel: "mistralai/Mistral-7B-Instruct-v0.2",
+    });
+    expect(bank.baseModel).toBe("mistralai/Mistral-7B-Instruct-v0.2");
+    const e = await rejection(
+      addEntry(bank, { id: "tiny", data: join(SNI_DIR, TASKS[0]!), adapter: TESTBED_ADAPTER }),
+    );
+    expect(e.message).toContain("the base model's k_proj is 4096→1024");
+    bank.close();
+
+    const big = await rejection(
+      initBank(join(tmp.dir, "too-big"), { tokenizer: "mistral", baseModel: TINY_MODEL }),
+    );
+    expect(big.message).toBe(
+      `mistral: tokenizer has 32000 tokens, more than the 2048 of base model ${TINY_MODEL}`,
+    );
+    expect(existsSync(join(tmp.dir, "too-big", "bank.sqlite"))).toBe(false);
+    const odd = await rejection(
+      initBank(join(tmp.dir, "odd"), { tokenizer: "mistral", baseModel: "not a model id" }),
+    );
+    expect(odd.message).toBe("not a model id: no such model directory, and not a hub id (owner/name)");
   });
 });
 

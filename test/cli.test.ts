@@ -6,9 +6,10 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { defineCommand } from "citty";
 import { describe, expect, it } from "vitest";
+import { eta } from "../src/cli/context.js";
 import { checkArgs, didYouMean } from "../src/cli/strictArgs.js";
 import { checkOutDir, OUTPUT_MARKER, writeDirAtomic } from "../src/util/atomic.js";
-import { REPO, SNI_DIR, tempDir } from "./helpers/shared.js";
+import { REPO, SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
 const run = promisify(execFile);
 // Resolved from the repo: the CLI runs from a temp folder, where a bare "tsx" would not resolve.
@@ -64,7 +65,9 @@ describe("unknown options and commands", () => {
     await expect(checkArgs(tree, ["generate", "--max-new-token=4"])).rejects.toThrow(
       /did you mean "--max-new-tokens"/,
     );
-    await expect(checkArgs(tree, ["generate", "--quiet"])).rejects.toMatchObject({ code: "USAGE" });
+    await expect(checkArgs(tree, ["generate", "--loud"])).rejects.toMatchObject({ code: "USAGE" });
+    // --quiet is every command's.
+    await checkArgs(tree, ["generate", "--quiet"]);
     await expect(checkArgs(tree, ["genrate"])).rejects.toThrow('did you mean "loramix generate"?');
     await expect(checkArgs(tree, ["bank", "lss"])).rejects.toThrow('did you mean "loramix bank ls"?');
     expect(didYouMean("zzzzzz", ["metric", "method"])).toBeUndefined();
@@ -136,4 +139,141 @@ describe("--out never removes what loramix did not write", () => {
       await cleanup();
     }
   }, 60_000);
+});
+
+describe("output streams", () => {
+  const TESTBED = join(REPO, "testbed");
+  const TARGET = join(SNI_DIR, "task069_abductivenli_classification.json");
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: looking for colour codes
+  const ANSI = /\u001b\[/;
+
+  it("tables go to stdout, messages to stderr; --json prints one document; --quiet leaves only results", async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const ls = await loramix(dir, "bank", "ls", TESTBED);
+      expect(ls.code).toBe(0);
+      const table = ls.stdout.trim().split("\n");
+      expect(table[0]).toMatch(/^id +adapter +records +tokens +profile +categories$/);
+      expect(table).toHaveLength(62);
+      expect(ls.stderr).toMatch(/^61 entries, 61 with adapters; tokenizer hf:/);
+
+      const gen = await loramix(
+        dir,
+        "generate",
+        TESTBED,
+        "--data",
+        TARGET,
+        "--select",
+        "method",
+        "--metric",
+        "js",
+        "--method",
+        "normalized",
+        "--out",
+        "adapter",
+        "--json",
+        "--quiet",
+      );
+      expect(gen.code).toBe(0);
+      expect(gen.stderr).toBe("");
+      const result = JSON.parse(gen.stdout) as {
+        out: string;
+        weights: { id: string; weight: number }[];
+        target: { records: number; datasetRecords: number };
+      };
+      expect(result.out).toBe(join(dir, "adapter"));
+      expect(result.weights).toHaveLength(61);
+      expect(result.weights.reduce((a, w) => a + w.weight, 0)).toBeCloseTo(1, 9);
+      expect(result.target.records).toBeLessThan(result.target.datasetRecords);
+
+      const plain = await loramix(
+        dir,
+        "generate",
+        TESTBED,
+        "--data",
+        TARGET,
+        "--select",
+        "method",
+        "--method",
+        "normalized",
+        "--out",
+        "adapter",
+      );
+      expect(plain.code).toBe(0);
+      expect(plain.stdout).toMatch(
+        new RegExp(`target: ${result.target.records} train records \\(of ${result.target.datasetRecords}\\)`),
+      );
+      expect(plain.stderr).toContain(`adapter written to ${join(dir, "adapter")}`);
+      expect(plain.stdout).not.toContain("adapter written");
+
+      const d = await loramix(dir, "distances", TESTBED, "--metric", "js", "--out", "d.json", "--json");
+      expect(d.code).toBe(0);
+      expect(JSON.parse(d.stdout)).toMatchObject({ metrics: ["js"], ids: 61, out: join(dir, "d.json") });
+      const both = await loramix(dir, "distances", TESTBED, "--metric", "js", "--out", "-", "--json");
+      expect(both.code).toBe(2);
+
+      const verify = await loramix(dir, "bank", "verify", TESTBED, "--json", "--quiet");
+      expect(JSON.parse(verify.stdout)).toMatchObject({ entries: 61, problems: [] });
+      expect(verify.code).toBe(0);
+
+      const evaluated = await loramix(
+        dir,
+        "eval",
+        "--model",
+        TINY_MODEL,
+        "--data",
+        TARGET,
+        "--limit",
+        "2",
+        "--max-new-tokens",
+        "4",
+        "--out",
+        "eval",
+        "--json",
+      );
+      expect(evaluated.code).toBe(0);
+      const metrics = JSON.parse(evaluated.stdout) as {
+        n: number;
+        rougeL: { mean: number };
+        files: { predictions: string };
+      };
+      expect(metrics.n).toBe(2);
+      expect(metrics.files.predictions).toBe(join(dir, "eval", "predictions.jsonl"));
+      for (const r of [ls, gen, plain, d, verify, evaluated]) expect(r.stdout + r.stderr).not.toMatch(ANSI);
+    } finally {
+      await cleanup();
+    }
+  }, 180_000);
+
+  it("help in a pipe: no colour codes, no padding after the text, lines wrapped under their column", async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      for (const args of [["--help"], ["help", "train"], ["eval", "--help"]]) {
+        const r = await loramix(dir, ...args);
+        expect(r.code).toBe(0);
+        expect(r.stdout).not.toMatch(ANSI);
+        for (const line of r.stdout.split("\n")) {
+          expect(line).toBe(line.trimEnd());
+          expect(line.length).toBeLessThanOrEqual(120);
+        }
+      }
+      const top = (await loramix(dir, "--help")).stdout;
+      expect(top).toContain("--quiet");
+      // train's long description continues under the description column.
+      const trainLine = top.split("\n").findIndex((l) => /^\s+train {4}/.test(l));
+      const next = top.split("\n")[trainLine + 1] as string;
+      expect(next.length - next.trimStart().length).toBe(
+        (top.split("\n")[trainLine] as string).indexOf("Train a LoRA"),
+      );
+    } finally {
+      await cleanup();
+    }
+  }, 60_000);
+
+  it("plain progress lines carry an ETA once work is done", () => {
+    expect(eta(10_000, 5, 5)).toBe(", ETA 10s");
+    expect(eta(30_000, 1, 3)).toBe(", ETA 1m 30s");
+    expect(eta(1_000, 0, 5)).toBe("");
+    expect(eta(1_000, 5, 0)).toBe("");
+  });
 });

@@ -27,6 +27,7 @@ const TARGET = join(SNI_DIR, "task1148_maximum_ascii_value.json");
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let bank: Bank;
+let synthEntries: { id: string; dataPath: string; adapterDir: string }[];
 beforeAll(async () => {
   tmp = await tempDir("loramix-generate-");
   const tasks = join(tmp.dir, "tasks");
@@ -39,6 +40,7 @@ beforeAll(async () => {
     layout: "tiny",
   });
   bank = await initBank(join(tmp.dir, "bank"), { tokenizer: TINY_MODEL });
+  synthEntries = synth.entries;
   for (const e of synth.entries) await addEntry(bank, { id: e.id, data: e.dataPath, adapter: e.adapterDir });
   await indexBank(bank, { threads: 1 });
 }, 60_000);
@@ -155,7 +157,29 @@ describe("generateAdapter", () => {
       }
     }
     expect(worst).toBeLessThan(1e-5);
-    expect(JSON.parse(readFileSync(join(out, "adapter_config.json"), "utf8")).r).toBe(4);
+    const config = JSON.parse(readFileSync(join(out, "adapter_config.json"), "utf8"));
+    expect(config.r).toBe(4);
+    // A bank without a recorded base model keeps what its adapters say.
+    expect(config.base_model_name_or_path).toBe("loramix/tiny-synthetic");
+  });
+
+  it("names the bank's base model in the adapter it writes, so PEFT finds the base", async () => {
+    const named = await initBank(join(tmp.dir, "named"), {
+      tokenizer: TINY_MODEL,
+      baseModel: "example/tiny-base",
+    });
+    try {
+      for (const e of synthEntries)
+        await addEntry(named, { id: e.id, data: e.dataPath, adapter: e.adapterDir });
+      await indexBank(named, { threads: 1 });
+      const out = join(tmp.dir, "gen-named");
+      await generateAdapter({ bank: named, data: TARGET, method: "normalized", out });
+      const config = JSON.parse(readFileSync(join(out, "adapter_config.json"), "utf8"));
+      expect(config.base_model_name_or_path).toBe("example/tiny-base");
+      expect(config.r).toBe(4);
+    } finally {
+      named.close();
+    }
   });
 
   it("attentional WD weights with top-k from a profile.json of the bank's tokenizer", async () => {

@@ -406,7 +406,8 @@ describe("training", () => {
       expect(adapter.layout.r).toBe(8);
       expect(adapter.layout.alpha).toBe(16);
       expect(adapter.config.targetModules.sort()).toEqual(["k_proj", "q_proj", "v_proj"]);
-      expect(adapter.config.baseModel).toBe("tinystories-656k");
+      // The real path, so `AutoPeftModelForCausalLM.from_pretrained(out)` finds the base.
+      expect(adapter.config.baseModel).toBe(TINY_MODEL);
       expect(adapter.dtype).toBe("F32");
       expect(adapter.layout.tensors).toHaveLength(12);
       const shapes = Object.fromEntries(adapter.layout.tensors.map((t) => [t.name, t.shape]));

@@ -4,6 +4,7 @@ import { type DatasetOptions, loadDataset } from "../datasets/load.js";
 import { inputError, LoramixError, throwIfAborted } from "../errors.js";
 import { type AdapterLayout, compareLayouts, loadAdapter } from "../formats/peft.js";
 import { hashPath } from "../util/hash.js";
+import { adapterBaseDifferences, resolveBaseModel } from "./baseModel.js";
 import { type Bank, type BankEntry, ENTRY_ID_PATTERN, layoutError } from "./store.js";
 
 export interface AddEntryOptions {
@@ -46,6 +47,16 @@ export async function addEntry(
     adapterPath = resolve(adapter);
     if (!existsSync(adapterPath)) throw inputError(adapterPath, "adapter directory not found");
     const loaded = await loadAdapter(adapterPath);
+    // Checked before the layout: "made for another model" says more than a list of shape differences.
+    const baseName = bank.baseModel;
+    if (baseName !== null) {
+      const differences = adapterBaseDifferences(loaded.modules, await resolveBaseModel(baseName));
+      if (differences.length > 0)
+        throw new LoramixError(
+          "LAYOUT",
+          `${adapterPath}: adapter does not fit the bank's base model ${baseName}: ${differences.join("; ")}`,
+        );
+    }
     const current = bank.layout();
     if (current !== null) {
       const differences = compareLayouts(current, loaded.layout);

@@ -8,6 +8,7 @@ import { type AdapterLayout, compareLayouts } from "../formats/peft.js";
 import { type Profile, type ProfileSide, profileFromJson, profileToJson } from "../profiles/profile.js";
 import { loadTokenizer } from "../tokenizers/load.js";
 import { tempPathFor, writeFileAtomic } from "../util/atomic.js";
+import { checkTokenizerFits, resolveBaseModel } from "./baseModel.js";
 import { BANK_FILE, checkSchema, createSchema, SCHEMA_VERSION } from "./schema.js";
 
 /** Entry ids appear in file names and command lines, so they stay in a shell- and path-safe alphabet. */
@@ -104,8 +105,12 @@ export class Bank {
    * Creates a bank in `dir` (created if missing). A tokenizer given by path is copied into the bank
    * (with its tokenizer_config.json, which decides the BOS token) so the bank is self-contained.
    */
-  static async init(dir: string, { tokenizer }: { tokenizer: string }): Promise<Bank> {
+  static async init(
+    dir: string,
+    { tokenizer, baseModel }: { tokenizer: string; baseModel?: string },
+  ): Promise<Bank> {
     dir = resolve(dir);
+    const base = baseModel === undefined ? undefined : await resolveBaseModel(baseModel);
     const file = join(dir, BANK_FILE);
     if (existsSync(file))
       throw new LoramixError("BANK", `${dir}: already a loramix bank (${BANK_FILE} exists)`);
@@ -127,6 +132,7 @@ export class Bank {
     }
     await mkdir(dir, { recursive: true });
     const tok = await loadTokenizer(spec === "mistral" ? spec : join(dir, spec));
+    if (base) checkTokenizerFits(base, tokenizer, tok.vocabSize);
     // Built under a temp name and renamed: a failed init never leaves a bank.sqlite behind.
     const tmp = tempPathFor(file);
     try {
@@ -141,6 +147,7 @@ export class Bank {
           put.run("vocab_size", String(tok.vocabSize));
           put.run("created_at", new Date().toISOString());
           put.run("loramix_version", loramixVersion());
+          if (base) put.run(...baseModelMeta(dir, base.name));
         })();
       } finally {
         db.close();
@@ -186,6 +193,27 @@ export class Bank {
         cause: error,
       });
     }
+  }
+
+  /**
+   * The base model's hub id or absolute directory, as generated adapters name it; null when the
+   * bank was created without one (adapters then keep what their sources say).
+   */
+  get baseModel(): string | null {
+    const id = this.meta(BASE_MODEL_ID);
+    if (id !== undefined) return id;
+    const path = this.meta(BASE_MODEL_PATH);
+    return path === undefined ? null : resolve(this.dir, path);
+  }
+
+  /** Records the base model of a bank made without one; a bank's base model never changes. */
+  async setBaseModel(spec: string): Promise<void> {
+    const base = await resolveBaseModel(spec);
+    const current = this.baseModel;
+    if (current !== null && current !== base.name)
+      throw new LoramixError("BANK", `${this.dir}: the bank's base model is ${current}, not ${base.name}`);
+    checkTokenizerFits(base, this.tokenizer, this.vocabSize);
+    this.setMeta(...baseModelMeta(this.dir, base.name));
   }
 
   get file(): string {
@@ -491,6 +519,14 @@ function sideKey(id: string, dataHash: string, tokenizer: string): string {
 }
 
 /** An adapter refused for its layout; `differences` from compareLayouts(bank's layout, the adapter's). */
+const BASE_MODEL_ID = "base_model_id";
+const BASE_MODEL_PATH = "base_model_path";
+
+/** A local base model is stored relative to the bank, so a bank moved together with its model still finds it. */
+function baseModelMeta(dir: string, name: string): [string, string] {
+  return isAbsolute(name) ? [BASE_MODEL_PATH, relative(dir, name) || "."] : [BASE_MODEL_ID, name];
+}
+
 export function layoutError(adapterPath: string, differences: string[]): LoramixError {
   return new LoramixError(
     "LAYOUT",
@@ -512,7 +548,7 @@ export function loramixVersion(): string {
   return version;
 }
 
-export function initBank(dir: string, options: { tokenizer: string }): Promise<Bank> {
+export function initBank(dir: string, options: { tokenizer: string; baseModel?: string }): Promise<Bank> {
   return Bank.init(dir, options);
 }
 

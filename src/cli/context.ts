@@ -7,9 +7,22 @@ import type { ProgressEvent, ProgressSink } from "../util/progress.js";
  */
 export const interrupt = new AbortController();
 
-/** Lines for the user go to stderr, so stdout stays clean for data (`--out -`, JSON). */
+/** `--quiet` (any command): no progress and no messages, only results and errors. */
+export const outputMode = { quiet: false };
+
+/** Messages for the user go to stderr, so stdout carries only results (tables, JSON, `--out -`). */
 export function info(line: string): void {
-  process.stderr.write(`${line}\n`);
+  if (!outputMode.quiet) process.stderr.write(`${line}\n`);
+}
+
+/** A result line (a table row, a score): stdout, so `loramix bank ls | tail` sees the table. */
+export function printResult(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/** `--json`: the command's result as one JSON document on stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
 /**
@@ -21,15 +34,19 @@ export function createProgress(): ProgressSink & { stop(): void } {
   let bar: SingleBar | undefined;
   let phase = "";
   let lastLine = 0;
+  // Where the plain-line ETA starts counting: a resumed phase starts with work already done.
+  let phaseStart = { time: 0, done: 0 };
   const stop = () => {
     bar?.stop();
     bar = undefined;
   };
   const sink = (e: ProgressEvent) => {
+    if (outputMode.quiet) return;
     if (e.phase !== phase) {
       stop();
       phase = e.phase;
       lastLine = 0;
+      phaseStart = { time: Date.now(), done: e.done };
     }
     if (tty) {
       if (!bar) {
@@ -52,8 +69,18 @@ export function createProgress(): ProgressSink & { stop(): void } {
     const now = Date.now();
     if (e.done >= e.total || now - lastLine > 5000) {
       lastLine = now;
-      info(`${e.phase}: ${e.done}/${e.total} ${e.unit ?? ""}${e.detail ? ` (${e.detail})` : ""}`);
+      info(
+        `${e.phase}: ${e.done}/${e.total} ${e.unit ?? ""}${eta(now - phaseStart.time, e.done - phaseStart.done, e.total - e.done)}${e.detail ? ` (${e.detail})` : ""}`,
+      );
     }
   };
   return Object.assign(sink, { stop });
+}
+
+/** ", ETA 1m 05s" once some work of this phase is done, so a plain log still says how long is left. */
+export function eta(elapsedMs: number, done: number, left: number): string {
+  if (done <= 0 || left <= 0) return "";
+  const seconds = Math.round(((elapsedMs / done) * left) / 1000);
+  const m = Math.floor(seconds / 60);
+  return `, ETA ${m > 0 ? `${m}m ${String(seconds % 60).padStart(2, "0")}s` : `${seconds}s`}`;
 }

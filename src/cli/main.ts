@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-import { type CommandDef, defineCommand, runCommand, runMain } from "citty";
+import { type ArgsDef, type CommandDef, defineCommand, renderUsage, runCommand, runMain } from "citty";
 import { LoramixError } from "../errors.js";
-import { interrupt } from "./context.js";
+import { interrupt, outputMode } from "./context.js";
 import { checkArgs } from "./strictArgs.js";
 
 const load = (name: string) => () =>
@@ -15,6 +15,7 @@ export const main = defineCommand({
   },
   args: {
     verbose: { type: "boolean", description: "Print stack traces on errors" },
+    quiet: { type: "boolean", description: "No progress and no messages: only results and errors" },
   },
   subCommands: {
     profile: load("profile"),
@@ -37,8 +38,9 @@ async function run(): Promise<void> {
   // `loramix help [command]` is `loramix [command] --help`.
   if (rawArgs[0] === "help") rawArgs = [...rawArgs.slice(1), "--help"];
   const verbose = rawArgs.includes("--verbose");
+  outputMode.quiet = rawArgs.includes("--quiet");
   if (rawArgs.length === 0 || rawArgs.includes("--help") || rawArgs.includes("-h")) {
-    await runMain(main, { rawArgs: rawArgs.length === 0 ? ["--help"] : rawArgs });
+    await runMain(main, { rawArgs: rawArgs.length === 0 ? ["--help"] : rawArgs, showUsage });
     return;
   }
   if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v")) {
@@ -57,6 +59,49 @@ async function run(): Promise<void> {
   } catch (error) {
     process.exitCode = report(error, verbose);
   }
+}
+
+/**
+ * citty's help, readable in a pipe and a narrow terminal: no colour codes unless stdout is a
+ * terminal and NO_COLOR is unset (any value, as no-color.org says), no padding after the last
+ * column, and long descriptions wrapped under their column.
+ */
+async function showUsage<T extends ArgsDef = ArgsDef>(
+  cmd: CommandDef<T>,
+  parent?: CommandDef<T>,
+): Promise<void> {
+  let text = await renderUsage(cmd, parent);
+  const colour = process.stdout.isTTY === true && !process.env.NO_COLOR;
+  if (!colour) text = stripAnsi(text);
+  const width = Math.max(60, Math.min(process.stdout.columns ?? 100, 120));
+  process.stdout.write(
+    `${text
+      .split("\n")
+      .flatMap((l) => wrapLine(l.trimEnd(), width))
+      .join("\n")}\n\n`,
+  );
+}
+
+/** SGR colour codes (ESC [ ... m), which take no columns. */
+const ANSI_COLOUR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
+const stripAnsi = (s: string) => s.replace(ANSI_COLOUR, "");
+
+/** Wraps at spaces, continuing under the description column (after the first run of 2+ spaces). */
+function wrapLine(line: string, width: number): string[] {
+  const visible = (s: string) => stripAnsi(s).length;
+  if (visible(line) <= width) return [line];
+  const column = /^(\s*\S.*?\s{2,})\S/.exec(stripAnsi(line));
+  const indent = " ".repeat(column ? Math.min((column[1] as string).length, width / 2) : 2);
+  const out: string[] = [];
+  let current = "";
+  for (const word of line.split(/(?<=\S) (?=\S)/)) {
+    if (current !== "" && visible(current) + 1 + visible(word) > width) {
+      out.push(current);
+      current = indent + word.trimStart();
+    } else current = current === "" ? word : `${current} ${word}`;
+  }
+  out.push(current);
+  return out;
 }
 
 /** The one place that prints errors: a single line for user errors, the stack for bugs. */

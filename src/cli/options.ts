@@ -68,3 +68,8 @@ export const SIDE_ARG = {
 export function sideOption(value: string): ProfileSide {
   return oneOf("side", value, PROFILE_SIDES);
 }
+
+/** `--json` of the commands that print a result: the same result, as one JSON document on stdout. */
+export const JSON_OPTION = {
+  json: { type: "boolean", description: "Print the result as JSON on stdout (messages stay on stderr)" },
+} as const;

@@ -2,7 +2,7 @@ import type { ArgsDef, CommandDef } from "citty";
 import { usageError } from "../errors.js";
 
 /** Options every command takes (handled by main.ts and citty). */
-const GLOBAL = ["verbose", "help", "h", "version"];
+const GLOBAL = ["verbose", "quiet", "help", "h", "version"];
 
 type Resolvable<T> = T | Promise<T> | (() => T | Promise<T>);
 

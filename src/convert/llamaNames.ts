@@ -26,6 +26,46 @@ export interface LlamaConfig {
   torchDtype: string | null;
 }
 
+/** The sizes that fix every weight shape of a Llama-architecture model. */
+export type LlamaDims = Pick<
+  LlamaConfig,
+  "nLayer" | "nEmbd" | "nFf" | "nHead" | "nHeadKv" | "headDim" | "vocabSize"
+>;
+
+/** The seven linear projections of a Llama block, as Hugging Face and PEFT name them. */
+export const LLAMA_PROJECTIONS = [
+  "q_proj",
+  "k_proj",
+  "v_proj",
+  "o_proj",
+  "gate_proj",
+  "up_proj",
+  "down_proj",
+] as const;
+export type LlamaProjection = (typeof LLAMA_PROJECTIONS)[number];
+
+/** [out, in] of each projection, from the config. */
+export function projectionShape(config: LlamaDims, proj: LlamaProjection): [number, number] {
+  const q = config.nHead * config.headDim;
+  const kv = config.nHeadKv * config.headDim;
+  switch (proj) {
+    case "q_proj":
+      return [q, config.nEmbd];
+    case "k_proj":
+    case "v_proj":
+      return [kv, config.nEmbd];
+    case "o_proj":
+      return [config.nEmbd, q];
+    case "gate_proj":
+    case "up_proj":
+      return [config.nFf, config.nEmbd];
+    case "down_proj":
+      return [config.nEmbd, config.nFf];
+    default:
+      return proj satisfies never;
+  }
+}
+
 const LLAMA_MODEL_TYPES = new Set(["llama", "mistral"]);
 
 /** `path` is a model directory or its config.json. */

@@ -37,6 +37,7 @@ import {
   familyShareRows,
   gapRows,
   LORAMIX_ROWS,
+  readingNotes,
   recommendation,
   type ScoreGrid,
   TABLE_METRICS,
@@ -409,6 +410,7 @@ export async function runDemo({
     }
 
     const layout: TableLayout = { metrics, methods };
+    const targetIdx = targets.map((t) => column.get(t) as number);
     const tables = [
       "Table 1 — Rouge-L (mean ± std over tasks)",
       textTable(tableRows(grid, "rougeL", layout)),
@@ -430,9 +432,9 @@ export async function runDemo({
       "",
       recommendation(grid, configs, "rougeL"),
       recommendation(grid, configs, "exactMatch"),
+      ...readingNotes(grid, configs, meanMaxWeight(weightRows, targetIdx, n)),
     ].join("\n");
 
-    const targetIdx = targets.map((t) => column.get(t) as number);
     const figures = configs.map((c) => {
       const w = weightRows.get(c) as Float64Array;
       const values = new Float64Array(targets.length * n);
@@ -519,6 +521,21 @@ function reorder(values: Float64Array, from: string[], to: string[]): Float64Arr
   const out = new Float64Array(to.length * to.length);
   for (const [r, a] of at.entries()) {
     for (const [c, b] of at.entries()) out[r * to.length + c] = values[a * m + b] as number;
+  }
+  return out;
+}
+
+/** Each configuration's largest weight, averaged over the targets (rows `targetIdx` of n weights). */
+function meanMaxWeight(
+  weightRows: Map<string, Float64Array>,
+  targetIdx: number[],
+  n: number,
+): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [config, w] of weightRows) {
+    let sum = 0;
+    for (const i of targetIdx) sum += Math.max(...w.subarray(i * n, (i + 1) * n));
+    out.set(config, targetIdx.length > 0 ? sum / targetIdx.length : 0);
   }
   return out;
 }

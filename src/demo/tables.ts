@@ -219,3 +219,42 @@ export function recommendation(grid: ScoreGrid, configs: string[], score: Score)
     `${not.length > 0 ? `; not ${not.join(", ")}` : ""}. ${use}: it needs only the base model and the dataset's train records.`
   );
 }
+
+/**
+ * What a reader could misread in the tables, said in words (Rouge-L): the nearest single adapter
+ * beating every mixture, a "best" mixture that is one adapter in disguise (`maxWeight`: a
+ * configuration's mean over targets of its largest weight), and shares of the gap above 100%.
+ */
+export function readingNotes(grid: ScoreGrid, configs: string[], maxWeight: Map<string, number>): string[] {
+  const mean = (v: string) => variantSummary(grid, v, "rougeL")?.mean;
+  const notes: string[] = [];
+  let best: { name: string; mean: number } | undefined;
+  for (const c of configs) {
+    const m = mean(c);
+    if (m !== undefined && (best === undefined || m > best.mean)) best = { name: c, mean: m };
+  }
+  const nearest = mean("nearest");
+  if (best && nearest !== undefined && nearest > best.mean) {
+    notes.push(
+      `The nearest single adapter (${nearest.toFixed(3)}) beats every mixture of the paper's configurations (best ${best.name}, ${best.mean.toFixed(3)}): on this bank, mixing dilutes the adapter that fits.`,
+    );
+  }
+  const top = best && maxWeight.get(best.name);
+  if (best && top !== undefined && top >= EFFECTIVELY_ONE) {
+    notes.push(
+      `The best mixture, ${best.name}, puts ${top.toFixed(3)} of its weight on one adapter (mean over targets): it is effectively a single adapter, not a mix.`,
+    );
+  }
+  const over = [...LORAMIX_ROWS, ...configs, "nearest", "majority"].filter(
+    (v) => (gapClosed(grid, v, "rougeL") ?? 0) > 1,
+  );
+  if (over.length > 0) {
+    notes.push(
+      `A share above 100% (${over.join(", ")}) means scoring above the tasks' own trained adapters, which are the 100% mark, not a ceiling.`,
+    );
+  }
+  return notes;
+}
+
+/** A mixture whose largest weight is at least this is read as one adapter. */
+const EFFECTIVELY_ONE = 0.95;

@@ -88,7 +88,7 @@ export interface GenerateResult {
   /** Every candidate, by decreasing weight (ties by id). */
   weights: CandidateWeight[];
   mix: MixResult;
-  target: { records: number; tokens: number; kind: "dataset" | "profile" };
+  target: { records: number; datasetRecords: number | null; tokens: number; kind: "dataset" | "profile" };
   synthetic: boolean;
   /** select loss: every candidate with its loss, and the choice. */
   selection?: Selection;
@@ -351,6 +351,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
     mode: merge,
     out,
     config,
+    ...(bank.baseModel !== null ? { baseModel: bank.baseModel } : {}),
     signal,
     progress,
   });
@@ -362,7 +363,12 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
     out: mix.out,
     weights: rows,
     mix,
-    target: { records: source.records, tokens: source.tokens, kind: source.kind },
+    target: {
+      records: source.records,
+      datasetRecords: source.datasetRecords,
+      tokens: source.tokens,
+      kind: source.kind,
+    },
     synthetic: syntheticCount > 0,
     ...(selection ? { selection } : {}),
     flatness: flatness(weights, await contributorsNorm(candidates, weights, signal)),

@@ -16,7 +16,9 @@ export interface TargetSource {
   hash: string;
   /** The profile's hash of its profiled texts (SPEC §2). */
   profileHash: string;
+  /** Train records profiled, of `datasetRecords` in the whole dataset (null for a profile.json). */
   records: number;
+  datasetRecords: number | null;
   tokens: number;
 }
 
@@ -78,9 +80,11 @@ export async function targetProfile(
   }
   const kind = profile ? "profile" : "dataset";
   let train: DatasetRecord[] | null = null;
+  let datasetRecords: number | null = null;
   if (!profile) {
     const dataset = await loadDataset(path, dataOptions);
     train = dataset.splits.train;
+    datasetRecords = dataset.records.length;
     if (train.length === 0) {
       throw inputError(
         path,
@@ -99,6 +103,7 @@ export async function targetProfile(
       hash: await hashPath(path, signal),
       profileHash: profile.datasetHash,
       records: profile.nRecords,
+      datasetRecords,
       tokens: profile.nTokens,
     },
   };

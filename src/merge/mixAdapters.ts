@@ -28,6 +28,8 @@ export interface MixOptions {
   out: string;
   /** Extra content for the output's loramix.json (inputs, metric, method, weights...). */
   config?: Record<string, unknown>;
+  /** base_model_name_or_path of the output; without it the first adapter's is kept. */
+  baseModel?: string;
   signal?: AbortSignal;
   progress?: ProgressSink;
 }
@@ -58,6 +60,7 @@ export async function mixAdapters({
   mode = "linear",
   out,
   config = {},
+  baseModel,
   signal,
   progress,
 }: MixOptions): Promise<MixResult> {
@@ -73,7 +76,10 @@ export async function mixAdapters({
     out,
     async (tmp) => {
       const modelFile = join(tmp, "adapter_model.safetensors");
-      let adapterConfig: Record<string, unknown> = first.config.raw;
+      let adapterConfig: Record<string, unknown> = {
+        ...first.config.raw,
+        ...(baseModel !== undefined ? { base_model_name_or_path: baseModel } : {}),
+      };
       if (mode === "linear") {
         requireSameLayout(sources);
         const sink = safetensorsSink(modelFile, first.layout.tensors, first.dtype);

@@ -1,6 +1,6 @@
 import { existsSync, readlinkSync } from "node:fs";
 import { readFile, rm, symlink } from "node:fs/promises";
-import { join, relative } from "node:path";
+import { basename, join, relative } from "node:path";
 import { addEntry } from "../bank/add.js";
 import { indexBank } from "../bank/indexBank.js";
 import { Bank } from "../bank/store.js";
@@ -25,6 +25,8 @@ import { familyOfTask, type Selection, selectTasks, tasksMarkdown } from "./task
 export interface TrainTaskOptions {
   /** Hugging Face Llama directory of the base model. */
   model: string;
+  /** base_model_name_or_path of the adapter. */
+  baseModelName: string;
   records: DatasetRecord[];
   /** Adapter directory to write (atomically). */
   out: string;
@@ -143,6 +145,8 @@ export async function buildTestbed({
     const dataset = await loadDataset(dataFile(task), { format: "sni" });
     await trainer({
       model: paths.model,
+      // The shipped adapters name the model, not this machine's path to it; the bank knows the path.
+      baseModelName: basename(paths.model),
       records: dataset.splits.train,
       out: adapterDir(task),
       steps,
@@ -163,7 +167,8 @@ export async function buildTestbed({
   const bankStarted = performance.now();
   const bank = existsSync(join(paths.dir, "bank.sqlite"))
     ? await Bank.open(paths.dir)
-    : await Bank.init(paths.dir, { tokenizer: paths.model });
+    : await Bank.init(paths.dir, { tokenizer: paths.model, baseModel: paths.model });
+  if (bank.baseModel === null) await bank.setBaseModel(paths.model);
   const evaluated: string[] = [];
   let referenceTime = 0;
   try {

@@ -1,13 +1,13 @@
 import type * as TfModule from "@tensorflow/tfjs";
-import type { LlamaConfig } from "../convert/llamaNames.js";
-import { loadTfjs } from "../weights/tfjs.js";
-import type { Batch } from "./examples.js";
 import {
   LLAMA_PROJECTIONS,
+  type LlamaConfig,
   type LlamaProjection,
-  type LlamaWeights,
   projectionShape,
-} from "./llamaWeights.js";
+} from "../convert/llamaNames.js";
+import { loadTfjs } from "../weights/tfjs.js";
+import type { Batch } from "./examples.js";
+import type { LlamaWeights } from "./llamaWeights.js";
 import type { LoraWeights } from "./lora.js";
 
 type Tf = typeof TfModule;

@@ -1,21 +1,15 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { type LlamaConfig, readLlamaConfig } from "../convert/llamaNames.js";
+import {
+  LLAMA_PROJECTIONS,
+  type LlamaConfig,
+  type LlamaProjection,
+  projectionShape,
+  readLlamaConfig,
+} from "../convert/llamaNames.js";
 import { formatError, inputError } from "../errors.js";
 import { numel, readSafetensorsHeader, SafetensorsReader } from "../formats/safetensors.js";
-
-/** The seven linear projections of a Llama block, as Hugging Face and PEFT name them. */
-export const LLAMA_PROJECTIONS = [
-  "q_proj",
-  "k_proj",
-  "v_proj",
-  "o_proj",
-  "gate_proj",
-  "up_proj",
-  "down_proj",
-] as const;
-export type LlamaProjection = (typeof LLAMA_PROJECTIONS)[number];
 
 export interface LlamaLayerWeights {
   inputNorm: Float32Array;
@@ -34,28 +28,6 @@ export interface LlamaWeights {
   lmHead: Float32Array;
   norm: Float32Array;
   layers: LlamaLayerWeights[];
-}
-
-/** [out, in] of each projection, from the config. */
-export function projectionShape(config: LlamaConfig, proj: LlamaProjection): [number, number] {
-  const q = config.nHead * config.headDim;
-  const kv = config.nHeadKv * config.headDim;
-  switch (proj) {
-    case "q_proj":
-      return [q, config.nEmbd];
-    case "k_proj":
-    case "v_proj":
-      return [kv, config.nEmbd];
-    case "o_proj":
-      return [config.nEmbd, q];
-    case "gate_proj":
-    case "up_proj":
-      return [config.nFf, config.nEmbd];
-    case "down_proj":
-      return [config.nEmbd, config.nFf];
-    default:
-      return proj satisfies never;
-  }
 }
 
 const ATTENTION_PROJECTIONS: ReadonlySet<LlamaProjection> = new Set(["q_proj", "k_proj", "v_proj", "o_proj"]);

@@ -1,15 +1,14 @@
-import { basename } from "node:path";
-import type { LlamaConfig } from "../convert/llamaNames.js";
+import {
+  LLAMA_PROJECTIONS,
+  type LlamaConfig,
+  type LlamaProjection,
+  projectionShape,
+} from "../convert/llamaNames.js";
 import { LoramixError } from "../errors.js";
 import { loadAdapter, loraScaling } from "../formats/peft.js";
 import { SafetensorsReader, type TensorToWrite } from "../formats/safetensors.js";
 import { seededRandom } from "../util/prng.js";
-import {
-  LLAMA_PROJECTIONS,
-  type LlamaProjection,
-  projectionModule,
-  projectionShape,
-} from "./llamaWeights.js";
+import { projectionModule } from "./llamaWeights.js";
 
 /** One LoRA pair on a projection: ΔW = scale · B·A, A [r, in], B [out, r] (PEFT layout). */
 export interface LoraPair {
@@ -76,12 +75,12 @@ export function loraTensors(lora: LoraWeights): TensorToWrite[] {
   ]);
 }
 
-/** adapter_config.json of a PEFT LoRA on a causal LM; the base model is named by its directory. */
-export function loraConfig(lora: LoraWeights, modelDir: string): Record<string, unknown> {
+/** adapter_config.json of a PEFT LoRA on a causal LM. */
+export function loraConfig(lora: LoraWeights, baseModel: string): Record<string, unknown> {
   return {
     peft_type: "LORA",
     task_type: "CAUSAL_LM",
-    base_model_name_or_path: basename(modelDir),
+    base_model_name_or_path: baseModel,
     r: lora.r,
     lora_alpha: lora.alpha,
     lora_dropout: 0,

@@ -35,6 +35,11 @@ export const TRAIN_DEFAULTS = {
 export interface TrainLoraOptions {
   /** Hugging Face Llama directory (config.json, model.safetensors, tokenizer.json). */
   model: string;
+  /**
+   * base_model_name_or_path in adapter_config.json: where PEFT finds the base (default: the model
+   * directory's absolute path; give a hub id when the model came from the hub).
+   */
+  baseModelName?: string;
   records: DatasetRecord[];
   /** Adapter directory, written atomically at the end. */
   out: string;
@@ -80,6 +85,7 @@ export interface TrainLoraResult {
  */
 export async function trainLora({
   model,
+  baseModelName,
   records,
   out,
   steps = TRAIN_DEFAULTS.steps,
@@ -218,7 +224,7 @@ export async function trainLora({
     tokensPerSecond: result.tokensPerSecond,
   };
   await saveAdapter(out, {
-    config: loraConfig(lora, weights.dir),
+    config: loraConfig(lora, baseModelName ?? resolve(weights.dir)),
     tensors: loraTensors(lora),
     extraFiles: { [TRAIN_SIDECAR]: `${JSON.stringify(sidecar, null, 2)}\n` },
   });

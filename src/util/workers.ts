@@ -31,6 +31,8 @@ export function fromWorkerError({ message, code, stack }: WorkerError): Error {
 export function startWorker(jsUrl: URL, options: WorkerOptions = {}): Worker {
   if (existsSync(fileURLToPath(jsUrl))) return new Worker(jsUrl, options);
   const tsUrl = new URL(jsUrl.href.replace(/\.js$/, ".ts"));
-  const boot = `import("tsx/esm/api").then((api) => api.tsImport(${JSON.stringify(tsUrl.href)}, ${JSON.stringify(import.meta.url)}))`;
+  // Resolved here, not in the worker: an eval'd worker resolves bare names from the current folder.
+  const tsx = import.meta.resolve("tsx/esm/api");
+  const boot = `import(${JSON.stringify(tsx)}).then((api) => api.tsImport(${JSON.stringify(tsUrl.href)}, ${JSON.stringify(import.meta.url)}))`;
   return new Worker(boot, { ...options, eval: true });
 }

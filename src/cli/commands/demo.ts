@@ -1,15 +1,16 @@
 import { join, resolve } from "node:path";
 import { defineCommand } from "citty";
 import { runMethodDemo } from "../../demo/methodDemo.js";
-import { DEMO_LIMIT, runDemo } from "../../demo/run.js";
+import { DEMO_LIMIT, type DemoResult, runDemo } from "../../demo/run.js";
+import { gapClosed, variantSummary } from "../../demo/tables.js";
 import { METRICS, type Metric } from "../../distances/metric.js";
 import { DEFAULT_NEAREST } from "../../select/candidates.js";
 import { DEFAULT_SCORE_EXAMPLES } from "../../select/selectByLoss.js";
 import { DEFAULT_TESTBED, sharedDir } from "../../testbed/paths.js";
 import type { ProgressSink } from "../../util/progress.js";
 import { WEIGHT_METHODS, type WeightMethod } from "../../weights/methods.js";
-import { createProgress, info, interrupt } from "../context.js";
-import { listOf, positiveInt, SIDE_ARG, sideOption } from "../options.js";
+import { createProgress, info, interrupt, printJson, printResult } from "../context.js";
+import { JSON_OPTION, listOf, positiveInt, SIDE_ARG, sideOption } from "../options.js";
 
 export default defineCommand({
   meta: {
@@ -18,6 +19,7 @@ export default defineCommand({
       "Generated vs trained adapters on the built-in testbed (TinyStories-656K + Super-NI tasks): the paper's Tables 1 and 3",
   },
   args: {
+    ...JSON_OPTION,
     out: {
       type: "string",
       default: "./loramix-demo",
@@ -90,10 +92,29 @@ export default defineCommand({
       });
       progress.stop();
       for (const n of result.notes) info(n);
-      info("");
-      info(result.tables);
-      info("");
-      info(`report: ${resolve(result.out, "report.html")}`);
+      const files = {
+        tables: join(result.out, "tables.txt"),
+        results: join(result.out, "results.json"),
+        report: join(result.out, "report.html"),
+      };
+      if (args.json) {
+        printJson({
+          out: result.out,
+          files,
+          seconds: result.seconds,
+          targets: result.targets,
+          scores: demoScores(result),
+        });
+        return;
+      }
+      printResult(result.tables);
+      printResult("");
+      printResult(`These tables: ${files.tables}`);
+      printResult(`Every score, weight and prediction: ${files.results}`);
+      printResult(`Heatmaps and per-task intervals: ${files.report} (open it in a browser)`);
+      printResult(
+        "Next, on your own data: npx loramix generate BANK --data YOUR.jsonl --model BASE.gguf --out my-adapter (see the README's step-by-step section)",
+      );
     } finally {
       progress.stop();
     }
@@ -115,17 +136,40 @@ async function methodDemo(out: string, progress: ProgressSink & { stop(): void }
     progress,
   });
   progress.stop();
-  info(`Bank: ${result.bankEntries} Super-NI tasks with synthetic adapters. New datasets (not in the bank):`);
+  printResult(
+    `Bank: ${result.bankEntries} Super-NI tasks with synthetic adapters. New datasets (not in the bank):`,
+  );
   for (const t of result.targets) {
-    info(
+    printResult(
       `\n${t.task} [${t.categories.join(", ")}]: adapter written in ${t.seconds.toFixed(1)} s; largest weights (normalized JS):`,
     );
     for (const w of t.top) {
-      info(`  ${w.weight.toFixed(3)}  d=${w.distance.toFixed(4)}  ${w.id} [${w.categories.join(", ")}]`);
+      printResult(
+        `  ${w.weight.toFixed(3)}  d=${w.distance.toFixed(4)}  ${w.id} [${w.categories.join(", ")}]`,
+      );
     }
   }
-  info("\nLeave-one-out over the bank (cosine / relative L2 of the mixed adapter vs the held-out one):\n");
-  info(result.loo.summary);
-  info(`Adapters: ${join(out, "adapters")}; leave-one-out report: ${join(out, "loo", "summary.html")}`);
-  info(`Done in ${((performance.now() - started) / 1000).toFixed(0)} s.`);
+  printResult(
+    "\nLeave-one-out over the bank (cosine / relative L2 of the mixed adapter vs the held-out one):\n",
+  );
+  printResult(result.loo.summary);
+  printResult(
+    `Adapters: ${join(out, "adapters")}; leave-one-out report: ${join(out, "loo", "summary.html")}`,
+  );
+  printResult(`Done in ${((performance.now() - started) / 1000).toFixed(0)} s.`);
+}
+
+/** Every evaluated row's mean ± std over tasks and its share of the base → trained gap. */
+function demoScores(result: DemoResult): Record<string, unknown> {
+  return Object.fromEntries(
+    [...result.grid.keys()].map((v) => [
+      v,
+      {
+        rougeL: variantSummary(result.grid, v, "rougeL"),
+        exactMatch: variantSummary(result.grid, v, "exactMatch"),
+        gapRougeL: gapClosed(result.grid, v, "rougeL") ?? null,
+        gapExactMatch: gapClosed(result.grid, v, "exactMatch") ?? null,
+      },
+    ]),
+  );
 }

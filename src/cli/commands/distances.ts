@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import { Bank } from "../../bank/store.js";
 import { bankDistanceMatrices } from "../../distances/matrix.js";
@@ -5,8 +6,8 @@ import { METRICS, type Metric } from "../../distances/metric.js";
 import { MMD_SAMPLES } from "../../distances/mmd.js";
 import { usageError } from "../../errors.js";
 import { writeFileAtomic } from "../../util/atomic.js";
-import { createProgress, info, interrupt } from "../context.js";
-import { SIDE_ARG, sideOption } from "../options.js";
+import { createProgress, info, interrupt, printJson, printResult } from "../context.js";
+import { JSON_OPTION, SIDE_ARG, sideOption } from "../options.js";
 
 function csv(ids: string[], values: Float64Array): string {
   const quote = (s: string) => (/[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
@@ -28,6 +29,7 @@ export default defineCommand({
       "Pairwise distances between the bank's datasets (SPEC §3); rows = targets. Cached in the bank.",
   },
   args: {
+    ...JSON_OPTION,
     bank: { type: "positional", required: true, description: "Bank directory" },
     metric: { type: "string", default: "all", description: "kl | js | wd | mmd | all" },
     side: SIDE_ARG,
@@ -61,6 +63,8 @@ export default defineCommand({
       throw usageError(`--samples must be a positive integer, got "${args.samples}"`);
     }
     const side = sideOption(args.side);
+    if (args.json && args.out === "-")
+      throw usageError("--out - already prints the matrices as JSON on stdout; drop --json");
     const asCsv = args.out.toLowerCase().endsWith(".csv");
     if (asCsv && metrics.length > 1)
       throw usageError("a CSV holds one matrix: pick one --metric, or write .json");
@@ -91,8 +95,12 @@ export default defineCommand({
       }
       if (args.out === "-") process.stdout.write(text);
       else await writeFileAtomic(args.out, text);
-      const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      info(`${metrics.join(", ")}: ${n}×${n} in ${seconds} s${args.out === "-" ? "" : ` -> ${args.out}`}`);
+      const seconds = (performance.now() - started) / 1000;
+      const summary = `${metrics.join(", ")}: ${n}×${n} in ${seconds.toFixed(1)} s`;
+      // With `--out -` stdout carries the matrix itself, so the summary stays a message.
+      if (args.out === "-") info(summary);
+      else if (args.json) printJson({ metrics, side, ids: n, seconds, out: resolve(args.out) });
+      else printResult(`${summary} -> ${args.out}`);
     } finally {
       progress.stop();
       bank.close();

@@ -4,8 +4,8 @@ import type { SplitName } from "../../datasets/load.js";
 import { usageError } from "../../errors.js";
 import { BACKEND_KINDS, type BackendKind, openBackend } from "../../eval/backends.js";
 import { evaluate, METRICS_FILE, PREDICTIONS_FILE } from "../../eval/evaluate.js";
-import { createProgress, info, interrupt } from "../context.js";
-import { positiveInt } from "../options.js";
+import { createProgress, info, interrupt, printJson, printResult } from "../context.js";
+import { JSON_OPTION, positiveInt } from "../options.js";
 
 const SPLITS: readonly SplitName[] = ["train", "valid", "test"];
 
@@ -15,6 +15,7 @@ export default defineCommand({
     description: "Generate on a dataset split and score Rouge-L and exact match (SPEC §6).",
   },
   args: {
+    ...JSON_OPTION,
     model: {
       type: "string",
       description: "Base model: Hugging Face Llama directory or .gguf (llama backend)",
@@ -125,7 +126,15 @@ export default defineCommand({
         progress,
       });
       progress.stop();
-      info(
+      const files = {
+        predictions: resolve(args.out, PREDICTIONS_FILE),
+        metrics: resolve(args.out, METRICS_FILE),
+      };
+      if (args.json) {
+        printJson({ ...metrics, files });
+        return;
+      }
+      printResult(
         `${backend.name} on ${metrics.n} ${split} records: Rouge-L ${metrics.rougeL.mean.toFixed(4)} ± ${metrics.rougeL.std.toFixed(4)}, ` +
           `exact match ${metrics.exactMatch.mean.toFixed(4)} ± ${metrics.exactMatch.std.toFixed(4)} (population std), ` +
           `${metrics.recordsPerSecond.toFixed(2)} records/s, ${metrics.seconds.toFixed(1)} s`,
@@ -134,7 +143,7 @@ export default defineCommand({
         info(
           `${metrics.promptsCut} of ${metrics.n} prompts were cut from the left to fit ${backend.contextSize} tokens`,
         );
-      info(`wrote ${resolve(args.out, PREDICTIONS_FILE)} and ${METRICS_FILE}`);
+      info(`wrote ${files.predictions} and ${METRICS_FILE}`);
     } finally {
       progress.stop();
       await backend.dispose();

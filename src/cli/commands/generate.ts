@@ -1,14 +1,15 @@
+import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import { METRICS, type Metric } from "../../distances/metric.js";
 import { usageError } from "../../errors.js";
-import { generateAdapter } from "../../generate/generateAdapter.js";
+import { type GenerateResult, generateAdapter } from "../../generate/generateAdapter.js";
 import { MIX_MODES, type MixMode } from "../../merge/mixAdapters.js";
 import { DEFAULT_NEAREST, MIXTURE_TEMPERATURES } from "../../select/candidates.js";
 import { DEFAULT_SCORE_EXAMPLES } from "../../select/selectByLoss.js";
 import { DEFAULT_MAX_LENGTH, DEFAULT_MAX_OUTPUT_TOKENS } from "../../train/examples.js";
 import { WEIGHT_METHODS, type WeightMethod } from "../../weights/methods.js";
-import { createProgress, info, interrupt } from "../context.js";
-import { oneOf, optionalNumber, positiveInt, SIDE_ARG, sideOption } from "../options.js";
+import { createProgress, info, interrupt, printJson, printResult } from "../context.js";
+import { JSON_OPTION, oneOf, optionalNumber, positiveInt, SIDE_ARG, sideOption } from "../options.js";
 
 /** Rows of the contributor table; loramix.json has every candidate. */
 const SHOWN = 10;
@@ -19,6 +20,7 @@ export default defineCommand({
     description: "Mix the bank's adapters into a LoRA adapter for a new dataset (SPEC §2-5)",
   },
   args: {
+    ...JSON_OPTION,
     bank: { type: "positional", description: "Bank directory", required: true },
     data: {
       type: "string",
@@ -158,50 +160,14 @@ export default defineCommand({
         minWeight,
         temperature,
         mmd,
-        out: args.out,
+        out: resolve(args.out),
         threads,
         signal: interrupt.signal,
         progress,
       });
       progress.stop();
-      if (result.selection) {
-        const sel = result.selection;
-        const width = Math.max(9, ...sel.scored.map((c) => c.label.length));
-        info(`${"candidate".padEnd(width)}  ${"loss".padStart(8)}  ${"seconds".padStart(7)}`);
-        info(`${"base model".padEnd(width)}  ${sel.baseLoss.toFixed(4).padStart(8)}`);
-        for (const [k, c] of sel.scored.entries()) {
-          const loss = Number.isFinite(c.loss) ? c.loss.toFixed(4) : "failed";
-          info(
-            `${c.label.padEnd(width)}  ${loss.padStart(8)}  ${c.seconds.toFixed(2).padStart(7)}${k === sel.chosen ? "  <- chosen" : ""}`,
-          );
-        }
-        info(
-          `scored ${sel.scored.length} candidates on ${sel.examples} train records in ${sel.seconds.toFixed(1)} s`,
-        );
-      }
-      const shown = result.weights.slice(0, SHOWN);
-      const width = Math.max(2, ...shown.map((w) => w.id.length));
-      info(`${"id".padEnd(width)}  ${"weight".padStart(10)}  ${"distance".padStart(12)}`);
-      for (const w of shown) {
-        info(
-          `${w.id.padEnd(width)}  ${w.weight.toFixed(6).padStart(10)}  ${w.distance.toPrecision(6).padStart(12)}`,
-        );
-      }
-      if (result.weights.length > SHOWN)
-        info(`... ${result.weights.length - SHOWN} more candidates in loramix.json`);
-      const t = result.timings;
-      info(
-        `target: ${result.target.records} records, ${result.target.tokens} tokens (${result.target.kind}); ` +
-          `mixed ${result.mix.used} of ${result.weights.length} adapters (${merge}, rank ${result.mix.rank})`,
-      );
-      info(
-        `time: profile ${t.profile.toFixed(2)} s, distances ${t.distances.toFixed(2)} s, weights ${t.weights.toFixed(3)} s, ` +
-          `mix ${t.mix.toFixed(2)} s; total ${((performance.now() - started) / 1000).toFixed(2)} s`,
-      );
-      const norm = result.flatness.updateNorm;
-      info(
-        `effective adapters (1/Σw²): ${result.flatness.effective.toFixed(2)}; update norm ratio: ${norm === null ? "not computed (too many large contributors)" : norm.toFixed(3)}`,
-      );
+      if (args.json) printJson(result);
+      else printTables(result, merge, (performance.now() - started) / 1000);
       if (result.flatness.warning) info(`warning: ${result.flatness.warning}`);
       for (const note of result.notes) info(`note: ${note}`);
       if (result.synthetic)
@@ -224,4 +190,46 @@ function scoreServer(
       "--score-url and --score-model go together (the server and its base model's served name)",
     );
   return { baseUrl, model, ...(apiKey ? { apiKey } : {}) };
+}
+
+/** The candidates' losses, the weights and the summary: the result, on stdout. */
+function printTables(result: GenerateResult, merge: MixMode, totalSeconds: number): void {
+  if (result.selection) {
+    const sel = result.selection;
+    const width = Math.max(9, ...sel.scored.map((c) => c.label.length));
+    printResult(`${"candidate".padEnd(width)}  ${"loss".padStart(8)}  ${"seconds".padStart(7)}`);
+    printResult(`${"base model".padEnd(width)}  ${sel.baseLoss.toFixed(4).padStart(8)}`);
+    for (const [k, c] of sel.scored.entries()) {
+      const loss = Number.isFinite(c.loss) ? c.loss.toFixed(4) : "failed";
+      printResult(
+        `${c.label.padEnd(width)}  ${loss.padStart(8)}  ${c.seconds.toFixed(2).padStart(7)}${k === sel.chosen ? "  <- chosen" : ""}`,
+      );
+    }
+    printResult(
+      `scored ${sel.scored.length} candidates on ${sel.examples} train records in ${sel.seconds.toFixed(1)} s`,
+    );
+  }
+  const shown = result.weights.slice(0, SHOWN);
+  const width = Math.max(2, ...shown.map((w) => w.id.length));
+  printResult(`${"id".padEnd(width)}  ${"weight".padStart(10)}  ${"distance".padStart(12)}`);
+  for (const w of shown) {
+    printResult(
+      `${w.id.padEnd(width)}  ${w.weight.toFixed(6).padStart(10)}  ${w.distance.toPrecision(6).padStart(12)}`,
+    );
+  }
+  if (result.weights.length > SHOWN)
+    printResult(`... ${result.weights.length - SHOWN} more candidates in loramix.json`);
+  const t = result.timings;
+  printResult(
+    `target: ${result.target.records} train records${result.target.datasetRecords === null ? "" : ` (of ${result.target.datasetRecords})`}, ${result.target.tokens} tokens (${result.target.kind}); ` +
+      `mixed ${result.mix.used} of ${result.weights.length} adapters (${merge}, rank ${result.mix.rank})`,
+  );
+  printResult(
+    `time: profile ${t.profile.toFixed(2)} s, distances ${t.distances.toFixed(2)} s, weights ${t.weights.toFixed(3)} s, ` +
+      `mix ${t.mix.toFixed(2)} s; total ${totalSeconds.toFixed(2)} s`,
+  );
+  const norm = result.flatness.updateNorm;
+  printResult(
+    `effective adapters (1/Σw²): ${result.flatness.effective.toFixed(2)}; update norm ratio: ${norm === null ? "not computed (too many large contributors)" : norm.toFixed(3)}`,
+  );
 }

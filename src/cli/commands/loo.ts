@@ -4,8 +4,8 @@ import { METRICS, type Metric } from "../../distances/metric.js";
 import { runLoo } from "../../loo/runLoo.js";
 import { MIX_MODES, type MixMode } from "../../merge/mixAdapters.js";
 import { WEIGHT_METHODS, type WeightMethod } from "../../weights/methods.js";
-import { createProgress, info, interrupt } from "../context.js";
-import { listOf, positiveInt, SIDE_ARG, sideOption } from "../options.js";
+import { createProgress, info, interrupt, printJson, printResult } from "../context.js";
+import { JSON_OPTION, listOf, positiveInt, SIDE_ARG, sideOption } from "../options.js";
 
 export default defineCommand({
   meta: {
@@ -14,6 +14,7 @@ export default defineCommand({
       "Leave-one-out over a bank: predict each entry's adapter from the others and compare (SPEC §6)",
   },
   args: {
+    ...JSON_OPTION,
     bank: { type: "positional", description: "Bank directory", required: true },
     metric: { type: "string", default: "js", description: 'Distances: "all" or e.g. kl,js' },
     side: SIDE_ARG,
@@ -69,7 +70,11 @@ export default defineCommand({
         progress,
       });
       progress.stop();
-      info(result.summary.trimEnd());
+      if (args.json) {
+        printJson({ out: result.out, seconds: result.seconds, rows: result.rows });
+        return;
+      }
+      printResult(result.summary.trimEnd());
       info(
         `\n${result.rows.length} predictions in ${result.seconds.toFixed(1)} s; report written to ${result.out}`,
       );

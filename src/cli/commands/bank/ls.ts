@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import { listEntries } from "../../../bank/list.js";
 import { openBank } from "../../../bank/store.js";
-import { info } from "../../context.js";
+import { info, printJson, printResult } from "../../context.js";
 
 export default defineCommand({
   meta: { name: "ls", description: "List the bank's entries" },
@@ -14,7 +14,7 @@ export default defineCommand({
     try {
       const rows = listEntries(bank);
       if (args.json) {
-        process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+        printJson(rows);
         return;
       }
       const table = [
@@ -30,7 +30,7 @@ export default defineCommand({
       ];
       const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
       for (const row of table)
-        info(
+        printResult(
           row
             .map((cell, c) => cell.padEnd(widths[c]!))
             .join("  ")
