@@ -142,8 +142,6 @@ export {
 export { type CandidateWeight, provenanceRecord } from "./generate/provenance.js";
 export { type TargetSource, targetProfile } from "./generate/target.js";
 export { type DeltaJob, type DeltaJobScores, deltaScores } from "./loo/deltaScores.js";
-export { coefficientHeatmap, type Heatmap, heatmapColor } from "./loo/heatmap.js";
-export { crc32, encodePng } from "./loo/png.js";
 export {
   type LooConfiguration,
   type LooOptions,
@@ -182,6 +180,8 @@ export {
   profileText,
   profileToJson,
 } from "./profiles/profile.js";
+export { coefficientHeatmap, type Heatmap, heatmapColor } from "./report/heatmap.js";
+export { crc32, encodePng } from "./report/png.js";
 export {
   type Candidate,
   DEFAULT_NEAREST,

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { splitOf } from "../src/datasets/split.js";
 import { type DemoResult, runDemo } from "../src/demo/run.js";
-import { formatSummary, variantSummary } from "../src/demo/tables.js";
+import { formatSummary, readingNotes, type ScoreGrid, variantSummary } from "../src/demo/tables.js";
 import { exactMatch, normalizeAnswer, rougeLMax } from "../src/eval/metrics.js";
 import type { Selection } from "../src/testbed/tasks.js";
 import { REPO, SNI_DIR, tempDir } from "./helpers/shared.js";
@@ -140,5 +140,39 @@ describe("loramix demo on the shipped testbed (2 held-out tasks, 5 records, 2 co
     ]) {
       expect(existsSync(join(out, "demo", f)), f).toBe(true);
     }
+  });
+});
+
+describe("the demo's reading notes", () => {
+  const grid = (means: Record<string, number>): ScoreGrid =>
+    new Map(
+      Object.entries(means).map(([v, m]) => [
+        v,
+        new Map([
+          ["t1", { rougeL: m, exactMatch: m }],
+          ["t2", { rougeL: m, exactMatch: m }],
+        ]),
+      ]),
+    );
+
+  it("says when the nearest adapter beats every mixture, when the best mix is one adapter, and what >100% means", () => {
+    const g = grid({
+      base: 0.1,
+      trained: 0.5,
+      nearest: 0.4,
+      majority: 0.6,
+      "normalized/js": 0.2,
+      "attentional/wd": 0.3,
+    });
+    const notes = readingNotes(g, ["normalized/js", "attentional/wd"], new Map([["attentional/wd", 0.995]]));
+    expect(notes).toEqual([
+      "The nearest single adapter (0.400) beats every mixture of the paper's configurations (best attentional/wd, 0.300): on this bank, mixing dilutes the adapter that fits.",
+      "The best mixture, attentional/wd, puts 0.995 of its weight on one adapter (mean over targets): it is effectively a single adapter, not a mix.",
+      // (0.6 − 0.1) / (0.5 − 0.1) = 125%.
+      "A share above 100% (majority) means scoring above the tasks' own trained adapters, which are the 100% mark, not a ceiling.",
+    ]);
+    // A real mix that beats the nearest adapter, below the trained ones: nothing to warn about.
+    const quiet = grid({ base: 0.1, trained: 0.5, nearest: 0.2, majority: 0.3, "normalized/js": 0.4 });
+    expect(readingNotes(quiet, ["normalized/js"], new Map([["normalized/js", 0.4]]))).toEqual([]);
   });
 });

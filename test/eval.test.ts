@@ -308,6 +308,8 @@ describe("evaluate through the OpenAI backend", () => {
       expect(server.requests.every((r) => r.model === "task1146" && r.max_tokens === 5)).toBe(true);
       expect(server.maxInFlight()).toBe(3);
       expect(records.map((r) => r.id)).toEqual(test.map((r) => r.id));
+      // Three requests in flight finish out of order; each line still carries its place in the split.
+      expect(records.map((r) => r.index)).toEqual([0, 1, 2, 3, 4, 5]);
       expect(records.map((r) => r.exactMatch)).toEqual([1, 0, 0, 0, 0, 0]);
       expect(records[0]?.rougeL).toBe(1);
       // Record 1: the reference's k tokens plus "city": LCS k, P = k/(k+1), R = 1, F = 2k/(2k+1).

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { demoHtml } from "../src/demo/reportHtml.js";
 import type { TargetRow } from "../src/demo/run.js";
 import { configName, type ScoreGrid } from "../src/demo/tables.js";
-import { coefficientHeatmap } from "../src/loo/heatmap.js";
+import { coefficientHeatmap } from "../src/report/heatmap.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 // A missing browser fails this file with one line (Vitest would otherwise report its tests as skipped).
@@ -56,11 +56,11 @@ function fixture(): string {
       ]),
     ),
   }));
-  const figures = configs.map((config, k) => {
-    const w = [0, 0.25 + k * 0.1, 0.75 - k * 0.1, 0.5, 0, 0.5];
-    const map = coefficientHeatmap(w, 2, 3, (r, c) => c === r);
-    return { config, file: `${config}.png`, png: map.png, max: map.max };
-  });
+  const figures = configs.map((config, k) => ({
+    config,
+    values: Float64Array.from([0, 0.25 + k * 0.1, 0.75 - k * 0.1, 0.5, 0, 0.5]),
+    ownColumn: [0, 1],
+  }));
   const shares: Record<string, [number, number]> = {
     "normalized/js": [0.3, 0.5],
     nearest: [1, 0],
@@ -75,8 +75,75 @@ function fixture(): string {
     rows,
     notes: ["synthetic report"],
     figures,
+    scaleMax: 0.75,
     configs,
     candidates: ["task1", "task2", "task3"],
+  });
+}
+
+/**
+ * A report of the demo's real size: 11 targets with long Super-NI names, 61 candidates, the 12
+ * paper configurations and loramix's rows, scores with two decimals and intervals everywhere.
+ */
+function fullSize(): string {
+  const tasks = Array.from(
+    { length: 11 },
+    (_, i) => `task${1100 + i}_a_long_super_natural_instructions_name_${i}`,
+  );
+  const candidates = Array.from({ length: 61 }, (_, i) => `task${200 + i}_candidate_${i}`);
+  const methods = ["attentional", "normalized", "neural"] as const;
+  const metrics = ["wd", "kl", "js", "mmd"] as const;
+  const configs = methods.flatMap((m) => metrics.map((t) => configName(m, t)));
+  const variants = [
+    "base",
+    "majority",
+    "nearest",
+    "uniform",
+    "trained",
+    "nearest-output",
+    "select-loss",
+    "select-fit",
+    ...configs,
+  ];
+  const score = (v: number, t: number) => ((v * 7 + t * 3) % 10) / 10 + 0.05;
+  const grid: ScoreGrid = new Map(
+    variants.map((v, vi) => [
+      v,
+      new Map(tasks.map((t, ti) => [t, { rougeL: score(vi, ti), exactMatch: score(vi, ti) / 2 }])),
+    ]),
+  );
+  const rows: TargetRow[] = tasks.map((task, ti) => ({
+    task,
+    family: "false/true",
+    majorityAnswer: "False",
+    references: Array.from({ length: 50 }, () => ["False"]),
+    scores: Object.fromEntries(
+      variants.map((v, vi) => [
+        v,
+        {
+          rougeL: score(vi, ti),
+          exactMatch: score(vi, ti) / 2,
+          rougeLCi: 0.13,
+          exactMatchCi: 0.14,
+          predictions: [],
+        },
+      ]),
+    ),
+  }));
+  return demoHtml({
+    grid,
+    familyShares: new Map(),
+    layout: { metrics: [...metrics], methods: [...methods] },
+    rows,
+    notes: ["full-size report"],
+    figures: configs.map((config) => ({
+      config,
+      values: Float64Array.from({ length: 11 * 61 }, (_, k) => (k % 61) / 61 / 10),
+      ownColumn: tasks.map((_, i) => i),
+    })),
+    scaleMax: 0.1,
+    configs,
+    candidates,
   });
 }
 
@@ -137,26 +204,55 @@ describe("demo report.html in headless Chromium", () => {
     expect(perTask).toHaveLength(3);
     expect(perTask[1]?.slice(0, 2)).toEqual(["task1 (1)", "no/yes"]);
     // Columns: base, majority, ...: the mean with its 95% half-width.
-    expect(perTask[1]?.[2]).toBe("0.10±0.05 / 0.05±0.13");
-    expect(perTask[1]?.[3]).toBe("0.50±0.05 / 0.25");
+    expect(perTask[1]?.[2]).toBe("0.10±0.05");
+    expect(perTask[1]?.[3]).toBe("0.50±0.05");
     expect(perTask[0]).toContain("select-loss");
+    const perTaskEm = await cells("per-task-em");
+    expect(perTaskEm[1]?.[2]).toBe("0.05±0.13");
+    // One record's interval is undefined: the mean alone.
+    expect(perTaskEm[1]?.[3]).toBe("0.25");
+    expect((await cells("per-task-configs"))[0]).toEqual(["task (n)", "family", "norm/JS", "att/KL"]);
     expect(rouge.find((r) => r[0]?.includes("--select loss"))?.[1]).toBe("0.600 ± 0.100");
 
-    const images = await page.$$eval("img.heatmap", (imgs) =>
-      // The project compiles without the DOM library, so the image fields are typed here.
-      (imgs as unknown as { complete: boolean; naturalWidth: number; naturalHeight: number }[]).map((i) => ({
-        ok: i.complete,
-        w: i.naturalWidth,
-        h: i.naturalHeight,
+    // Heatmaps: labelled rows and columns, one shared scale, the colour bar with it.
+    const maps = await page.$$eval("svg.heatmap", (svgs) =>
+      svgs.map((svg) => ({
+        scale: svg.getAttribute("data-scale-max"),
+        cells: svg.querySelectorAll("rect").length,
+        rows: [...svg.querySelectorAll(".row-label")].map((t) => t.lastChild?.textContent),
+        cols: [...svg.querySelectorAll(".col-label")].map((t) => t.lastChild?.textContent),
+        fills: [...svg.querySelectorAll("rect")].map((r) => r.getAttribute("fill")),
       })),
     );
-    expect(images).toHaveLength(2);
-    for (const img of images) {
-      expect(img.ok).toBe(true);
-      // 3 columns × 2 rows of square cells.
-      expect(img.w).toBeGreaterThan(0);
-      expect(img.w / img.h).toBeCloseTo(1.5, 5);
+    expect(maps).toHaveLength(2);
+    for (const m of maps) {
+      expect(m.scale).toBe("0.75");
+      expect(m.cells).toBe(6);
+      expect(m.rows).toEqual(["task1", "task2"]);
+      expect(m.cols).toEqual(["task1", "task2", "task3"]);
     }
+    // The same weight gets the same colour in both figures (0.5 at row 1, cols 0 and 2).
+    expect(maps[0]?.fills[3]).toBe(maps[1]?.fills[3]);
+    // Own adapters are grey.
+    expect(maps[0]?.fills[0]).toBe("rgb(160,160,160)");
+    expect(await page.getAttribute("svg.colour-bar", "data-scale-max")).toBe("0.75");
+    // Gap chart: one bar per row with a mean, one dot per task per row.
+    const gap = await page.$$eval("svg.gap-chart", (svgs) =>
+      svgs.map((svg) => ({
+        labels: [...svg.querySelectorAll(".bar-label")].map((t) => t.textContent),
+        points: svg.querySelectorAll(".task-point").length,
+      })),
+    );
+    expect(gap).toHaveLength(2);
+    expect(gap[0]?.labels).toEqual([
+      "loramix: --select loss (default)",
+      "normalized/js",
+      "attentional/kl",
+      "nearest single adapter (JS, top-1)",
+      "uniform average of the bank",
+      "majority answer of the train split",
+    ]);
+    expect(gap[0]?.points).toBe(6 * 2);
     const verdict = await page.textContent(".verdict");
     // select-loss 0.6 beats the best paper configuration (normalized/js, 0.5) but not trained (0.8).
     expect(verdict).toContain("--select loss scores 0.600");
@@ -164,6 +260,56 @@ describe("demo report.html in headless Chromium", () => {
     expect(verdict).toContain("not the tasks' own trained adapters (0.800)");
     expect(errors).toEqual([]);
     expect(requests).toEqual([]);
+    await page.close();
+  }, 60_000);
+
+  it("at the demo's real size, a 1400 px screenshot shows every table column, with no cell wrapped", async () => {
+    const page = await browser.newPage();
+    await page.setViewportSize({ width: 1400, height: 1000 });
+    await page.setContent(fullSize(), { waitUntil: "load" });
+    const layout = await page.evaluate(() => {
+      // The project compiles without the DOM library: the few fields used are typed here.
+      const doc = (
+        globalThis as unknown as {
+          document: {
+            documentElement: { scrollWidth: number };
+            querySelectorAll(s: string): ArrayLike<{
+              id: string;
+              getBoundingClientRect(): { right: number };
+              querySelectorAll(
+                s: string,
+              ): ArrayLike<{ getClientRects(): ArrayLike<unknown>; textContent: string | null }>;
+            }>;
+          };
+        }
+      ).document;
+      return {
+        pageWidth: doc.documentElement.scrollWidth,
+        tables: Array.from(doc.querySelectorAll("table")).map((t) => ({
+          id: t.id,
+          right: t.getBoundingClientRect().right,
+          // A wrapped cell's text has more than one line box.
+          wrapped: Array.from(t.querySelectorAll("td,th")).filter((c) => c.getClientRects().length > 1)
+            .length,
+        })),
+        svgs: Array.from(doc.querySelectorAll("svg")).map((s) => ({
+          id: s.id,
+          right: s.getBoundingClientRect().right,
+        })),
+      };
+    });
+    expect(layout.pageWidth, JSON.stringify(layout)).toBeLessThanOrEqual(1400);
+    expect(layout.tables.map((t) => t.id)).toEqual(
+      expect.arrayContaining(["per-task", "per-task-configs", "per-task-em", "per-task-configs-em"]),
+    );
+    for (const t of layout.tables) {
+      expect(t.right).toBeLessThanOrEqual(1400);
+      expect(t.wrapped).toBe(0);
+    }
+    for (const s of layout.svgs) expect(s.right).toBeLessThanOrEqual(1400);
+    // The screenshot itself: as wide as the viewport, nothing cut off to the right.
+    const shot = await page.screenshot({ fullPage: true });
+    expect(shot.readUInt32BE(16)).toBe(1400);
     await page.close();
   }, 60_000);
 });

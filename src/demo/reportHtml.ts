@@ -1,3 +1,5 @@
+import { escapeHtml, htmlTable } from "../report/html.js";
+import { type GapBar, svgColourBar, svgGapChart, svgHeatmap } from "../report/svg.js";
 import type { TargetRow } from "./run.js";
 import {
   BASELINE_TITLES,
@@ -5,6 +7,7 @@ import {
   type FamilyShares,
   familyShareRows,
   formatGap,
+  gapClosed,
   gapRows,
   LORAMIX_ROWS,
   LORAMIX_TITLES,
@@ -17,22 +20,29 @@ import {
 
 export interface DemoFigure {
   config: string;
-  file: string;
-  png: Uint8Array;
-  max: number;
+  /** targets × candidates weights, row-major (rows in the order of the report's rows). */
+  values: Float64Array;
+  /** Per target row: the column of its own adapter, excluded from its mixture. */
+  ownColumn: number[];
 }
 
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const METHOD_ABBREVIATIONS: Record<string, string> = {
+  attentional: "att",
+  normalized: "norm",
+  neural: "neur",
+};
+
+/** "attentional/mmd" → "att/MMD": twelve such columns fit a 1400 px page. */
+function shortConfig(variant: string): string {
+  const [method, metric] = variant.split("/");
+  return metric === undefined
+    ? variant
+    : `${METHOD_ABBREVIATIONS[method as string] ?? method}/${metric.toUpperCase()}`;
 }
 
-function htmlTable(rows: string[][], id: string): string {
-  const [header, ...body] = rows;
-  return (
-    `<table id="${id}"><thead><tr>${(header ?? []).map((c) => `<th>${escapeHtml(c)}</th>`).join("")}</tr></thead><tbody>` +
-    body.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join("")}</tr>`).join("") +
-    "</tbody></table>"
-  );
+/** A bank id as a column label: Super-NI ids are long, their "taskNNN" prefix is unique. */
+function shortId(id: string): string {
+  return /^task\d+/.exec(id)?.[0] ?? id.slice(0, 12);
 }
 
 /**
@@ -47,6 +57,7 @@ export function demoHtml({
   rows,
   notes,
   figures,
+  scaleMax,
   configs,
   candidates,
 }: {
@@ -56,31 +67,47 @@ export function demoHtml({
   rows: TargetRow[];
   notes: string[];
   figures: DemoFigure[];
+  /** The weight drawn with the top colour in every heatmap. */
+  scaleMax: number;
   configs: string[];
   candidates: string[];
 }): string {
-  const variants = [...BASELINES, ...LORAMIX_ROWS.filter((v) => grid.get(v)?.size), ...configs];
+  const loramixRows = LORAMIX_ROWS.filter((v) => grid.get(v)?.size);
+  const references = [...BASELINES, ...loramixRows];
   const ci = (x: number) => (Number.isFinite(x) ? `±${x.toFixed(2)}` : "");
-  const perTask: string[][] = [["task", "family", ...variants]];
-  for (const r of rows) {
-    perTask.push([
+  // One table per score and group of columns, so that each fits a 1400 px page without wrapping.
+  const perTask = (variants: string[], score: "rougeL" | "exactMatch"): string[][] => [
+    ["task (n)", "family", ...variants.map(shortConfig)],
+    ...rows.map((r) => [
       `${r.task} (${r.references.length})`,
       r.family,
       ...variants.map((v) => {
         const s = r.scores[v];
-        return s
-          ? `${s.rougeL.toFixed(2)}${ci(s.rougeLCi)} / ${s.exactMatch.toFixed(2)}${ci(s.exactMatchCi)}`
-          : "—";
+        return s ? `${s[score].toFixed(2)}${ci(score === "rougeL" ? s.rougeLCi : s.exactMatchCi)}` : "—";
       }),
-    ]);
-  }
+    ]),
+  ];
+  const gapBars = (score: "rougeL" | "exactMatch"): GapBar[] =>
+    [...loramixRows, ...configs, "nearest", "uniform", "majority"].map((v) => ({
+      label:
+        (LORAMIX_TITLES as Record<string, string>)[v] ?? (BASELINE_TITLES as Record<string, string>)[v] ?? v,
+      share: gapClosed(grid, v, score),
+      perTask: rows.map((r) => {
+        const [x, base, own] = [r.scores[v], r.scores.base, r.scores.trained].map((s) => s?.[score]);
+        return x === undefined || base === undefined || own === undefined || own === base
+          ? undefined
+          : (x - base) / (own - base);
+      }),
+    }));
+  const taskNames = rows.map((r) => r.task);
   const parts = [
     "<!doctype html>",
     '<html lang="en"><head><meta charset="utf-8"><title>loramix demo</title>',
     "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:90em}table{border-collapse:collapse;margin:0 0 1.5em}" +
       "th,td{border:1px solid #bbb;padding:.3em .6em;text-align:right;font-variant-numeric:tabular-nums}" +
       "th:first-child,td:first-child{text-align:left}figure{display:inline-block;margin:0 1.5em 1.5em 0;vertical-align:top}" +
-      "img{image-rendering:pixelated;width:360px;height:auto;border:1px solid #888}.wide{overflow-x:auto}" +
+      ".per-task{font-size:.85em}.per-task td,.per-task th{white-space:nowrap;padding:.2em .4em}" +
+      ".per-task td:first-child{max-width:18em;overflow:hidden;text-overflow:ellipsis}svg{display:block;margin:0 0 1em}" +
       ".verdict{font-size:1.1em;background:#f4f4f4;padding:.6em 1em;border-left:4px solid #446}</style>",
     "</head><body>",
     "<h1>loramix demo: generated vs trained LoRA adapters</h1>",
@@ -97,20 +124,37 @@ export function demoHtml({
     "<h3>Exact match</h3>",
     htmlTable(gapRows(grid, "exactMatch", layout), "gap-em"),
     `<p>${escapeHtml(`Gap share = (configuration − base) / (trained − base), from the means over tasks; ${formatGap(1)} = as good as the trained adapters.`)}</p>`,
+    svgGapChart(gapBars("rougeL"), "Share of the gap closed, Rouge-L"),
+    svgGapChart(gapBars("exactMatch"), "Share of the gap closed, exact match"),
     "<h2>Weight on the target's family</h2>",
     "<p>The share of each configuration's mixture weight that goes to the other tasks of the target's family (tasks sharing its answer vocabulary), mean ± std over targets.</p>",
     htmlTable(familyShareRows(familyShares, layout), "family-weight"),
     "<h2>Mixture coefficients</h2>",
-    `<p>Rows: target tasks (${rows.length}); columns: the ${candidates.length} bank adapters in id order; grey: the target's own adapter (masked); colour ∝ weight / the figure's largest weight.</p>`,
-    ...figures.map(
-      (f) =>
-        `<figure><img class="heatmap" alt="coefficients ${escapeHtml(f.config)}" src="data:image/png;base64,${Buffer.from(f.png).toString("base64")}">` +
-        `<figcaption>${escapeHtml(f.config)} (max weight ${f.max.toFixed(3)})</figcaption></figure>`,
+    `<p>Rows: the ${rows.length} target tasks; columns: the ${candidates.length} bank adapters in id order (hover for full names and weights); grey: the target's own adapter (excluded). Every heatmap uses the one colour scale below, so equal colours mean equal weights.</p>`,
+    svgColourBar(scaleMax, "weight of an adapter in the target's mixture"),
+    ...figures.map((f) =>
+      svgHeatmap({
+        title: f.config,
+        rowLabels: taskNames,
+        colLabels: candidates.map(shortId),
+        colTitles: candidates,
+        values: f.values,
+        scaleMax,
+        masked: (r, c) => c === f.ownColumn[r],
+      }),
     ),
-    "<h2>Per task (Rouge-L / exact match)</h2>",
+    "<h2>Per task</h2>",
     `<p>${[...BASELINES.map((b) => `${escapeHtml(b)}: ${escapeHtml(BASELINE_TITLES[b])}`), ...LORAMIX_ROWS.map((r) => `${escapeHtml(r)}: ${escapeHtml(LORAMIX_TITLES[r])}`)].join("; ")}.</p>`,
-    "<p>Each cell: the task's mean ± the half-width of its 95% interval (1.96 · sample std / √n over its n test records, n in brackets after the task). Two variants whose intervals overlap on a task are not told apart by that task.</p>",
-    `<div class="wide">${htmlTable(perTask, "per-task")}</div>`,
+    "<p>Each cell: the task's mean ± the half-width of its 95% interval (1.96 · sample std / √n over its n test records). Two variants whose intervals overlap on a task are not told apart by that task.</p>",
+    "<h3>Rouge-L: baselines and loramix</h3>",
+    `<div class="per-task">${htmlTable(perTask(references, "rougeL"), "per-task")}</div>`,
+    "<h3>Rouge-L: the paper's configurations</h3>",
+    "<p>att = attentional, norm = normalized, neur = neural weighting; WD, KL, JS, MMD: the distance.</p>",
+    `<div class="per-task">${htmlTable(perTask(configs, "rougeL"), "per-task-configs")}</div>`,
+    "<h3>Exact match: baselines and loramix</h3>",
+    `<div class="per-task">${htmlTable(perTask(references, "exactMatch"), "per-task-em")}</div>`,
+    "<h3>Exact match: the paper's configurations</h3>",
+    `<div class="per-task">${htmlTable(perTask(configs, "exactMatch"), "per-task-configs-em")}</div>`,
     "</body></html>",
   ];
   return `${parts.join("\n")}\n`;

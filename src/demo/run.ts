@@ -10,9 +10,9 @@ import type { Metric } from "../distances/metric.js";
 import { LoramixError, throwIfAborted, usageError } from "../errors.js";
 import type { LlamaBackend } from "../eval/llamaBackend.js";
 import { ci95, type Summary, summarize } from "../eval/metrics.js";
-import { coefficientHeatmap } from "../loo/heatmap.js";
 import { mixAdapters } from "../merge/mixAdapters.js";
 import type { ProfileSide } from "../profiles/profile.js";
+import { coefficientHeatmap, largest } from "../report/heatmap.js";
 import { DEFAULT_NEAREST, lossCandidates, MIXTURE_TEMPERATURES } from "../select/candidates.js";
 import { DEFAULT_FIT_TOP, DEFAULT_FIT_TRIALS, fitWeights } from "../select/fitWeights.js";
 import { LlamaScorer } from "../select/llamaScorer.js";
@@ -435,12 +435,24 @@ export async function runDemo({
       ...readingNotes(grid, configs, meanMaxWeight(weightRows, targetIdx, n)),
     ].join("\n");
 
-    const figures = configs.map((c) => {
+    const coefficients = configs.map((c) => {
       const w = weightRows.get(c) as Float64Array;
       const values = new Float64Array(targets.length * n);
       for (const [r, i] of targetIdx.entries()) values.set(w.subarray(i * n, (i + 1) * n), r * n);
-      const map = coefficientHeatmap(values, targets.length, n, (r, col) => col === targetIdx[r]);
-      return { config: c, file: `heatmap-${c.replace("/", "-")}.png`, png: map.png, max: map.max };
+      return values;
+    });
+    // One scale for every figure, so equal colours mean equal weights across configurations.
+    const scaleMax = Math.max(0, ...coefficients.map(largest));
+    const figures = configs.map((c, k) => {
+      const values = coefficients[k] as Float64Array;
+      const map = coefficientHeatmap(values, targets.length, n, (r, col) => col === targetIdx[r], scaleMax);
+      return {
+        config: c,
+        file: `heatmap-${c.replace("/", "-")}.png`,
+        png: map.png,
+        values,
+        ownColumn: targetIdx,
+      };
     });
     const seconds = (performance.now() - started) / 1000;
     notes.push(`run time ${seconds.toFixed(0)} s`);
@@ -464,7 +476,17 @@ export async function runDemo({
       rows,
       tables,
     };
-    const html = demoHtml({ grid, familyShares, layout, rows, notes, figures, configs, candidates: ids });
+    const html = demoHtml({
+      grid,
+      familyShares,
+      layout,
+      rows,
+      notes,
+      figures,
+      scaleMax,
+      configs,
+      candidates: ids,
+    });
     throwIfAborted(signal);
     await writeDirAtomic(
       out,

@@ -39,6 +39,8 @@ export interface EvaluateOptions {
 
 export interface EvalRecord {
   id: string | null;
+  /** Position in the evaluated split, so records without ids can be matched across runs. */
+  index: number;
   input: string;
   references: string[];
   prediction: string;
@@ -163,6 +165,7 @@ export async function evaluate({
       const prediction = cutAtEndText(generation.text, endText, generation.stoppedBy);
       results[index] = {
         id: record.id ?? null,
+        index,
         input: record.input,
         references: record.output,
         prediction,

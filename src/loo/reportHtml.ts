@@ -1,3 +1,4 @@
+import { escapeHtml } from "../report/html.js";
 import { LOO_NUMBERS } from "./scores.js";
 import { type Cell, cellKey, formatCell, NUMBER_TITLES, type SummaryLayout } from "./summary.js";
 
@@ -6,10 +7,6 @@ export interface HeatmapFigure {
   png: Uint8Array;
   /** Weight drawn with the brightest colour. */
   max: number;
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /**

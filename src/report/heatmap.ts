@@ -44,20 +44,21 @@ export interface Heatmap {
 
 /**
  * The coefficient matrix as a PNG (the paper's Figure 1): `rows` × `cols` weights, row-major, rows =
- * targets, columns = candidates; colour ∝ weight / max weight; cells where `masked(r, c)` (a
- * target's own adapter) are grey.
+ * targets, columns = candidates; colour ∝ weight / `scaleMax` (default: the largest weight; give
+ * one value to several heatmaps so equal colours mean equal weights); cells where `masked(r, c)`
+ * (a target's own adapter) are grey.
  */
 export function coefficientHeatmap(
   values: ArrayLike<number>,
   rows: number,
   cols: number,
   masked: (row: number, col: number) => boolean = () => false,
+  scaleMax?: number,
 ): Heatmap {
   if (values.length !== rows * cols) {
     throw new RangeError(`coefficientHeatmap: ${values.length} values for ${rows}×${cols}`);
   }
-  let max = 0;
-  for (let k = 0; k < values.length; k++) max = Math.max(max, values[k] as number);
+  const max = scaleMax ?? largest(values);
   const cell = Math.max(1, Math.min(MAX_CELL, Math.floor(TARGET_SIDE / Math.max(rows, cols))));
   const width = cols * cell;
   const height = rows * cell;
@@ -73,4 +74,11 @@ export function coefficientHeatmap(
     }
   }
   return { png: encodePng(width, height, rgb), width, height, cell, max };
+}
+
+/** The largest of `values` (0 when empty or all negative): the top of a heatmap's scale. */
+export function largest(values: ArrayLike<number>): number {
+  let max = 0;
+  for (let k = 0; k < values.length; k++) max = Math.max(max, values[k] as number);
+  return max;
 }
