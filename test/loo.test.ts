@@ -9,7 +9,7 @@ import { bankDistanceMatrix } from "../src/distances/matrix.js";
 import { type LooResult, type LooRow, runLoo } from "../src/loo/runLoo.js";
 import { compareAdapters } from "../src/merge/compare.js";
 import { mixAdapters } from "../src/merge/mixAdapters.js";
-import { heatmapColor, MASKED_COLOR } from "../src/report/heatmap.js";
+import { coefficientHeatmap, heatmapColor, MASKED_COLOR } from "../src/report/heatmap.js";
 import { crc32 } from "../src/report/png.js";
 import { synthBank } from "../src/synth/synthBank.js";
 import { trainBankMlp } from "../src/weights/bankMlp.js";
@@ -301,3 +301,15 @@ describe("runLoo", () => {
 function readAll(file: string): Map<string, Float32Array> {
   return new Map([...readSafetensorsF32(file)].map(([name, t]) => [name, t.data]));
 }
+
+describe("coefficientHeatmap", () => {
+  it("draws on a given scale, so figures side by side share their colours", () => {
+    const own = coefficientHeatmap([0.25, 0.5], 1, 2);
+    const shared = coefficientHeatmap([0.25, 0.5], 1, 2, undefined, 1);
+    expect(own.max).toBe(0.5);
+    expect(shared.max).toBe(1);
+    // Same ratios to the scale, same picture; the own-maximum picture is brighter.
+    expect(shared.png.equals(coefficientHeatmap([0.5, 1], 1, 2, undefined, 2).png)).toBe(true);
+    expect(shared.png.equals(own.png)).toBe(false);
+  });
+});

@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { demoHtml } from "../src/demo/reportHtml.js";
 import type { TargetRow } from "../src/demo/run.js";
 import { configName, type ScoreGrid } from "../src/demo/tables.js";
-import { coefficientHeatmap } from "../src/report/heatmap.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 // A missing browser fails this file with one line (Vitest would otherwise report its tests as skipped).

@@ -1,37 +1,9 @@
 #!/usr/bin/env node
-import { type ArgsDef, type CommandDef, defineCommand, renderUsage, runCommand, runMain } from "citty";
+import { type ArgsDef, type CommandDef, renderUsage, runCommand, runMain } from "citty";
 import { LoramixError } from "../errors.js";
 import { interrupt, outputMode } from "./context.js";
+import { main } from "./program.js";
 import { checkArgs } from "./strictArgs.js";
-
-const load = (name: string) => () =>
-  import(`./commands/${name}.js`).then((m: { default: CommandDef }) => m.default);
-
-export const main = defineCommand({
-  meta: {
-    name: "loramix",
-    version: "0.1.0",
-    description: "Mix a bank of LoRA adapters into an adapter for a new dataset, on a CPU.",
-  },
-  args: {
-    verbose: { type: "boolean", description: "Print stack traces on errors" },
-    quiet: { type: "boolean", description: "No progress and no messages: only results and errors" },
-  },
-  subCommands: {
-    profile: load("profile"),
-    bank: load("bank"),
-    distances: load("distances"),
-    "train-mlp": load("trainMlp"),
-    generate: load("generate"),
-    loo: load("loo"),
-    "synth-bank": load("synthBank"),
-    convert: load("convert"),
-    eval: load("eval"),
-    train: load("train"),
-    testbed: load("testbed"),
-    demo: load("demo"),
-  },
-});
 
 async function run(): Promise<void> {
   let rawArgs = process.argv.slice(2);

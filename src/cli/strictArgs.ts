@@ -51,6 +51,39 @@ export async function checkArgs(
   main: CommandDef<any>,
   rawArgs: readonly string[],
 ): Promise<void> {
+  const { path, args, rest } = await resolveCommand(main, rawArgs);
+  const names = new Set<string>(GLOBAL);
+  for (const [name, def] of Object.entries(args)) {
+    if (def.type === "positional") continue;
+    names.add(name);
+    for (const alias of [(def as { alias?: string | string[] }).alias ?? []].flat()) names.add(alias);
+  }
+  for (let i = rest; i < rawArgs.length; i++) {
+    const word = rawArgs[i] as string;
+    if (word === "--") break;
+    if (!word.startsWith("-") || /^-\d/.test(word)) continue;
+    const name = word.replace(/^--?/, "").split("=")[0] as string;
+    const bare = name.startsWith("no-") && !names.has(name) ? name.slice(3) : name;
+    if (names.has(bare)) continue;
+    const hint = didYouMean(
+      bare,
+      [...names].filter((n) => n.length > 1),
+    );
+    throw usageError(
+      `unknown option "${word.split("=")[0]}" for "${path}"${hint ? `; did you mean "--${hint}"?` : ""} (see ${path} --help)`,
+    );
+  }
+}
+
+/**
+ * The (sub)command `rawArgs` names: its path ("loramix bank ls"), its argument definitions and
+ * the index of the first word after the command names. An unknown command is a usage error.
+ */
+export async function resolveCommand(
+  // biome-ignore lint/suspicious/noExplicitAny: any command's argument definitions
+  main: CommandDef<any>,
+  rawArgs: readonly string[],
+): Promise<{ path: string; args: ArgsDef; rest: number }> {
   let command = main as CommandDef;
   let path = "loramix";
   let i = 0;
@@ -72,25 +105,5 @@ export async function checkArgs(
     path = `${path} ${word}`;
   }
   const args = ((await resolveValue(command.args as Resolvable<ArgsDef>)) ?? {}) as ArgsDef;
-  const names = new Set<string>(GLOBAL);
-  for (const [name, def] of Object.entries(args)) {
-    if (def.type === "positional") continue;
-    names.add(name);
-    for (const alias of [(def as { alias?: string | string[] }).alias ?? []].flat()) names.add(alias);
-  }
-  for (; i < rawArgs.length; i++) {
-    const word = rawArgs[i] as string;
-    if (word === "--") break;
-    if (!word.startsWith("-") || /^-\d/.test(word)) continue;
-    const name = word.replace(/^--?/, "").split("=")[0] as string;
-    const bare = name.startsWith("no-") && !names.has(name) ? name.slice(3) : name;
-    if (names.has(bare)) continue;
-    const hint = didYouMean(
-      bare,
-      [...names].filter((n) => n.length > 1),
-    );
-    throw usageError(
-      `unknown option "${word.split("=")[0]}" for "${path}"${hint ? `; did you mean "--${hint}"?` : ""} (see ${path} --help)`,
-    );
-  }
+  return { path, args, rest: i };
 }
