@@ -7,6 +7,7 @@ import {
   readdirSync,
   readFileSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { join, relative } from "node:path";
@@ -376,6 +377,57 @@ describe("base model", () => {
       initBank(join(tmp.dir, "odd"), { tokenizer: "mistral", baseModel: "not a model id" }),
     );
     expect(odd.message).toBe("not a model id: no such model directory, and not a hub id (owner/name)");
+  });
+});
+
+describe("hostile folders", () => {
+  it("refuses a symlink loop inside an adapter folder instead of hashing forever", async () => {
+    const dir = join(tmp.dir, "loop-bank");
+    const bank = await initBank(dir, { tokenizer: "mistral" });
+    const adapter = join(tmp.dir, "looped-adapter");
+    cpSync(join(PEFT_FIXTURES, "gemma3-270m_ao-wei_adapter"), adapter, { recursive: true });
+    symlinkSync(".", join(adapter, "again"));
+    symlinkSync("..", join(adapter, "up"));
+    const e = await rejection(addEntry(bank, { id: "loop", data: join(SNI_DIR, TASKS[0]!), adapter }));
+    expect(e.code).toBe("INPUT");
+    expect(e.message).toMatch(/: symbolic link loop \(leads back to .*\); remove the link$/);
+    expect(bank.entry("loop")).toBeUndefined();
+    bank.close();
+  });
+});
+
+describe("non-finite weights", () => {
+  it("bank add refuses an adapter holding NaN or Infinity, naming the tensor and element", async () => {
+    const bank = await initBank(join(tmp.dir, "nan-bank"), { tokenizer: TINY_MODEL });
+    const data = join(SNI_DIR, TASKS[0]!);
+    for (const [value, shown] of [
+      [Number.NaN, "NaN"],
+      [Number.NEGATIVE_INFINITY, "-Infinity"],
+    ] as const) {
+      const adapter = join(tmp.dir, `bad-${shown}`);
+      cpSync(join(REPO, "testbed/adapters/task022_cosmosqa_passage_inappropriate_binary"), adapter, {
+        recursive: true,
+      });
+      const file = join(adapter, "adapter_model.safetensors");
+      const bytes = readFileSync(file);
+      const headerLength = Number(bytes.readBigUInt64LE(0));
+      const header = JSON.parse(bytes.toString("utf8", 8, 8 + headerLength)) as Record<
+        string,
+        { data_offsets: number[] }
+      >;
+      // The third float of the first tensor in the file, whoever it is.
+      const [name, info] = Object.entries(header)
+        .filter(([k]) => k !== "__metadata__")
+        .sort((a, b) => (a[1].data_offsets[0] as number) - (b[1].data_offsets[0] as number))[0]!;
+      bytes.writeFloatLE(value, 8 + headerLength + (info.data_offsets[0] as number) + 8);
+      writeFileSync(file, bytes);
+      const e = await rejection(addEntry(bank, { id: `bad-${shown}`, data, adapter }));
+      expect(e.message).toBe(
+        `${file}: tensor ${name}: ${shown} at element 2; non-finite weights would spread into every adapter mixed from the bank`,
+      );
+    }
+    expect(bank.entries()).toEqual([]);
+    bank.close();
   });
 });
 

@@ -1,9 +1,10 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hfToGguf } from "../src/convert/hfToGguf.js";
 import { peftToGguf } from "../src/convert/peftToGguf.js";
+import type { LoramixError } from "../src/errors.js";
 import { LlamaBackend } from "../src/eval/llamaBackend.js";
 import { readGgufHeader, readGgufTensorF32 } from "../src/formats/ggufRead.js";
 import { loadTokenizer } from "../src/tokenizers/load.js";
@@ -286,6 +287,37 @@ describe("GGUF conversion of TinyStories-656K and the llama.cpp backend", () => 
     await backend?.dispose();
     await cleanup();
   });
+
+  it("checks a GGUF with loramix's reader before llama.cpp opens it", async () => {
+    const bytes = readFileSync(gguf);
+    const refused = async (name: string, data: Buffer, options: { adapter?: boolean } = {}) => {
+      const file = join(dir, name);
+      writeFileSync(file, data);
+      const attempt = options.adapter
+        ? backend.withAdapter(file)
+        : LlamaBackend.load({ model: file, tokenizer: TINY_MODEL });
+      const error = await attempt.then(
+        () => undefined,
+        (e: unknown) => e as LoramixError,
+      );
+      expect(error?.code).toBe("FORMAT");
+      expect(error?.message.startsWith(`${file}: `)).toBe(true);
+      expect(error?.message).not.toContain("\n");
+      return error?.message as string;
+    };
+    // The token list's count (u64 after the key, the array type 9 and the item type 8), made absurd:
+    // llama.cpp would try to allocate it.
+    const key = bytes.indexOf("tokenizer.ggml.tokens");
+    const huge = Buffer.from(bytes);
+    huge.writeBigUInt64LE(1n << 40n, key + "tokenizer.ggml.tokens".length + 8);
+    expect(await refused("huge-array.gguf", huge)).toMatch(/tokenizer\.ggml\.tokens/);
+    // Cut short: the last tensors end beyond the file.
+    expect(await refused("short.gguf", bytes.subarray(0, bytes.length - 100))).toMatch(/beyond the file/);
+    // A model given as the adapter, and the other way round.
+    expect(await refused("model-as-adapter.gguf", bytes, { adapter: true })).toMatch(
+      /not a LoRA adapter GGUF/,
+    );
+  }, 60_000);
 
   it("writes llama.cpp's keys and the Q/K permutation", async () => {
     const file = await readGgufHeader(gguf);

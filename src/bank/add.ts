@@ -1,8 +1,8 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { type DatasetOptions, loadDataset } from "../datasets/load.js";
-import { inputError, LoramixError, throwIfAborted } from "../errors.js";
-import { type AdapterLayout, compareLayouts, loadAdapter } from "../formats/peft.js";
+import { formatError, inputError, LoramixError, throwIfAborted } from "../errors.js";
+import { type AdapterLayout, compareLayouts, firstNonFinite, loadAdapter } from "../formats/peft.js";
 import { hashPath } from "../util/hash.js";
 import { adapterBaseDifferences, resolveBaseModel } from "./baseModel.js";
 import { type Bank, type BankEntry, ENTRY_ID_PATTERN, layoutError } from "./store.js";
@@ -62,6 +62,12 @@ export async function addEntry(
       const differences = compareLayouts(current, loaded.layout);
       if (differences.length > 0) throw layoutError(adapterPath, differences);
     }
+    const bad = await firstNonFinite(loaded, signal);
+    if (bad !== null)
+      throw formatError(
+        loaded.file,
+        `${bad}; non-finite weights would spread into every adapter mixed from the bank`,
+      );
     layout = loaded.layout;
     adapterHash = await hashPath(adapterPath, signal);
   }

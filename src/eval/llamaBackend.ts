@@ -7,6 +7,7 @@ import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } fro
 import { hfToGguf } from "../convert/hfToGguf.js";
 import { peftToGguf } from "../convert/peftToGguf.js";
 import { formatError, inputError, LoramixError, throwIfAborted, usageError } from "../errors.js";
+import { checkGgufForLlama } from "../formats/ggufRead.js";
 import { loadTokenizer } from "../tokenizers/load.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { tempPathFor } from "../util/atomic.js";
@@ -101,7 +102,7 @@ export class LlamaBackend implements InferenceBackend {
       file = tempGgufPath(source);
       tempFiles.push(file);
       await hfToGguf({ modelDir: source, out: file });
-    }
+    } else await checkGgufForLlama(file, "model");
     const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
     const llama = await getLlama({
       gpu: false,
@@ -147,7 +148,7 @@ export class LlamaBackend implements InferenceBackend {
       this.tempFiles.push(file);
       this.adapterFiles.set(key, file);
       await peftToGguf({ adapterDir: source, base: this.modelFile, out: file });
-    }
+    } else await checkGgufForLlama(file, "adapter");
     const backend = await this.createContext({ filePath: file, scale }, `${this.name}+${basename(source)}`);
     this.adapters.set(key, backend);
     return backend;

@@ -346,3 +346,23 @@ class Cursor {
     }
   }
 }
+
+/**
+ * Checks a GGUF from a stranger with loramix's own reader before llama.cpp opens it: llama.cpp
+ * trusts counts and offsets (a huge array count hangs it, a bad offset aborts the process), while
+ * this reader refuses them with one line. `kind` is what the caller expects the file to be.
+ */
+export async function checkGgufForLlama(path: string, kind: "model" | "adapter"): Promise<GgufFile> {
+  const file = await readGgufHeader(path);
+  const arch = file.metadata["general.architecture"];
+  if (arch?.type !== "string" || arch.value === "")
+    throw formatError(path, "no general.architecture: not a llama.cpp GGUF");
+  const type = file.metadata["general.type"];
+  const isAdapter = type?.type === "string" && type.value === "adapter";
+  if (kind === "model" && isAdapter)
+    throw formatError(path, "is a LoRA adapter GGUF, not a model (give it as the adapter)");
+  if (kind === "adapter" && !isAdapter)
+    throw formatError(path, 'is not a LoRA adapter GGUF (general.type is not "adapter")');
+  if (file.tensors.length === 0) throw formatError(path, "holds no tensors");
+  return file;
+}

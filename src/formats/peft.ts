@@ -2,12 +2,14 @@
 import { existsSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
-import { formatError, inputError } from "../errors.js";
+import { formatError, inputError, throwIfAborted } from "../errors.js";
 import { writeDirAtomic, writeFileAtomic } from "../util/atomic.js";
 import {
+  numel,
   readSafetensorsHeader,
   type SafetensorsDtype,
   type SafetensorsHeader,
+  SafetensorsReader,
   type TensorInfo,
   type TensorToWrite,
   writeSafetensors,
@@ -288,4 +290,25 @@ export async function saveAdapter(
     },
     "adapter",
   );
+}
+
+/**
+ * The first NaN or ±Infinity among the adapter's LoRA weights, as "tensor T: NaN at element k", or
+ * null. Mixing adds every adapter into the result, so one bad value spoils every adapter made
+ * from the bank. Streams tensor by tensor through one reused buffer.
+ */
+export async function firstNonFinite(adapter: Adapter, signal?: AbortSignal): Promise<string | null> {
+  await using reader = await SafetensorsReader.open(adapter.file);
+  const names = adapter.modules.flatMap((m) => [m.a, m.b]);
+  const largest = Math.max(0, ...names.map((n) => numel(reader.info(n).shape)));
+  const buffer = new Float32Array(largest);
+  for (const name of names) {
+    throwIfAborted(signal);
+    const values = await reader.readF32(name, buffer.subarray(0, numel(reader.info(name).shape)));
+    for (let k = 0; k < values.length; k++) {
+      const v = values[k] as number;
+      if (!Number.isFinite(v)) return `tensor ${name}: ${v} at element ${k}`;
+    }
+  }
+  return null;
 }

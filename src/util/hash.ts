@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { readdir, stat } from "node:fs/promises";
+import { readdir, realpath, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
+import { LoramixError, throwIfAborted } from "../errors.js";
 
 /** SHA-256 of a file, streamed: bank files can be far larger than we want in memory. */
 export async function hashFile(path: string, signal?: AbortSignal): Promise<string> {
@@ -12,20 +13,29 @@ export async function hashFile(path: string, signal?: AbortSignal): Promise<stri
   return hash.digest("hex");
 }
 
-/** SHA-256 over a directory's files (sorted relative paths and their contents); hidden files skipped. */
+/**
+ * SHA-256 over a directory's files (sorted relative paths and their contents); hidden files skipped.
+ * A directory link back to a folder being walked (a loop) is refused rather than followed forever.
+ */
 export async function hashDirectory(dir: string, signal?: AbortSignal): Promise<string> {
   const files: string[] = [];
-  async function walk(d: string): Promise<void> {
+  async function walk(d: string, ancestors: ReadonlySet<string>): Promise<void> {
+    const here = await realpath(d);
+    if (ancestors.has(here)) {
+      throw new LoramixError("INPUT", `${d}: symbolic link loop (leads back to ${here}); remove the link`);
+    }
+    const inside = new Set(ancestors).add(here);
     for (const entry of await readdir(d, { withFileTypes: true })) {
       if (entry.name.startsWith(".")) continue;
+      throwIfAborted(signal);
       const p = join(d, entry.name);
       // Symlinks are followed: Hugging Face cache snapshots are links to the blobs that hold the bytes.
       const kind = entry.isSymbolicLink() ? await stat(p).catch(() => null) : entry;
-      if (kind?.isDirectory()) await walk(p);
+      if (kind?.isDirectory()) await walk(p, inside);
       else if (kind?.isFile()) files.push(p);
     }
   }
-  await walk(dir);
+  await walk(dir, new Set());
   files.sort();
   const hash = createHash("sha256");
   for (const f of files) {
