@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addEntry } from "../src/bank/add.js";
@@ -179,6 +179,53 @@ describe("generateAdapter", () => {
       expect(config.r).toBe(4);
     } finally {
       named.close();
+    }
+  });
+
+  it("refuses a bank adapter whose bytes changed after it was added, as bank verify reports", async () => {
+    const changed = await initBank(join(tmp.dir, "changed"), { tokenizer: TINY_MODEL });
+    try {
+      const copies = synthEntries.map((e) => {
+        const dir = join(tmp.dir, "changed-adapters", e.id);
+        cpSync(e.adapterDir, dir, { recursive: true });
+        return { ...e, adapterDir: dir };
+      });
+      for (const e of copies) await addEntry(changed, { id: e.id, data: e.dataPath, adapter: e.adapterDir });
+      await indexBank(changed, { threads: 1 });
+      await generateAdapter({
+        bank: changed,
+        data: TARGET,
+        method: "normalized",
+        out: join(tmp.dir, "gen-before"),
+      });
+      // Same size, one byte different: only the hash tells (the fingerprint sees the new mtime).
+      const victim = copies[1]!;
+      const file = join(victim.adapterDir, "adapter_model.safetensors");
+      const bytes = readFileSync(file);
+      bytes.writeUInt8((bytes.at(-1) as number) ^ 1, bytes.length - 1);
+      writeFileSync(file, bytes);
+      const error = await generateAdapter({
+        bank: changed,
+        data: TARGET,
+        method: "normalized",
+        out: join(tmp.dir, "gen-after"),
+      }).catch((e: unknown) => e as LoramixError);
+      expect((error as LoramixError).code).toBe("BANK");
+      expect((error as LoramixError).message).toBe(
+        `${victim.adapterDir}: adapter of "${victim.id}" changed since it was added to ${changed.dir}; restore it, or add it again (bank add --replace)`,
+      );
+      expect(existsSync(join(tmp.dir, "gen-after"))).toBe(false);
+      // Restored bytes (a new mtime, the old hash): accepted again.
+      bytes.writeUInt8((bytes.at(-1) as number) ^ 1, bytes.length - 1);
+      writeFileSync(file, bytes);
+      await generateAdapter({
+        bank: changed,
+        data: TARGET,
+        method: "normalized",
+        out: join(tmp.dir, "gen-after"),
+      });
+    } finally {
+      changed.close();
     }
   });
 

@@ -6,6 +6,7 @@ import { type AdapterLayout, compareLayouts, firstNonFinite, loadAdapter } from 
 import { hashPath } from "../util/hash.js";
 import { adapterBaseDifferences, resolveBaseModel } from "./baseModel.js";
 import { type Bank, type BankEntry, ENTRY_ID_PATTERN, layoutError } from "./store.js";
+import { rememberAdapter } from "./unchanged.js";
 
 export interface AddEntryOptions {
   id: string;
@@ -84,5 +85,7 @@ export async function addEntry(
     metadata: { ...dataset.metadata, ...metadata },
   };
   bank.putEntry(entry, { replace, ...(layout ? { layout } : {}) });
-  return bank.entry(id)!;
+  const added = bank.entry(id)!;
+  await rememberAdapter(bank, added, signal);
+  return added;
 }

@@ -1,5 +1,6 @@
 import { indexBank } from "../bank/indexBank.js";
 import { type Bank, withBank } from "../bank/store.js";
+import { checkAdaptersUnchanged } from "../bank/unchanged.js";
 import type { DatasetOptions } from "../datasets/load.js";
 import { staleProfilesError } from "../distances/matrix.js";
 import { METRICS, type Metric, type MmdMode } from "../distances/metric.js";
@@ -160,6 +161,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
       `${bank.dir}: the bank has no adapters to mix (add entries with --adapter)`,
     );
   }
+  await checkAdaptersUnchanged(bank, candidates, signal);
   // One-side profiles are a cache over the entries' outputs or inputs: made here when missing, as
   // they take seconds; "both" profiles are the bank's own (SPEC §2) and come from `bank index`.
   let found = candidates.map((e) => bank.profile(e.id, side));

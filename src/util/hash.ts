@@ -14,10 +14,11 @@ export async function hashFile(path: string, signal?: AbortSignal): Promise<stri
 }
 
 /**
- * SHA-256 over a directory's files (sorted relative paths and their contents); hidden files skipped.
- * A directory link back to a folder being walked (a loop) is refused rather than followed forever.
+ * The files under `dir` (sorted absolute paths), hidden ones skipped. Symlinks are followed: Hugging
+ * Face cache snapshots are links to the blobs that hold the bytes. A directory link back to a folder
+ * being walked (a loop) is refused rather than followed forever.
  */
-export async function hashDirectory(dir: string, signal?: AbortSignal): Promise<string> {
+export async function listFiles(dir: string, signal?: AbortSignal): Promise<string[]> {
   const files: string[] = [];
   async function walk(d: string, ancestors: ReadonlySet<string>): Promise<void> {
     const here = await realpath(d);
@@ -29,19 +30,37 @@ export async function hashDirectory(dir: string, signal?: AbortSignal): Promise<
       if (entry.name.startsWith(".")) continue;
       throwIfAborted(signal);
       const p = join(d, entry.name);
-      // Symlinks are followed: Hugging Face cache snapshots are links to the blobs that hold the bytes.
       const kind = entry.isSymbolicLink() ? await stat(p).catch(() => null) : entry;
       if (kind?.isDirectory()) await walk(p, inside);
       else if (kind?.isFile()) files.push(p);
     }
   }
   await walk(dir, new Set());
-  files.sort();
+  return files.sort();
+}
+
+/** SHA-256 over a directory's files: their sorted relative paths and contents. */
+export async function hashDirectory(dir: string, signal?: AbortSignal): Promise<string> {
   const hash = createHash("sha256");
-  for (const f of files) {
+  for (const f of await listFiles(dir, signal)) {
     hash.update(`${relative(dir, f)}\0${await hashFile(f, signal)}\n`);
   }
   return hash.digest("hex");
+}
+
+/**
+ * Names, sizes and modification times of a file or a directory's files: unchanged fingerprint,
+ * unchanged bytes in practice, at the price of a few stat calls instead of reading everything.
+ */
+export async function statFingerprint(path: string, signal?: AbortSignal): Promise<string> {
+  const info = await stat(path);
+  const files = info.isDirectory() ? await listFiles(path, signal) : [path];
+  const parts: string[] = [];
+  for (const f of files) {
+    const s = await stat(f);
+    parts.push(`${relative(path, f)}\0${s.size}\0${s.mtimeMs}`);
+  }
+  return sha256(parts.join("\n"));
 }
 
 /** Content hash of a file or a directory. */
