@@ -40,6 +40,13 @@ function shortConfig(variant: string): string {
     : `${METHOD_ABBREVIATIONS[method as string] ?? method}/${metric.toUpperCase()}`;
 }
 
+/** Task names in the per-task tables are cut to this many characters (the heatmaps show them whole). */
+const TASK_CHARS = 36;
+
+function clip(text: string, chars: number): string {
+  return text.length <= chars ? text : `${text.slice(0, chars - 1)}…`;
+}
+
 /** A bank id as a column label: Super-NI ids are long, their "taskNNN" prefix is unique. */
 function shortId(id: string): string {
   return /^task\d+/.exec(id)?.[0] ?? id.slice(0, 12);
@@ -76,11 +83,12 @@ export function demoHtml({
   const references = [...BASELINES, ...loramixRows];
   const ci = (x: number) => (Number.isFinite(x) ? `±${x.toFixed(2)}` : "");
   // One table per score and group of columns, so that each fits a 1400 px page without wrapping.
-  const perTask = (variants: string[], score: "rougeL" | "exactMatch"): string[][] => [
-    ["task (n)", "family", ...variants.map(shortConfig)],
+  // The family column only beside the baselines: the configurations' table needs its width.
+  const perTask = (variants: string[], score: "rougeL" | "exactMatch", family: boolean): string[][] => [
+    ["task (n)", ...(family ? ["family"] : []), ...variants.map(shortConfig)],
     ...rows.map((r) => [
-      `${r.task} (${r.references.length})`,
-      r.family,
+      `${clip(r.task, TASK_CHARS)} (${r.references.length})`,
+      ...(family ? [r.family] : []),
       ...variants.map((v) => {
         const s = r.scores[v];
         return s ? `${s[score].toFixed(2)}${ci(score === "rougeL" ? s.rougeLCi : s.exactMatchCi)}` : "—";
@@ -107,7 +115,7 @@ export function demoHtml({
       "th,td{border:1px solid #bbb;padding:.3em .6em;text-align:right;font-variant-numeric:tabular-nums}" +
       "th:first-child,td:first-child{text-align:left}figure{display:inline-block;margin:0 1.5em 1.5em 0;vertical-align:top}" +
       ".per-task{font-size:.85em}.per-task td,.per-task th{white-space:nowrap;padding:.2em .4em}" +
-      ".per-task td:first-child{max-width:18em;overflow:hidden;text-overflow:ellipsis}svg{display:block;margin:0 0 1em}" +
+      "svg{display:block;margin:0 0 1em}" +
       ".verdict{font-size:1.1em;background:#f4f4f4;padding:.6em 1em;border-left:4px solid #446}</style>",
     "</head><body>",
     "<h1>loramix demo: generated vs trained LoRA adapters</h1>",
@@ -147,14 +155,14 @@ export function demoHtml({
     `<p>${[...BASELINES.map((b) => `${escapeHtml(b)}: ${escapeHtml(BASELINE_TITLES[b])}`), ...LORAMIX_ROWS.map((r) => `${escapeHtml(r)}: ${escapeHtml(LORAMIX_TITLES[r])}`)].join("; ")}.</p>`,
     "<p>Each cell: the task's mean ± the half-width of its 95% interval (1.96 · sample std / √n over its n test records). Two variants whose intervals overlap on a task are not told apart by that task.</p>",
     "<h3>Rouge-L: baselines and loramix</h3>",
-    `<div class="per-task">${htmlTable(perTask(references, "rougeL"), "per-task")}</div>`,
+    `<div class="per-task">${htmlTable(perTask(references, "rougeL", true), "per-task")}</div>`,
     "<h3>Rouge-L: the paper's configurations</h3>",
     "<p>att = attentional, norm = normalized, neur = neural weighting; WD, KL, JS, MMD: the distance.</p>",
-    `<div class="per-task">${htmlTable(perTask(configs, "rougeL"), "per-task-configs")}</div>`,
+    `<div class="per-task">${htmlTable(perTask(configs, "rougeL", false), "per-task-configs")}</div>`,
     "<h3>Exact match: baselines and loramix</h3>",
-    `<div class="per-task">${htmlTable(perTask(references, "exactMatch"), "per-task-em")}</div>`,
+    `<div class="per-task">${htmlTable(perTask(references, "exactMatch", true), "per-task-em")}</div>`,
     "<h3>Exact match: the paper's configurations</h3>",
-    `<div class="per-task">${htmlTable(perTask(configs, "exactMatch"), "per-task-configs-em")}</div>`,
+    `<div class="per-task">${htmlTable(perTask(configs, "exactMatch", false), "per-task-configs-em")}</div>`,
     "</body></html>",
   ];
   return `${parts.join("\n")}\n`;
