@@ -270,6 +270,22 @@ describe("output streams", () => {
     }
   }, 60_000);
 
+  it("profile refuses a split with no records instead of writing an empty profile", async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      // One record without an id: its index "0" hashes to the valid split (SPEC §1), so train is empty.
+      writeFileSync(join(dir, "one.jsonl"), '{"input": "q", "output": "a"}\n');
+      const r = await loramix(dir, "profile", "one.jsonl", "--tokenizer", "mistral", "--out", "p.json");
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split("\n")).toEqual([
+        `loramix: ${join(dir, "one.jsonl")}: no train records among the dataset's 1 (SPEC §1 split); choose another --split or give more records`,
+      ]);
+      expect(existsSync(join(dir, "p.json"))).toBe(false);
+    } finally {
+      await cleanup();
+    }
+  }, 60_000);
+
   it("plain progress lines carry an ETA once work is done", () => {
     expect(eta(10_000, 5, 5)).toBe(", ETA 10s");
     expect(eta(30_000, 1, 3)).toBe(", ETA 1m 30s");

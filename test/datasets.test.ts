@@ -279,6 +279,19 @@ describe("JSONL and JSON arrays", () => {
     await expectError(loadDataset(notObject), "line 1: expected an object, found a list");
   });
 
+  it("refuses bytes that are not UTF-8, naming the line, instead of reading them as U+FFFD", async () => {
+    const path = join(tmp.dir, "latin1.jsonl");
+    const good = Buffer.from('{"input": "caf\u00e9", "output": "a"}\n', "utf8");
+    // "é" saved as Latin-1 on the second line.
+    const bad = Buffer.from('{"input": "caf\xe9", "output": "b"}\n', "latin1");
+    await writeFile(path, Buffer.concat([good, bad]));
+    await expectError(loadDataset(path), "latin1.jsonl: not valid UTF-8 (line 2); save the file as UTF-8");
+    // Valid UTF-8 with a byte-order mark still reads.
+    const bom = join(tmp.dir, "bom.jsonl");
+    await writeFile(bom, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), good]));
+    expect((await loadDataset(bom)).records[0]?.input).toBe("caf\u00e9");
+  });
+
   it("honours field-name options", async () => {
     const path = await put("fields.jsonl", '{"prompt": "p", "answers": ["r1", "r2"], "uid": "u1"}');
     const ds = await loadDataset(path, { inputField: "prompt", outputField: "answers", idField: "uid" });

@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { basename, extname, join, resolve } from "node:path";
 import { formatError, inputError } from "../errors.js";
@@ -42,7 +43,7 @@ async function readDataFile(file: string, options: DatasetOptions): Promise<File
     throw inputError(file, `unknown dataset file type "${ext}" (expected .jsonl, .json or .parquet)`);
   }
   // Editors on Windows save UTF-8 with a byte-order mark, which JSON.parse rejects.
-  const text = (await readFile(file, "utf8")).replace(/^\uFEFF/, "");
+  const text = utf8Text(file, await readFile(file)).replace(/^\uFEFF/, "");
   if (format === "jsonl" || (!format && ext === ".jsonl")) {
     return { format: "jsonl", records: parseJsonl(file, text, options), metadata: {} };
   }
@@ -53,6 +54,18 @@ async function readDataFile(file: string, options: DatasetOptions): Promise<File
     return { format: "sni", records: sniRecords(task), metadata: task.metadata };
   }
   return { format: "json", records: recordsFromJsonArray(file, json, options), metadata: {} };
+}
+
+/**
+ * The file's text, refusing bytes that are not UTF-8: decoding them to U+FFFD would change the
+ * dataset's tokens, and so its profile, without a word.
+ */
+function utf8Text(file: string, bytes: Buffer): string {
+  if (isUtf8(bytes)) return bytes.toString("utf8");
+  const text = bytes.toString("utf8");
+  const at = text.indexOf("\uFFFD");
+  const line = text.slice(0, Math.max(0, at)).split("\n").length;
+  throw formatError(file, `not valid UTF-8 (line ${line}); save the file as UTF-8`);
 }
 
 /** The split a Hugging Face data file belongs to, from its name (`train-00000-of-00001.parquet`). */

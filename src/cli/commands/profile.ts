@@ -1,6 +1,6 @@
 import { defineCommand } from "citty";
 import { loadDataset } from "../../datasets/load.js";
-import { usageError } from "../../errors.js";
+import { inputError, usageError } from "../../errors.js";
 import { profileRecords, profileToJson } from "../../profiles/profile.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { createProgress, info, interrupt } from "../context.js";
@@ -46,6 +46,12 @@ export default defineCommand({
       idField: args["id-field"],
     });
     const records = dataset.splits[split];
+    // An empty profile would pass for a real one in every later distance: say so instead.
+    if (records.length === 0)
+      throw inputError(
+        dataset.path,
+        `no ${split} records among the dataset's ${dataset.records.length} (SPEC §1 split); choose another --split or give more records`,
+      );
     const progress = createProgress();
     const started = performance.now();
     try {
@@ -56,6 +62,7 @@ export default defineCommand({
         signal: interrupt.signal,
         progress,
       });
+      if (profile.nTokens === 0) throw inputError(dataset.path, `the ${split} records hold no tokens`);
       const seconds = (performance.now() - started) / 1000;
       const json = `${JSON.stringify(profileToJson(profile))}\n`;
       if (args.out === "-") process.stdout.write(json);
