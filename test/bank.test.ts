@@ -459,7 +459,9 @@ describe("CLI", () => {
       cli("ls", tasksDir),
     ]);
     expect(table.code).toBe(0);
-    const lines = table.stderr.trimEnd().split("\n");
+    // The table is the result (stdout); the summary line is a message (stderr).
+    const lines = table.stdout.trimEnd().split("\n");
+    expect(table.stderr).toMatch(/^2 entries, 0 with adapters; tokenizer /);
     expect(lines[0]).toMatch(/^id\s+adapter\s+records\s+tokens\s+profile\s+categories$/);
     expect(lines[1]!.split(/\s{2,}/).slice(0, 5)).toEqual([
       expected[0]!.id,

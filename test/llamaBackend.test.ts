@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,7 +9,7 @@ import { LlamaBackend } from "../src/eval/llamaBackend.js";
 import { readGgufHeader, readGgufTensorF32 } from "../src/formats/ggufRead.js";
 import { loadTokenizer } from "../src/tokenizers/load.js";
 import { readSafetensorsF32 } from "./helpers/safetensors.js";
-import { TINY_MODEL, tempDir } from "./helpers/shared.js";
+import { PEFT_FIXTURES, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
 // Model tests: llama.cpp on TinyStories-656K (2 layers, hidden 128, 8 heads, 4 KV heads, vocab 2048).
 const CONFIG = JSON.parse(readFileSync(join(TINY_MODEL, "config.json"), "utf8")) as Record<string, number>;
@@ -318,6 +318,14 @@ describe("GGUF conversion of TinyStories-656K and the llama.cpp backend", () => 
       /not a LoRA adapter GGUF/,
     );
   }, 60_000);
+
+  it("peft-to-gguf refuses a fan_in_fan_out adapter before converting anything", async () => {
+    const out = join(dir, "gpt2.gguf");
+    await expect(
+      peftToGguf({ adapterDir: join(PEFT_FIXTURES, "gpt2_tigrinya"), base: gguf, out }),
+    ).rejects.toThrow(/fan_in_fan_out adapters \(GPT-2 style Conv1D\) cannot become a llama-architecture GGUF/);
+    expect(existsSync(out)).toBe(false);
+  });
 
   it("writes llama.cpp's keys and the Q/K permutation", async () => {
     const file = await readGgufHeader(gguf);

@@ -188,6 +188,13 @@ describe("adapter directories built in the test", () => {
       [{ ...baseConfig, use_dora: true }, /DoRA/],
       [{ ...baseConfig, rank_pattern: { q: 8 } }, /rank_pattern gives "q" 8 instead of r = 2/],
       [{ ...baseConfig, alpha_pattern: { q: 8 } }, /alpha_pattern gives "q" 8 instead of lora_alpha = 4/],
+      [{ ...baseConfig, lora_alpha: 0 }, /"lora_alpha" is 0, not between 0 \(excluded\) and 1000000/],
+      [{ ...baseConfig, lora_alpha: -16 }, /"lora_alpha" is -16/],
+      [{ ...baseConfig, lora_alpha: 1e308 }, /"lora_alpha" is 1e\+308/],
+      [{ ...baseConfig, bias: "lora_only" }, /"bias" is "lora_only": trained biases/],
+      [{ ...baseConfig, modules_to_save: ["lm_head"] }, /"modules_to_save" lists \["lm_head"\]/],
+      [{ ...baseConfig, layers_to_transform: "0" }, /"layers_to_transform" is "0", not a layer index/],
+      [{ ...baseConfig, fan_in_fan_out: "no" }, /"fan_in_fan_out" is "no", not true or false/],
     ];
     for (const [config, message] of cases) {
       const d = await build(config, pair("m.q"));
@@ -196,6 +203,35 @@ describe("adapter directories built in the test", () => {
       expect(error.message).toMatch(message);
       expect(error.message.startsWith(join(d, "adapter_config.json"))).toBe(true);
     }
+  });
+
+  it("refuses tensors the config contradicts: target_modules and layers_to_transform", async () => {
+    const two = { ...pair("m.layers.0.q"), ...pair("m.layers.1.q"), ...pair("m.layers.1.k") };
+    const cases: [unknown, string][] = [
+      [baseConfig, 'tensors of "m.layers.1.k", which target_modules ["q"] does not name'],
+      [
+        { ...baseConfig, target_modules: ["q", "k", "v"] },
+        'target_modules names ["v"], which have no tensors',
+      ],
+      [
+        { ...baseConfig, target_modules: ".*q" },
+        'tensors of "m.layers.1.k", which target_modules ".*q" does not match',
+      ],
+      [
+        { ...baseConfig, target_modules: ["q", "k"], layers_to_transform: [1] },
+        'tensors of "m.layers.0.q" (layer 0), outside layers_to_transform [1]',
+      ],
+    ];
+    for (const [config, message] of cases) {
+      const d = await build(config, two);
+      expect((await refusal(loadAdapter(d))).message).toBe(`${join(d, "adapter_config.json")}: ${message}`);
+    }
+    // Consistent: accepted, with "all-linear" (PEFT's shorthand) and an integer layers_to_transform.
+    await loadAdapter(await build({ ...baseConfig, target_modules: ["k", "q"] }, two));
+    await loadAdapter(await build({ ...baseConfig, target_modules: "all-linear" }, two));
+    await loadAdapter(
+      await build({ ...baseConfig, target_modules: ["q"], layers_to_transform: 1 }, pair("m.layers.1.q")),
+    );
   });
 
   it("accepts rank/alpha patterns that change nothing, and a string target_modules", async () => {

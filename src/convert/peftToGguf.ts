@@ -2,7 +2,7 @@ import { basename, resolve } from "node:path";
 import { formatError, inputError } from "../errors.js";
 import { type GgufMetadata, type GgufTensorToWrite, type GgufWriteType, writeGguf } from "../formats/gguf.js";
 import { readGgufHeader } from "../formats/ggufRead.js";
-import { loadAdapter } from "../formats/peft.js";
+import { isNonEmpty, loadAdapter } from "../formats/peft.js";
 import { SafetensorsReader } from "../formats/safetensors.js";
 import type { ProgressSink } from "../util/progress.js";
 import { ggufTensorName, permuteForRope, readLlamaConfig } from "./llamaNames.js";
@@ -56,8 +56,12 @@ export async function peftToGguf({
       "adapter_config.json: alpha_pattern is not supported by the GGUF conversion",
     );
   }
-  if (raw.use_dora === true)
-    throw formatError(adapter.dir, "adapter_config.json: DoRA adapters are not supported by llama.cpp");
+  // Conv1D-style weights (GPT-2) are stored transposed; a llama.cpp LoRA never is.
+  if (raw.fan_in_fan_out === true)
+    throw formatError(
+      adapter.dir,
+      "adapter_config.json: fan_in_fan_out adapters (GPT-2 style Conv1D) cannot become a llama-architecture GGUF",
+    );
   const heads = await baseHeads(base);
   const alpha = useRslora ? loraAlpha * Math.sqrt(r) : loraAlpha;
   const type: GgufWriteType =
@@ -141,8 +145,4 @@ async function baseHeads(base: string): Promise<Heads> {
   }
   const config = await readLlamaConfig(base);
   return { nHead: config.nHead, nHeadKv: config.nHeadKv };
-}
-
-function isNonEmpty(v: unknown): boolean {
-  return typeof v === "object" && v !== null && Object.keys(v).length > 0;
 }

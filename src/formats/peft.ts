@@ -111,6 +111,24 @@ export function parseAdapterConfig(file: string, text: string): AdapterConfig {
   if (typeof c.lora_alpha !== "number" || !Number.isFinite(c.lora_alpha)) {
     throw formatError(file, `"lora_alpha" is ${JSON.stringify(c.lora_alpha)}, not a number`);
   }
+  // 0 makes ΔW = 0; a negative or huge alpha is a typo (and above float32's range it becomes
+  // Infinity in a GGUF).
+  if (!(c.lora_alpha > 0 && c.lora_alpha <= MAX_ALPHA)) {
+    throw formatError(file, `"lora_alpha" is ${c.lora_alpha}, not between 0 (excluded) and ${MAX_ALPHA}`);
+  }
+  const bias = c.bias ?? "none";
+  if (bias !== "none") {
+    throw formatError(
+      file,
+      `"bias" is ${JSON.stringify(bias)}: trained biases are not LoRA pairs, which loramix mixes`,
+    );
+  }
+  if (isNonEmpty(c.modules_to_save)) {
+    throw formatError(
+      file,
+      `"modules_to_save" lists ${JSON.stringify(c.modules_to_save)}: fully trained modules cannot be mixed as LoRA pairs`,
+    );
+  }
   if (c.use_rslora !== undefined && typeof c.use_rslora !== "boolean") {
     throw formatError(file, `"use_rslora" is ${JSON.stringify(c.use_rslora)}, not true or false`);
   }
@@ -127,6 +145,18 @@ export function parseAdapterConfig(file: string, text: string): AdapterConfig {
     );
   if (c.use_dora === true) throw formatError(file, "DoRA adapters (use_dora) are not supported");
   checkPatterns(file, c, c.r as number, c.lora_alpha);
+  const layers = c.layers_to_transform;
+  if (
+    layers != null &&
+    !(Number.isSafeInteger(layers) || (Array.isArray(layers) && layers.every((l) => Number.isSafeInteger(l))))
+  ) {
+    throw formatError(
+      file,
+      `"layers_to_transform" is ${JSON.stringify(layers)}, not a layer index or a list of them`,
+    );
+  }
+  if (c.fan_in_fan_out !== undefined && typeof c.fan_in_fan_out !== "boolean")
+    throw formatError(file, `"fan_in_fan_out" is ${JSON.stringify(c.fan_in_fan_out)}, not true or false`);
   return {
     raw: c,
     r: c.r as number,
@@ -166,6 +196,7 @@ export async function loadAdapter(dir: string): Promise<Adapter> {
   const header = await readSafetensorsHeader(file);
 
   const modules = pairModules(file, header, config.r);
+  checkModulesAgainstConfig(configPath, config, modules);
   const dtypes = new Set(modules.flatMap((m) => [m.a, m.b]).map((name) => header.tensors.get(name)!.dtype));
   if (dtypes.size > 1) throw formatError(file, `LoRA tensors mix dtypes ${[...dtypes].join(", ")}`);
   const dtype = [...dtypes][0]!;
@@ -184,6 +215,67 @@ export async function loadAdapter(dir: string): Promise<Adapter> {
 }
 
 const FLOAT_DTYPES: ReadonlySet<SafetensorsDtype> = new Set(["F32", "F16", "BF16", "F64"]);
+
+/** Above float32's range a GGUF stores Infinity; no real adapter comes near. */
+const MAX_ALPHA = 1e6;
+
+/** A config value that says something: not null, not [] and not {}. */
+export function isNonEmpty(v: unknown): boolean {
+  return (
+    v != null && (Array.isArray(v) ? v.length > 0 : typeof v === "object" ? Object.keys(v).length > 0 : true)
+  );
+}
+
+const LAYER_INDEX = /\.(?:layers|h|blocks)\.(\d+)\./;
+
+/**
+ * The tensors must be the ones the config describes: every module among target_modules (a list
+ * names the last part of a module, a string is PEFT's full-match regular expression), every target
+ * with a tensor, and every layer among layers_to_transform. A contradiction means the config was
+ * edited or belongs to another adapter, and its r/alpha cannot be trusted for these tensors.
+ */
+function checkModulesAgainstConfig(file: string, config: AdapterConfig, modules: LoraModule[]): void {
+  const targets = config.raw.target_modules;
+  if (Array.isArray(targets)) {
+    const names = new Set(targets as string[]);
+    const stray = modules.find((m) => !names.has(m.module.slice(m.module.lastIndexOf(".") + 1)));
+    if (stray)
+      throw formatError(
+        file,
+        `tensors of "${stray.module}", which target_modules ${JSON.stringify(targets)} does not name`,
+      );
+    const seen = new Set(modules.map((m) => m.module.slice(m.module.lastIndexOf(".") + 1)));
+    const missing = [...names].filter((t) => !seen.has(t));
+    if (missing.length > 0)
+      throw formatError(file, `target_modules names ${JSON.stringify(missing)}, which have no tensors`);
+  } else if (typeof targets === "string" && targets !== "all-linear") {
+    let pattern: RegExp | undefined;
+    try {
+      pattern = new RegExp(`^(?:${targets})$`);
+    } catch {
+      pattern = undefined; // Python-only syntax: PEFT checked it when it saved the adapter.
+    }
+    // PEFT matches the module's name inside the base model, without the base_model.model. prefix.
+    const stray = pattern && modules.find((m) => !pattern.test(m.module.replace(/^base_model\.model\./, "")));
+    if (stray)
+      throw formatError(
+        file,
+        `tensors of "${stray.module}", which target_modules "${targets}" does not match`,
+      );
+  }
+  const layers = config.raw.layers_to_transform;
+  if (layers != null) {
+    const allowed = new Set([layers].flat() as number[]);
+    for (const m of modules) {
+      const layer = LAYER_INDEX.exec(m.module)?.[1];
+      if (layer !== undefined && !allowed.has(Number(layer)))
+        throw formatError(
+          file,
+          `tensors of "${m.module}" (layer ${layer}), outside layers_to_transform ${JSON.stringify(layers)}`,
+        );
+    }
+  }
+}
 
 /** Every tensor must belong to one lora_A [r, in] / lora_B [out, r] pair of rank r; modules sorted by name. */
 function pairModules(file: string, header: SafetensorsHeader, r: number): LoraModule[] {
