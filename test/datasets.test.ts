@@ -8,6 +8,7 @@ import { loadDataset } from "../src/datasets/load.js";
 import { pyStrip, sniPrompt } from "../src/datasets/sni.js";
 import { splitOf } from "../src/datasets/split.js";
 import { LoramixError } from "../src/errors.js";
+import { writeRecordsParquet } from "./helpers/parquet.js";
 import { SNI_DIR, tempDir } from "./helpers/shared.js";
 
 const CAPITALS = join(SNI_DIR, "task1146_country_capital.json"); // definition without final punctuation
@@ -323,29 +324,6 @@ describe("JSONL and JSON arrays", () => {
     await expectError(loadDataset(join(tmp.dir, "nope.jsonl")), "nope.jsonl", "no such");
   });
 });
-
-/** Writes `input`, `output` (list of strings, as on the Lots-of-LoRAs hub) and `id` columns. */
-function writeRecordsParquet(
-  filename: string,
-  rows: { input: string; output: string[]; id: string }[],
-): void {
-  parquetWriteFile({
-    filename,
-    columnData: [
-      { name: "input", data: rows.map((r) => r.input) },
-      { name: "output", data: rows.map((r) => r.output) },
-      { name: "id", data: rows.map((r) => r.id) },
-    ],
-    schema: [
-      { name: "root", num_children: 3 },
-      { name: "input", type: "BYTE_ARRAY", converted_type: "UTF8", repetition_type: "OPTIONAL" },
-      { name: "output", repetition_type: "OPTIONAL", num_children: 1, converted_type: "LIST" },
-      { name: "list", repetition_type: "REPEATED", num_children: 1 },
-      { name: "element", type: "BYTE_ARRAY", converted_type: "UTF8", repetition_type: "OPTIONAL" },
-      { name: "id", type: "BYTE_ARRAY", converted_type: "UTF8", repetition_type: "OPTIONAL" },
-    ],
-  });
-}
 
 const rows = (prefix: string, n: number) =>
   Array.from({ length: n }, (_, i) => ({

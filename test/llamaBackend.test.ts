@@ -323,7 +323,9 @@ describe("GGUF conversion of TinyStories-656K and the llama.cpp backend", () => 
     const out = join(dir, "gpt2.gguf");
     await expect(
       peftToGguf({ adapterDir: join(PEFT_FIXTURES, "gpt2_tigrinya"), base: gguf, out }),
-    ).rejects.toThrow(/fan_in_fan_out adapters \(GPT-2 style Conv1D\) cannot become a llama-architecture GGUF/);
+    ).rejects.toThrow(
+      /fan_in_fan_out adapters \(GPT-2 style Conv1D\) cannot become a llama-architecture GGUF/,
+    );
     expect(existsSync(out)).toBe(false);
   });
 

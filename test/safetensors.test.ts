@@ -359,11 +359,13 @@ describe("hostile files", () => {
 
   it("refuses a header that is not an object", async () => {
     expect(await refusal(await hostile("array", [1, 2]))).toBe(
-      "safetensors header is a JSON array, not an object",
+      "safetensors header is a list, not a JSON object",
     );
     expect(await refusal(await hostile("number", 42))).toBe(
-      "safetensors header is a JSON number, not an object",
+      "safetensors header is a number, not a JSON object",
     );
+    // null is typeof "object" in JavaScript; the message must not say "an object, not an object".
+    expect(await refusal(await hostile("null", null))).toBe("safetensors header is null, not a JSON object");
   });
 
   it("refuses unknown dtypes, including names of Object.prototype members", async () => {

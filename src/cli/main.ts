@@ -79,7 +79,8 @@ function wrapLine(line: string, width: number): string[] {
 /** The one place that prints errors: a single line for user errors, the stack for bugs. */
 function report(error: unknown, verbose: boolean): number {
   if (error instanceof LoramixError) {
-    process.stderr.write(`loramix: ${error.message}\n`);
+    // One line, whatever a quoted snippet or a library's message carries.
+    process.stderr.write(`loramix: ${error.message.replace(/\s*\n\s*/g, " ")}\n`);
     if (verbose && error.stack) process.stderr.write(`${error.stack}\n`);
     return error.code === "ABORTED" ? 130 : error.code === "USAGE" ? 2 : 1;
   }

@@ -1,11 +1,6 @@
 import { formatError } from "../errors.js";
+import { jsonKind } from "../util/jsonKind.js";
 import type { DatasetOptions, DatasetRecord } from "./record.js";
-
-function kind(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "a list";
-  return `a ${typeof value}`;
-}
 
 /**
  * Turns one row (JSONL line, JSON array element, Parquet row) into a record with the configured
@@ -19,13 +14,13 @@ export function recordFromRow(
 ): DatasetRecord {
   const { inputField = "input", outputField = "output", idField = "id" } = options;
   if (typeof row !== "object" || row === null || Array.isArray(row)) {
-    throw formatError(file, `${where}: expected an object, found ${kind(row)}`);
+    throw formatError(file, `${where}: expected an object, found ${jsonKind(row)}`);
   }
   const r = row as Record<string, unknown>;
   const input = r[inputField];
   if (input === undefined) throw formatError(file, `${where}: missing field "${inputField}"`);
   if (typeof input !== "string")
-    throw formatError(file, `${where}: field "${inputField}" is ${kind(input)}, expected a string`);
+    throw formatError(file, `${where}: field "${inputField}" is ${jsonKind(input)}, expected a string`);
   const raw = r[outputField];
   if (raw === undefined) throw formatError(file, `${where}: missing field "${outputField}"`);
   let output: string[];
@@ -34,7 +29,7 @@ export function recordFromRow(
   else
     throw formatError(
       file,
-      `${where}: field "${outputField}" is ${kind(raw)}, expected a string or a list of strings`,
+      `${where}: field "${outputField}" is ${jsonKind(raw)}, expected a string or a list of strings`,
     );
   // Profiles use output[0] and evaluation needs a reference: a record without one is unusable.
   if (output.length === 0) throw formatError(file, `${where}: field "${outputField}" is an empty list`);
@@ -42,6 +37,6 @@ export function recordFromRow(
   const id = r[idField];
   if (typeof id === "string" || typeof id === "number" || typeof id === "bigint") record.id = String(id);
   else if (id !== undefined && id !== null)
-    throw formatError(file, `${where}: field "${idField}" is ${kind(id)}, expected a string or a number`);
+    throw formatError(file, `${where}: field "${idField}" is ${jsonKind(id)}, expected a string or a number`);
   return record;
 }

@@ -104,11 +104,19 @@ export class LlamaBackend implements InferenceBackend {
       await hfToGguf({ modelDir: source, out: file });
     } else await checkGgufForLlama(file, "model");
     const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
+    // llama.cpp's own lines would land on stderr before loramix's one-line error; the last ones
+    // are kept and quoted in that error instead.
+    const recent: string[] = [];
     const llama = await getLlama({
       gpu: false,
       build: "never",
       maxThreads: threads,
       logLevel: LlamaLogLevel.error,
+      logger: (_level, message) => {
+        const line = message.replace(/\s+/g, " ").trim();
+        if (line !== "") recent.push(line);
+        if (recent.length > 2) recent.shift();
+      },
       progressLogs: false,
     });
     try {
@@ -127,7 +135,7 @@ export class LlamaBackend implements InferenceBackend {
       for (const f of tempFiles) await rm(f, { force: true });
       throw new LoramixError(
         "BACKEND",
-        `${file}: llama.cpp cannot load the model: ${(error as Error).message}`,
+        `${file}: llama.cpp cannot load the model: ${(error as Error).message}${recent.length > 0 ? ` (llama.cpp: ${recent.join("; ")})` : ""}`,
         { cause: error },
       );
     }

@@ -92,9 +92,10 @@ function checkPatterns(file: string, c: Record<string, unknown>, r: number, alph
 export function parseAdapterConfig(file: string, text: string): AdapterConfig {
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    // Windows editors save a byte-order mark, which JSON.parse refuses.
+    raw = JSON.parse(text.replace(/^\uFEFF/, ""));
   } catch (error) {
-    throw formatError(file, `invalid JSON (${(error as Error).message})`);
+    throw formatError(file, `invalid JSON (${(error as Error).message.replace(/\s+/g, " ")})`);
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw))
     throw formatError(file, "not a JSON object");

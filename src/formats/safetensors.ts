@@ -8,6 +8,7 @@ import type { FileHandle } from "node:fs/promises";
 import { open } from "node:fs/promises";
 import { formatError, inputError, throwIfAborted } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic.js";
+import { jsonKind } from "../util/jsonKind.js";
 import type { ProgressSink } from "../util/progress.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./dtypes.js";
 
@@ -84,10 +85,7 @@ export function parseSafetensorsHeader(
     throw formatError(path, `safetensors header is not valid UTF-8 JSON (${(error as Error).message})`);
   }
   if (!isPlainObject(json)) {
-    throw formatError(
-      path,
-      `safetensors header is a JSON ${Array.isArray(json) ? "array" : typeof json}, not an object`,
-    );
+    throw formatError(path, `safetensors header is ${jsonKind(json)}, not a JSON object`);
   }
   const dataSize = fileSize - dataOffset;
   const tensors = new Map<string, TensorInfo>();
@@ -179,7 +177,7 @@ function checkMetadata(path: string, value: unknown): Record<string, string> {
   if (!isPlainObject(value)) throw formatError(path, "__metadata__ is not a string-to-string map");
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(value)) {
-    if (typeof v !== "string") throw formatError(path, `__metadata__ "${k}" is a ${typeof v}, not a string`);
+    if (typeof v !== "string") throw formatError(path, `__metadata__ "${k}" is ${jsonKind(v)}, not a string`);
     Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
   }
   return out;
