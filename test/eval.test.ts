@@ -333,7 +333,7 @@ describe("loramix eval", () => {
     const server = await startFakeOpenAI((_req, _n, res) => sendCompletion(res, "Paris", 1));
     try {
       const out = join(tmp.dir, "cli");
-      const { stderr } = await cli(
+      const { stdout, stderr } = await cli(
         "--backend",
         "openai",
         "--base-url",
@@ -350,9 +350,11 @@ describe("loramix eval", () => {
       const { records, metrics } = await readOutputs(out);
       expectConsistent(records, metrics);
       expect(metrics.n).toBe(3);
-      expect(stderr).toContain(
+      // The scores are the result (stdout); where the files went is a message (stderr).
+      expect(stdout).toContain(
         `openai:m@${server.baseUrl} on 3 test records: Rouge-L ${metrics.rougeL.mean.toFixed(4)}`,
       );
+      expect(stderr).toContain(`wrote ${join(out, "predictions.jsonl")}`);
     } finally {
       await server.close();
     }
