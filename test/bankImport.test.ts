@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -141,6 +141,40 @@ describe("import-lol", () => {
     const edited = r033.train.map((x, i) => (i === 0 ? { ...x, input: `${x.input} (edited)` } : x));
     writeFileSync(join(datasets033, "snapshots", rev, "data/train-00000-of-00001.parquet"), parquet(edited));
     expect((await verifyBank(bank)).problems.map((p) => [p.id, p.kind])).toEqual([[T033, "data-hash"]]);
+    bank.close();
+  });
+
+  it("a hostile tree: link loops and links outside the root are bounded, an over-long id is refused", async () => {
+    const root = join(tmp.dir, "hostile-root");
+    const r022 = await someRecords(T022);
+    mkdirSync(join(root, T022, "data"), { recursive: true });
+    for (const split of ["train", "valid", "test"] as const)
+      writeFileSync(join(root, T022, "data", `${split}.jsonl`), jsonl(r022[split]));
+    // A loop at the top and inside a repo; a link to a folder outside the root holding an adapter.
+    symlinkSync(".", join(root, "loop"));
+    symlinkSync("..", join(root, T022, "up"));
+    const outside = join(tmp.dir, "outside");
+    cpSync(ADAPTER, join(outside, "Mistral-7B-Instruct-v0.2-4b-r16-task022"), { recursive: true });
+    symlinkSync(outside, join(root, "elsewhere"));
+    const bank = await initBank(join(tmp.dir, "hostile-bank"), { tokenizer: "mistral" });
+    // The loop inside the dataset repo is refused when the dataset is hashed, naming the link.
+    await expect(importLol(bank, { root })).rejects.toThrow(/symbolic link loop/);
+    rmSync(join(root, T022, "up"));
+    const r = await importLol(bank, { root });
+    // The adapter behind the outside link is found (a user may link their own folders) and paired.
+    expect(r.added).toEqual([T022]);
+    expect(bank.entry(T022)?.adapterPath).toBe(
+      join(root, "elsewhere", "Mistral-7B-Instruct-v0.2-4b-r16-task022"),
+    );
+
+    // 208 characters: a legal folder name (255 at most), too long for an id.
+    const long = `task777_${"x".repeat(200)}`;
+    mkdirSync(join(root, long, "data"), { recursive: true });
+    writeFileSync(join(root, long, "data", "train.jsonl"), jsonl(r022.train));
+    const e = await importLol(bank, { root }).catch((error: unknown) => error as Error);
+    expect((e as Error).message).toBe(
+      `entry id "task777_${"x".repeat(52)}…" must be 1 to 128 letters, digits, "_", "." or "-" (it has 208 characters)`,
+    );
     bank.close();
   });
 

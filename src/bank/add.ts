@@ -5,7 +5,7 @@ import { formatError, inputError, LoramixError, throwIfAborted } from "../errors
 import { type AdapterLayout, compareLayouts, firstNonFinite, loadAdapter } from "../formats/peft.js";
 import { hashPath } from "../util/hash.js";
 import { adapterBaseDifferences, resolveBaseModel } from "./baseModel.js";
-import { type Bank, type BankEntry, ENTRY_ID_PATTERN, layoutError } from "./store.js";
+import { type Bank, type BankEntry, checkEntryId, layoutError } from "./store.js";
 import { rememberAdapter } from "./unchanged.js";
 
 export interface AddEntryOptions {
@@ -30,9 +30,7 @@ export async function addEntry(
   bank: Bank,
   { id, data, adapter, metadata = {}, dataOptions = {}, replace = false, signal }: AddEntryOptions,
 ): Promise<BankEntry> {
-  if (!ENTRY_ID_PATTERN.test(id)) {
-    throw new LoramixError("USAGE", `entry id "${id}" may only contain letters, digits, "_", "." and "-"`);
-  }
+  checkEntryId(id);
   if (!replace && bank.entry(id)) {
     throw new LoramixError("BANK", `${bank.dir}: entry "${id}" already exists (use --replace)`);
   }

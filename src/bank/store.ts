@@ -11,8 +11,21 @@ import { tempPathFor, writeFileAtomic } from "../util/atomic.js";
 import { checkTokenizerFits, resolveBaseModel } from "./baseModel.js";
 import { BANK_FILE, checkSchema, createSchema, SCHEMA_VERSION } from "./schema.js";
 
-/** Entry ids appear in file names and command lines, so they stay in a shell- and path-safe alphabet. */
-export const ENTRY_ID_PATTERN = /^[A-Za-z0-9_.-]+$/;
+/**
+ * Entry ids appear in file names and command lines, so they stay in a shell- and path-safe
+ * alphabet, and short enough for a file name on any file system.
+ */
+const ENTRY_ID_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
+
+export function checkEntryId(id: string): void {
+  if (!ENTRY_ID_PATTERN.test(id)) {
+    const shown = id.length > 60 ? `${id.slice(0, 60)}…` : id;
+    throw new LoramixError(
+      "USAGE",
+      `entry id "${shown}" must be 1 to 128 letters, digits, "_", "." or "-" (it has ${id.length} characters)`,
+    );
+  }
+}
 
 /** A copied tokenizer lives under this name, so the bank keeps working when the original moves. */
 const TOKENIZER_FILE = "tokenizer.json";
@@ -250,12 +263,7 @@ export class Bank {
     entry: NewEntry,
     { replace = false, layout }: { replace?: boolean; layout?: AdapterLayout } = {},
   ): void {
-    if (!ENTRY_ID_PATTERN.test(entry.id)) {
-      throw new LoramixError(
-        "USAGE",
-        `entry id "${entry.id}" may only contain letters, digits, "_", "." and "-"`,
-      );
-    }
+    checkEntryId(entry.id);
     if ((entry.adapterPath === null) !== (layout === undefined)) {
       throw new Error("putEntry: an adapter needs its layout, and a dataset-only entry has none");
     }

@@ -1,16 +1,45 @@
+import { isUtf8 } from "node:buffer";
+import { createReadStream } from "node:fs";
+import { formatError } from "../errors.js";
 import { recordFromRow } from "./fields.js";
 import { parseJsonLenient } from "./json.js";
 import type { DatasetOptions, DatasetRecord } from "./record.js";
 
-/** One JSON object per line; blank lines skipped; a bad line is reported with its 1-based number. */
-export function parseJsonl(file: string, text: string, options: DatasetOptions = {}): DatasetRecord[] {
+const NEWLINE = 0x0a;
+
+/**
+ * One JSON object per line; blank lines skipped; a bad line is reported with its 1-based number.
+ * Streamed in 1 MB chunks: the file is never one string (V8 cannot hold one above ~512 MB), and
+ * memory holds the records plus one line.
+ */
+export async function readJsonl(file: string, options: DatasetOptions = {}): Promise<DatasetRecord[]> {
   const records: DatasetRecord[] = [];
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim();
-    if (line === "") continue;
-    const row = parseJsonLenient(file, line, `line ${i + 1}`);
-    records.push(recordFromRow(file, `line ${i + 1}`, row, options));
+  let lineNumber = 0;
+  // The pieces of a line that spans chunks, joined once at its end (a 200 MB line is not copied per chunk).
+  let pending: Buffer[] = [];
+  const takeLine = (bytes: Buffer) => {
+    lineNumber++;
+    if (!isUtf8(bytes))
+      throw formatError(file, `not valid UTF-8 (line ${lineNumber}); save the file as UTF-8`);
+    // Editors on Windows save UTF-8 with a byte-order mark.
+    let text = bytes.toString("utf8");
+    if (lineNumber === 1) text = text.replace(/^\uFEFF/, "");
+    const line = text.trim();
+    if (line === "") return;
+    const row = parseJsonLenient(file, line, `line ${lineNumber}`);
+    records.push(recordFromRow(file, `line ${lineNumber}`, row, options));
+  };
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
+    const bytes = chunk as Buffer;
+    let start = 0;
+    for (let at = bytes.indexOf(NEWLINE); at !== -1; at = bytes.indexOf(NEWLINE, start)) {
+      const piece = bytes.subarray(start, at);
+      takeLine(pending.length === 0 ? piece : Buffer.concat([...pending, piece]));
+      pending = [];
+      start = at + 1;
+    }
+    if (start < bytes.length) pending.push(bytes.subarray(start));
   }
+  if (pending.length > 0) takeLine(Buffer.concat(pending));
   return records;
 }

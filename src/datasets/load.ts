@@ -4,7 +4,7 @@ import { basename, extname, join, resolve } from "node:path";
 import { formatError, inputError } from "../errors.js";
 import { parseJsonLenient } from "./json.js";
 import { recordsFromJsonArray } from "./jsonArray.js";
-import { parseJsonl } from "./jsonl.js";
+import { readJsonl } from "./jsonl.js";
 import { readParquetRecords } from "./parquet.js";
 import type { Dataset, DatasetFormat, DatasetOptions, DatasetRecord, SplitName } from "./record.js";
 import { SPLIT_NAMES } from "./record.js";
@@ -42,11 +42,11 @@ async function readDataFile(file: string, options: DatasetOptions): Promise<File
   if (!format && ext !== ".jsonl" && ext !== ".json") {
     throw inputError(file, `unknown dataset file type "${ext}" (expected .jsonl, .json or .parquet)`);
   }
+  if (format === "jsonl" || (!format && ext === ".jsonl")) {
+    return { format: "jsonl", records: await readJsonl(file, options), metadata: {} };
+  }
   // Editors on Windows save UTF-8 with a byte-order mark, which JSON.parse rejects.
   const text = utf8Text(file, await readFile(file)).replace(/^\uFEFF/, "");
-  if (format === "jsonl" || (!format && ext === ".jsonl")) {
-    return { format: "jsonl", records: parseJsonl(file, text, options), metadata: {} };
-  }
   const json = parseJsonLenient(file, text);
   // A top-level object can only be a Super-NI task; arrays are record lists.
   if (format === "sni" || (!format && !Array.isArray(json))) {
