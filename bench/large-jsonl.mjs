@@ -3,7 +3,16 @@
 // LARGE_JSONL_MB megabytes (default 2048) of real Super-NI records, reads it with loadDataset in a
 // separate process and prints its time and peak resident memory. `npm run build` first.
 import { spawnSync } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,7 +37,10 @@ try {
 const t0 = performance.now();
 const d = await loadDataset(${JSON.stringify(file)});
 console.log(JSON.stringify({ records: d.records.length, seconds: (performance.now() - t0) / 1000, peakMB: process.resourceUsage().maxRSS / 1024 }));`;
-  const r = spawnSync(process.execPath, ["--input-type=module", "-e", reader], { encoding: "utf8", maxBuffer: 1 << 20 });
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", reader], {
+    encoding: "utf8",
+    maxBuffer: 1 << 20,
+  });
   if (r.status !== 0) throw new Error(r.stderr);
   const result = JSON.parse(r.stdout);
   const sizeMB = statSync(file).size / 1024 / 1024;
