@@ -3,7 +3,7 @@ export interface Flatness {
   /** 1 / Σ w²: 1 for a single adapter, N for N equal weights. */
   effective: number;
   maxWeight: number;
-  /** SPEC §7 ‖Σ w_j ΔW_j‖ / Σ w_j ‖ΔW_j‖; null when not computed (too many large contributors). */
+  /** SPEC §7 ‖Σ w_j ΔW_j‖ / Σ w_j ‖ΔW_j‖; null when not computed (too many or too large contributors). */
   updateNorm: number | null;
   /** One line for the user when the mixture is likely to behave like the base model; else null. */
   warning: string | null;

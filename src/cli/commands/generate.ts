@@ -230,6 +230,6 @@ function printTables(result: GenerateResult, merge: MixMode, totalSeconds: numbe
   );
   const norm = result.flatness.updateNorm;
   printResult(
-    `effective adapters (1/Σw²): ${result.flatness.effective.toFixed(2)}; update norm ratio: ${norm === null ? "not computed (too many large contributors)" : norm.toFixed(3)}`,
+    `effective adapters (1/Σw²): ${result.flatness.effective.toFixed(2)}; update norm ratio: ${norm === null ? "not computed (too many contributors)" : norm.toFixed(3)}`,
   );
 }
