@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { LoramixError } from "../errors.js";
+import { forEachConcurrent } from "../util/concurrent.js";
 import { hashPath, statFingerprint } from "../util/hash.js";
 import type { Bank, BankEntry } from "./store.js";
 
@@ -24,9 +25,10 @@ export async function checkAdaptersUnchanged(
   entries: BankEntry[],
   signal?: AbortSignal,
 ): Promise<void> {
-  for (const entry of entries) {
+  // The checks wait on the file system, not the CPU: several in flight hide its latency.
+  await forEachConcurrent(entries, STAT_CONCURRENCY, async (entry) => {
     const path = entry.adapterPath;
-    if (path === null) continue;
+    if (path === null) return;
     if (!existsSync(path))
       throw new LoramixError(
         "BANK",
@@ -34,7 +36,7 @@ export async function checkAdaptersUnchanged(
       );
     const known = bank.getCache(FINGERPRINTS, keyOf(entry));
     if (known !== undefined && Buffer.from(known).toString() === (await statFingerprint(path, signal)))
-      continue;
+      return;
     if ((await hashPath(path, signal)) !== entry.adapterHash) {
       throw new LoramixError(
         "BANK",
@@ -42,5 +44,7 @@ export async function checkAdaptersUnchanged(
       );
     }
     await rememberAdapter(bank, entry, signal);
-  }
+  });
 }
+
+const STAT_CONCURRENCY = 16;

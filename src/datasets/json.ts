@@ -1,4 +1,9 @@
-import { formatError } from "../errors.js";
+import { formatError, type LoramixError } from "../errors.js";
+
+/** Bytes that are not UTF-8 would become U+FFFD and change the dataset's tokens without a word. */
+export function notUtf8Error(file: string, line: number): LoramixError {
+  return formatError(file, `not valid UTF-8 (line ${line}); save the file as UTF-8`);
+}
 
 /**
  * JSON.parse that also takes the bare NaN / Infinity tokens Python's json module writes (some

@@ -1,8 +1,7 @@
 import { isUtf8 } from "node:buffer";
 import { createReadStream } from "node:fs";
-import { formatError } from "../errors.js";
 import { recordFromRow } from "./fields.js";
-import { parseJsonLenient } from "./json.js";
+import { notUtf8Error, parseJsonLenient } from "./json.js";
 import type { DatasetOptions, DatasetRecord } from "./record.js";
 
 const NEWLINE = 0x0a;
@@ -19,8 +18,7 @@ export async function readJsonl(file: string, options: DatasetOptions = {}): Pro
   let pending: Buffer[] = [];
   const takeLine = (bytes: Buffer) => {
     lineNumber++;
-    if (!isUtf8(bytes))
-      throw formatError(file, `not valid UTF-8 (line ${lineNumber}); save the file as UTF-8`);
+    if (!isUtf8(bytes)) throw notUtf8Error(file, lineNumber);
     // Editors on Windows save UTF-8 with a byte-order mark.
     let text = bytes.toString("utf8");
     if (lineNumber === 1) text = text.replace(/^\uFEFF/, "");

@@ -2,7 +2,7 @@ import { isUtf8 } from "node:buffer";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { basename, extname, join, resolve } from "node:path";
 import { formatError, inputError } from "../errors.js";
-import { parseJsonLenient } from "./json.js";
+import { notUtf8Error, parseJsonLenient } from "./json.js";
 import { recordsFromJsonArray } from "./jsonArray.js";
 import { readJsonl } from "./jsonl.js";
 import { readParquetRecords } from "./parquet.js";
@@ -56,16 +56,13 @@ async function readDataFile(file: string, options: DatasetOptions): Promise<File
   return { format: "json", records: recordsFromJsonArray(file, json, options), metadata: {} };
 }
 
-/**
- * The file's text, refusing bytes that are not UTF-8: decoding them to U+FFFD would change the
- * dataset's tokens, and so its profile, without a word.
- */
+/** The file's text, refusing bytes that are not UTF-8. */
 function utf8Text(file: string, bytes: Buffer): string {
   if (isUtf8(bytes)) return bytes.toString("utf8");
   const text = bytes.toString("utf8");
   const at = text.indexOf("\uFFFD");
   const line = text.slice(0, Math.max(0, at)).split("\n").length;
-  throw formatError(file, `not valid UTF-8 (line ${line}); save the file as UTF-8`);
+  throw notUtf8Error(file, line);
 }
 
 /** The split a Hugging Face data file belongs to, from its name (`train-00000-of-00001.parquet`). */

@@ -145,17 +145,27 @@ export function textTable(rows: string[][]): string {
   return [line(header), rule, ...rows.slice(1).map(line)].join("\n");
 }
 
+/** The configuration with the highest mean over tasks (the first of equals), if any was evaluated. */
+export function bestConfig(
+  grid: ScoreGrid,
+  configs: string[],
+  score: Score,
+): { name: string; mean: number } | undefined {
+  let best: { name: string; mean: number } | undefined;
+  for (const c of configs) {
+    const m = variantSummary(grid, c, score)?.mean;
+    if (m !== undefined && (best === undefined || m > best.mean)) best = { name: c, mean: m };
+  }
+  return best;
+}
+
 /**
  * What the run measured, in words: whether the best generated configuration beats the base
  * model and the majority answer, and how much of the base → trained gap it closes.
  */
 export function verdict(grid: ScoreGrid, configs: string[], score: Score): string {
   const label = score === "rougeL" ? "Rouge-L" : "exact match";
-  let best: { name: string; mean: number } | undefined;
-  for (const c of configs) {
-    const m = variantSummary(grid, c, score)?.mean;
-    if (m !== undefined && (best === undefined || m > best.mean)) best = { name: c, mean: m };
-  }
+  const best = bestConfig(grid, configs, score);
   const base = variantSummary(grid, "base", score)?.mean;
   const majority = variantSummary(grid, "majority", score)?.mean;
   const trained = variantSummary(grid, "trained", score)?.mean;
@@ -192,11 +202,7 @@ export function recommendation(grid: ScoreGrid, configs: string[], score: Score)
   const mean = (v: string) => variantSummary(grid, v, score)?.mean;
   const ours = mean("select-loss");
   if (ours === undefined) return `${label}: --select loss was not evaluated.`;
-  let paper: { name: string; mean: number } | undefined;
-  for (const c of configs) {
-    const m = mean(c);
-    if (m !== undefined && (paper === undefined || m > paper.mean)) paper = { name: c, mean: m };
-  }
+  const paper = bestConfig(grid, configs, score);
   const against: [string, number | undefined][] = [
     ["the base model", mean("base")],
     ["the majority answer", mean("majority")],
@@ -228,11 +234,7 @@ export function recommendation(grid: ScoreGrid, configs: string[], score: Score)
 export function readingNotes(grid: ScoreGrid, configs: string[], maxWeight: Map<string, number>): string[] {
   const mean = (v: string) => variantSummary(grid, v, "rougeL")?.mean;
   const notes: string[] = [];
-  let best: { name: string; mean: number } | undefined;
-  for (const c of configs) {
-    const m = mean(c);
-    if (m !== undefined && (best === undefined || m > best.mean)) best = { name: c, mean: m };
-  }
+  const best = bestConfig(grid, configs, "rougeL");
   const nearest = mean("nearest");
   if (best && nearest !== undefined && nearest > best.mean) {
     notes.push(
