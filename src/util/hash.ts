@@ -7,7 +7,10 @@ import { LoramixError, throwIfAborted } from "../errors.js";
 /** SHA-256 of a file, streamed: bank files can be far larger than we want in memory. */
 export async function hashFile(path: string, signal?: AbortSignal): Promise<string> {
   const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, signal })) {
+  // Checked per chunk rather than handed to the stream: each stream given the signal adds an abort
+  // listener to it, and many files hashed side by side exceed Node's listener warning limit.
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    throwIfAborted(signal);
     hash.update(chunk as Buffer);
   }
   return hash.digest("hex");
