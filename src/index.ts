@@ -119,7 +119,6 @@ export {
 export {
   DTYPE_SIZE,
   MAX_HEADER_LENGTH,
-  numel,
   parseSafetensorsHeader,
   readSafetensorsHeader,
   type SafetensorsDtype,
@@ -253,7 +252,6 @@ export {
 } from "./train/lora.js";
 export {
   TRAIN_DEFAULTS,
-  TRAIN_SIDECAR,
   type TrainLoraOptions,
   type TrainLoraResult,
   trainLora,

@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { TargetRow } from "../src/demo/evaluate.js";
 import { demoHtml } from "../src/demo/reportHtml.js";
-import type { TargetRow } from "../src/demo/run.js";
 import { configName, type ScoreGrid } from "../src/demo/tables.js";
 
 const CHROMIUM = "/usr/bin/chromium";

@@ -6,6 +6,7 @@ import { hfToGguf } from "../src/convert/hfToGguf.js";
 import { loadDataset } from "../src/datasets/load.js";
 import type { DatasetRecord } from "../src/datasets/record.js";
 import { LlamaBackend } from "../src/eval/llamaBackend.js";
+import { TRAIN_RECORD } from "../src/formats/fileNames.js";
 import { loadAdapter } from "../src/formats/peft.js";
 import { SafetensorsReader } from "../src/formats/safetensors.js";
 import { loadTokenizer } from "../src/tokenizers/load.js";
@@ -15,7 +16,7 @@ import { buildExample, makeBatch } from "../src/train/examples.js";
 import { LlamaModel } from "../src/train/llamaModel.js";
 import { type LlamaWeights, loadLlamaWeights } from "../src/train/llamaWeights.js";
 import { initLora, type LoraWeights } from "../src/train/lora.js";
-import { TRAIN_SIDECAR, trainLora } from "../src/train/trainLora.js";
+import { trainLora } from "../src/train/trainLora.js";
 import { TrainPool } from "../src/train/trainPool.js";
 import { SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
@@ -423,7 +424,7 @@ describe("training", () => {
         use_rslora: false,
       });
       expect(JSON.stringify(config)).not.toContain("seed");
-      const sidecar = JSON.parse(await readFile(join(out, TRAIN_SIDECAR), "utf8"));
+      const sidecar = JSON.parse(await readFile(join(out, TRAIN_RECORD), "utf8"));
       expect(sidecar).toMatchObject({ initSeed: 11, steps: 40, batchSize: 4 });
       expect(sidecar.finalLoss).toBeCloseTo(result.finalLoss, 10);
 

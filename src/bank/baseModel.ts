@@ -9,6 +9,7 @@ import {
   readLlamaConfig,
 } from "../convert/llamaNames.js";
 import { inputError, LoramixError } from "../errors.js";
+import { HF_CONFIG } from "../formats/fileNames.js";
 import type { LoraModule } from "../formats/peft.js";
 
 /**
@@ -64,7 +65,7 @@ export async function resolveBaseModel(spec: string): Promise<BaseModel> {
 
 /** Dimensions from a directory's config.json when it describes a Llama-architecture model. */
 async function llamaDimsOf(dir: string): Promise<LlamaDims | null> {
-  const file = join(dir, "config.json");
+  const file = join(dir, HF_CONFIG);
   if (!existsSync(file)) throw inputError(dir, "model directory has no config.json");
   let modelType: unknown;
   try {

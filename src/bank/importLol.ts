@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { inputError, throwIfAborted } from "../errors.js";
+import { ADAPTER_CONFIG } from "../formats/fileNames.js";
 import { addEntry } from "./add.js";
 import type { ImportOptions, ImportResult } from "./importSni.js";
 import type { Bank } from "./store.js";
@@ -122,7 +123,7 @@ function classify(
   isModel?: boolean,
 ): boolean {
   const adapter = ADAPTER_REPO.exec(name);
-  if (adapter && isModel !== false && existsSync(join(path, "adapter_config.json"))) {
+  if (adapter && isModel !== false && existsSync(join(path, ADAPTER_CONFIG))) {
     adapters.push({ task: Number(adapter[1]), name, path });
     return true;
   }

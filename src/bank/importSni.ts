@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { inputError, throwIfAborted } from "../errors.js";
+import { ADAPTER_CONFIG } from "../formats/fileNames.js";
 import type { ProgressSink } from "../util/progress.js";
 import { addEntry } from "./add.js";
 import type { Bank } from "./store.js";
@@ -80,7 +81,7 @@ function findTaskAdapter(dir: string, task: string): string | undefined {
   for (const candidate of [task, number]) {
     if (candidate === undefined) continue;
     const path = join(dir, candidate);
-    if (existsSync(join(path, "adapter_config.json"))) return path;
+    if (existsSync(join(path, ADAPTER_CONFIG))) return path;
   }
   return undefined;
 }

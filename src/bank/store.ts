@@ -4,6 +4,7 @@ import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import Database from "better-sqlite3";
 import type { DatasetOptions } from "../datasets/load.js";
 import { formatError, inputError, LoramixError } from "../errors.js";
+import { TOKENIZER_JSON } from "../formats/fileNames.js";
 import { type AdapterLayout, compareLayouts } from "../formats/peft.js";
 import { type Profile, type ProfileSide, profileFromJson, profileToJson } from "../profiles/profile.js";
 import { loadTokenizer } from "../tokenizers/load.js";
@@ -28,7 +29,6 @@ export function checkEntryId(id: string): void {
 }
 
 /** A copied tokenizer lives under this name, so the bank keeps working when the original moves. */
-const TOKENIZER_FILE = "tokenizer.json";
 const TOKENIZER_CONFIG_FILE = "tokenizer_config.json";
 
 export interface BankEntry {
@@ -132,16 +132,16 @@ export class Bank {
       const source = resolve(tokenizer);
       if (!existsSync(source))
         throw inputError(source, "tokenizer not found (give `mistral` or a tokenizer.json)");
-      const json = statSync(source).isDirectory() ? join(source, TOKENIZER_FILE) : source;
-      if (!existsSync(json)) throw inputError(source, `no ${TOKENIZER_FILE} in this directory`);
+      const json = statSync(source).isDirectory() ? join(source, TOKENIZER_JSON) : source;
+      if (!existsSync(json)) throw inputError(source, `no ${TOKENIZER_JSON} in this directory`);
       const config = join(json, "..", TOKENIZER_CONFIG_FILE);
-      const target = join(dir, TOKENIZER_FILE);
+      const target = join(dir, TOKENIZER_JSON);
       if (resolve(json) !== target) {
         await writeFileAtomic(target, await readFile(json));
         if (existsSync(config))
           await writeFileAtomic(join(dir, TOKENIZER_CONFIG_FILE), await readFile(config));
       }
-      spec = TOKENIZER_FILE;
+      spec = TOKENIZER_JSON;
     }
     await mkdir(dir, { recursive: true });
     const tok = await loadTokenizer(spec === "mistral" ? spec : join(dir, spec));

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { formatError, inputError } from "../errors.js";
+import { TOKENIZER_JSON } from "../formats/fileNames.js";
 import { type GgufMetadata, type GgufTensorToWrite, type GgufWriteType, writeGguf } from "../formats/gguf.js";
 import { SafetensorsReader } from "../formats/safetensors.js";
 import type { ProgressSink } from "../util/progress.js";
@@ -236,7 +237,7 @@ type Json = Record<string, unknown>;
  * for rare ambiguous splits, tokenizes as the Hugging Face tokenizer does.
  */
 export async function llamaTokenizerMetadata(dir: string, config: LlamaConfig): Promise<GgufMetadata> {
-  const file = join(dir, "tokenizer.json");
+  const file = join(dir, TOKENIZER_JSON);
   if (!existsSync(file)) throw inputError(dir, "no tokenizer.json (needed for the GGUF vocabulary)");
   let json: Json;
   try {

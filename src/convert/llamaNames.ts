@@ -1,6 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { formatError, inputError } from "../errors.js";
+import { HF_CONFIG } from "../formats/fileNames.js";
 
 /**
  * Llama-family hyperparameters from a Hugging Face `config.json`, with what llama.cpp's
@@ -72,7 +73,7 @@ const LLAMA_MODEL_TYPES = new Set(["llama", "mistral"]);
 export async function readLlamaConfig(path: string): Promise<LlamaConfig> {
   const info = await stat(path).catch(() => undefined);
   if (info === undefined) throw inputError(path, "no such file or directory");
-  const file = info.isDirectory() ? join(path, "config.json") : path;
+  const file = info.isDirectory() ? join(path, HF_CONFIG) : path;
   let raw: unknown;
   try {
     raw = JSON.parse(await readFile(file, "utf8"));

@@ -1,6 +1,6 @@
 import { escapeHtml, htmlTable } from "../report/html.js";
 import { type GapBar, svgColourBar, svgGapChart, svgHeatmap } from "../report/svg.js";
-import type { TargetRow } from "./run.js";
+import type { TargetRow } from "./evaluate.js";
 import {
   BASELINE_TITLES,
   BASELINES,

@@ -126,25 +126,6 @@ export function familyShareRows(shares: FamilyShares, layout: TableLayout): stri
   return rows;
 }
 
-/** Fixed-width text: the first column left-aligned, the others right-aligned. */
-export function textTable(rows: string[][]): string {
-  const widths: number[] = [];
-  for (const r of rows) {
-    for (const [i, c] of r.entries()) widths[i] = Math.max(widths[i] ?? 0, c.length);
-  }
-  const line = (r: string[]) =>
-    r
-      .map((c, i) => (i === 0 ? c.padEnd(widths[0] as number) : c.padStart(widths[i] as number)))
-      .join("  ")
-      .trimEnd();
-  const header = rows[0] ?? [];
-  const rule = widths
-    .slice(0, header.length)
-    .map((w) => "-".repeat(w))
-    .join("  ");
-  return [line(header), rule, ...rows.slice(1).map(line)].join("\n");
-}
-
 /** The configuration with the highest mean over tasks (the first of equals), if any was evaluated. */
 export function bestConfig(
   grid: ScoreGrid,

@@ -27,7 +27,7 @@ export type DistanceBank = Pick<Bank, "dir" | "profile" | "getCache" | "putCache
 };
 
 /** Entries whose profile of `side` is missing or out of date, and the command that fixes it. */
-export function staleProfilesError(dir: string, stale: readonly string[], side: ProfileSide): LoramixError {
+function staleProfilesError(dir: string, stale: readonly string[], side: ProfileSide): LoramixError {
   const which = side === "both" ? "" : `${side}-side `;
   const list = `${stale.slice(0, 3).join(", ")}${stale.length > 3 ? ", ..." : ""}`;
   return new LoramixError(
@@ -36,15 +36,19 @@ export function staleProfilesError(dir: string, stale: readonly string[], side: 
   );
 }
 
-/** Every entry's fresh profile, in id order; a missing one means the bank needs `bank index`. */
+/**
+ * The fresh profiles of the bank's entries (or of `only`, in that order); a missing one means the
+ * bank needs `bank index`.
+ */
 export function bankProfiles(
   bank: DistanceBank,
   side: ProfileSide = "both",
+  only?: readonly Pick<BankEntry, "id" | "dataPath">[],
 ): { ids: string[]; profiles: Profile[] } {
   const ids: string[] = [];
   const profiles: Profile[] = [];
   const stale: string[] = [];
-  for (const e of bank.entries()) {
+  for (const e of only ?? bank.entries()) {
     const p = bank.profile(e.id, side);
     if (p) {
       if (p.nTokens === 0)
@@ -58,6 +62,33 @@ export function bankProfiles(
   }
   if (ids.length === 0) throw new LoramixError("BANK", `${bank.dir}: the bank has no entries`);
   return { ids, profiles };
+}
+
+/**
+ * A square matrix over `matrix.ids`, restricted and reordered to `ids` (a subset, any order): the
+ * one way a bank matrix is narrowed to the entries at hand.
+ */
+export function restrictMatrix(
+  matrix: { ids: readonly string[]; values: Float64Array },
+  ids: readonly string[],
+  where: string,
+): Float64Array {
+  const m = matrix.ids.length;
+  if (matrix.values.length !== m * m)
+    throw new LoramixError("BANK", `${where}: matrix has ${matrix.values.length} values for ${m} entries`);
+  const column = new Map(matrix.ids.map((id, k) => [id, k]));
+  const at = ids.map((id) => {
+    const k = column.get(id);
+    if (k === undefined) throw new LoramixError("BANK", `${where}: no distances for entry "${id}"`);
+    return k;
+  });
+  const n = ids.length;
+  const out = new Float64Array(n * n);
+  for (let a = 0; a < n; a++) {
+    const row = (at[a] as number) * m;
+    for (let b = 0; b < n; b++) out[a * n + b] = matrix.values[row + (at[b] as number)] as number;
+  }
+  return out;
 }
 
 /** Bumped whenever a formula or the sampling changes, so older cached matrices are not reused. */

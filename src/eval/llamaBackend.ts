@@ -7,6 +7,7 @@ import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } fro
 import { hfToGguf } from "../convert/hfToGguf.js";
 import { peftToGguf } from "../convert/peftToGguf.js";
 import { formatError, inputError, LoramixError, throwIfAborted, usageError } from "../errors.js";
+import { TOKENIZER_JSON } from "../formats/fileNames.js";
 import { checkGgufForLlama } from "../formats/ggufRead.js";
 import { loadTokenizer } from "../tokenizers/load.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
@@ -376,7 +377,7 @@ function tempGgufPath(source: string): string {
 
 /** The Hugging Face tokenizer's own decoder, for the ids llama.cpp generates. */
 async function loadDecoder(spec: string): Promise<HfTokenizerImpl> {
-  const file = existsSync(join(spec, "tokenizer.json")) ? join(spec, "tokenizer.json") : spec;
+  const file = existsSync(join(spec, TOKENIZER_JSON)) ? join(spec, TOKENIZER_JSON) : spec;
   try {
     return new HfTokenizerImpl(JSON.parse(await readFile(file, "utf8")), {});
   } catch (error) {

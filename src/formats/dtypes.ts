@@ -1,4 +1,11 @@
-/** Half-precision conversions for safetensors F16/BF16 (round-to-nearest-even on the way down). */
+/** Element counts and the half-precision conversions of safetensors F16/BF16 and GGUF F16 (round-to-nearest-even on the way down). */
+
+/** Elements of a tensor of this shape (1 for a scalar's []). */
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);

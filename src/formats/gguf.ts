@@ -1,7 +1,7 @@
 import { throwIfAborted, usageError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
-import { f32ToF16 } from "./dtypes.js";
+import { f32ToF16, numel } from "./dtypes.js";
 
 /**
  * GGUF v3 (llama.cpp's model file), little endian: magic, version, tensor count, metadata count,
@@ -110,12 +110,6 @@ export interface WriteGgufOptions {
 
 export function ggufTensorBytes(type: GgufWriteType, dims: readonly number[]): number {
   return numel(dims) * (type === "F32" ? 4 : 2);
-}
-
-function numel(dims: readonly number[]): number {
-  let n = 1;
-  for (const d of dims) n *= d;
-  return n;
 }
 
 export function alignUp(n: number, alignment: number): number {

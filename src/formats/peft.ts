@@ -4,8 +4,10 @@ import { readFile, stat } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { formatError, inputError, throwIfAborted } from "../errors.js";
 import { writeDirAtomic, writeFileAtomic } from "../util/atomic.js";
+import { numel } from "./dtypes.js";
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from "./fileNames.js";
 import {
-  numel,
+  isFloatDtype,
   readSafetensorsHeader,
   type SafetensorsDtype,
   type SafetensorsHeader,
@@ -15,8 +17,8 @@ import {
   writeSafetensors,
 } from "./safetensors.js";
 
-export const ADAPTER_CONFIG = "adapter_config.json";
-export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
+export { ADAPTER_CONFIG, ADAPTER_WEIGHTS };
+
 const PICKLE_WEIGHTS = "adapter_model.bin";
 
 export interface AdapterConfig {
@@ -201,7 +203,7 @@ export async function loadAdapter(dir: string): Promise<Adapter> {
   const dtypes = new Set(modules.flatMap((m) => [m.a, m.b]).map((name) => header.tensors.get(name)!.dtype));
   if (dtypes.size > 1) throw formatError(file, `LoRA tensors mix dtypes ${[...dtypes].join(", ")}`);
   const dtype = [...dtypes][0]!;
-  if (!FLOAT_DTYPES.has(dtype)) throw formatError(file, `LoRA tensors are ${dtype}, not a float type`);
+  if (!isFloatDtype(dtype)) throw formatError(file, `LoRA tensors are ${dtype}, not a float type`);
   const layout: AdapterLayout = {
     r: config.r,
     alpha: config.loraAlpha,
@@ -214,8 +216,6 @@ export async function loadAdapter(dir: string): Promise<Adapter> {
   };
   return { dir, file, config, header, modules, layout, dtype };
 }
-
-const FLOAT_DTYPES: ReadonlySet<SafetensorsDtype> = new Set(["F32", "F16", "BF16", "F64"]);
 
 /** Above float32's range a GGUF stores Infinity; no real adapter comes near. */
 const MAX_ALPHA = 1e6;
@@ -350,12 +350,18 @@ export function compareLayouts(a: AdapterLayout, b: AdapterLayout, limit = 5): s
 }
 
 /**
- * Writes a PEFT adapter directory atomically (a reader never sees half of it). The config is checked
- * as loadAdapter would check it, so loramix never writes an adapter it would refuse to read.
+ * Writes a PEFT adapter directory atomically (a reader never sees half of it), with loramix's
+ * output marker. The config is checked as loadAdapter would check it before any weight is
+ * written, so loramix never writes an adapter it would refuse to read. `tensors` are the weights,
+ * or a function that streams them into the safetensors file it is given.
  */
 export async function saveAdapter(
   dir: string,
-  opts: { config: Record<string, unknown>; tensors: TensorToWrite[]; extraFiles?: Record<string, string> },
+  opts: {
+    config: Record<string, unknown>;
+    tensors: TensorToWrite[] | ((file: string) => Promise<void>);
+    extraFiles?: Record<string, string>;
+  },
 ): Promise<void> {
   dir = resolve(dir);
   const configText = `${JSON.stringify(opts.config, null, 2)}\n`;
@@ -374,11 +380,14 @@ export async function saveAdapter(
       );
     }
   }
+  const { tensors } = opts;
   await writeDirAtomic(
     dir,
     async (tmp) => {
       await writeFileAtomic(join(tmp, ADAPTER_CONFIG), configText);
-      await writeSafetensors(join(tmp, ADAPTER_WEIGHTS), opts.tensors, { format: "pt" });
+      const weights = join(tmp, ADAPTER_WEIGHTS);
+      if (typeof tensors === "function") await tensors(weights);
+      else await writeSafetensors(weights, tensors, { format: "pt" });
       for (const [name, content] of extra) await writeFileAtomic(join(tmp, name), content);
     },
     "adapter",

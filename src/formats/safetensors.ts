@@ -5,12 +5,13 @@
  * the header is checked before it is used.
  */
 import type { FileHandle } from "node:fs/promises";
-import { open } from "node:fs/promises";
+import { mkdir, open, rename, rm } from "node:fs/promises";
+import { dirname } from "node:path";
 import { formatError, inputError, throwIfAborted } from "../errors.js";
-import { writeFileAtomic } from "../util/atomic.js";
+import { tempPathFor } from "../util/atomic.js";
 import { jsonKind } from "../util/jsonKind.js";
 import type { ProgressSink } from "../util/progress.js";
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./dtypes.js";
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, numel } from "./dtypes.js";
 
 /**
  * A crafted header length must not make us allocate gigabytes before we can refuse the file.
@@ -34,7 +35,13 @@ export const DTYPE_SIZE: Readonly<Record<SafetensorsDtype, number>> = {
   BOOL: 1,
 };
 
-const FLOAT_DTYPES: ReadonlySet<SafetensorsDtype> = new Set(["F64", "F32", "F16", "BF16"]);
+/** The float dtypes: the ones read as float32 and the ones written. */
+export type WritableDtype = "F32" | "F16" | "BF16" | "F64";
+const FLOAT_DTYPES: ReadonlySet<SafetensorsDtype> = new Set<WritableDtype>(["F32", "F16", "BF16", "F64"]);
+
+export function isFloatDtype(dtype: SafetensorsDtype): dtype is WritableDtype {
+  return FLOAT_DTYPES.has(dtype);
+}
 
 /** Reading F32 straight into a Float32Array's bytes is only right when the host is little-endian too. */
 const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -55,12 +62,6 @@ export interface SafetensorsHeader {
   dataOffset: number;
   tensors: Map<string, TensorInfo>;
   metadata: Record<string, string>;
-}
-
-export function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
 }
 
 function isDtype(value: unknown): value is SafetensorsDtype {
@@ -285,7 +286,7 @@ export class SafetensorsReader {
   /** A float tensor as float32, into `out` when given (exactly numel elements). */
   async readF32(name: string, out?: Float32Array): Promise<Float32Array> {
     const info = this.info(name);
-    if (!FLOAT_DTYPES.has(info.dtype)) {
+    if (!isFloatDtype(info.dtype)) {
       throw formatError(this.header.path, `tensor "${name}" has dtype ${info.dtype}, not a float type`);
     }
     const n = numel(info.shape);
@@ -342,8 +343,6 @@ function decodeFloats(dtype: SafetensorsDtype, view: DataView, dst: Float32Array
       throw new Error(`not a float dtype: ${dtype}`);
   }
 }
-
-export type WritableDtype = "F32" | "F16" | "BF16" | "F64";
 
 export interface TensorSpec {
   name: string;
@@ -421,9 +420,68 @@ function encodeTensor(spec: TensorSpec, data: Float32Array | Float64Array): Uint
 }
 
 /**
+ * A safetensors file written tensor by tensor in the declared order, so a large output never holds
+ * all its tensors in memory, and the caller may reuse one buffer (each array is written before
+ * `append` returns). The bytes go to a temp file beside `path`, renamed over it by `finish`: a
+ * reader never sees part of a file, and `abort` leaves nothing behind.
+ */
+export class SafetensorsWriter {
+  private written = 0;
+
+  private constructor(
+    readonly path: string,
+    private readonly tmp: string,
+    private readonly handle: FileHandle,
+    private readonly specs: readonly TensorSpec[],
+  ) {}
+
+  static async create(
+    path: string,
+    specs: readonly TensorSpec[],
+    metadata?: Record<string, string>,
+  ): Promise<SafetensorsWriter> {
+    const header = encodeHeader(specs, metadata);
+    await mkdir(dirname(path), { recursive: true });
+    const tmp = tempPathFor(path);
+    const handle = await open(tmp, "w");
+    const writer = new SafetensorsWriter(path, tmp, handle, specs);
+    try {
+      await handle.write(header);
+    } catch (error) {
+      await writer.abort();
+      throw error;
+    }
+    return writer;
+  }
+
+  /** The next tensor's values; its name, when given, must be the declared one. */
+  async append(data: Float32Array | Float64Array, name?: string): Promise<void> {
+    const spec = this.specs[this.written];
+    if (!spec) throw new RangeError(`${this.path}: all ${this.specs.length} tensors are written already`);
+    if (name !== undefined && name !== spec.name)
+      throw new RangeError(`${this.path}: got tensor ${name}, expected ${spec.name}`);
+    await this.handle.write(encodeTensor(spec, data));
+    this.written++;
+  }
+
+  async finish(): Promise<void> {
+    if (this.written !== this.specs.length)
+      throw new RangeError(`${this.path}: ${this.written} of ${this.specs.length} tensors written`);
+    await this.handle.sync();
+    await this.handle.close();
+    await rename(this.tmp, this.path);
+  }
+
+  async abort(): Promise<void> {
+    await this.handle.close().catch(() => {});
+    await rm(this.tmp, { force: true });
+  }
+}
+
+/**
  * Writes a safetensors file whose tensors are produced one at a time (`produce(i)` for specs[i], in
- * order), so a large output never holds all its tensors in memory. The array `produce(i)` returns
- * is written before `produce(i + 1)` is called, so the producer may reuse one buffer. Atomic.
+ * order). The array `produce(i)` returns is written before `produce(i + 1)` is called, so the
+ * producer may reuse one buffer. Atomic.
  */
 export async function writeSafetensorsStreaming(
   path: string,
@@ -432,16 +490,18 @@ export async function writeSafetensorsStreaming(
   metadata?: Record<string, string>,
   { signal, progress }: WriteOptions = {},
 ): Promise<void> {
-  const header = encodeHeader(specs, metadata);
-  async function* chunks(): AsyncGenerator<Uint8Array> {
-    yield header;
+  const writer = await SafetensorsWriter.create(path, specs, metadata);
+  try {
     for (let i = 0; i < specs.length; i++) {
       throwIfAborted(signal);
-      yield encodeTensor(specs[i] as TensorSpec, await produce(i));
+      await writer.append(await produce(i));
       progress?.({ phase: "write", done: i + 1, total: specs.length, unit: "tensors" });
     }
+    await writer.finish();
+  } catch (error) {
+    await writer.abort();
+    throw error;
   }
-  await writeFileAtomic(path, chunks());
 }
 
 export async function writeSafetensors(

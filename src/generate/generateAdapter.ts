@@ -2,7 +2,7 @@ import { indexBank } from "../bank/indexBank.js";
 import { type Bank, withBank } from "../bank/store.js";
 import { checkAdaptersUnchanged } from "../bank/unchanged.js";
 import type { DatasetOptions } from "../datasets/load.js";
-import { staleProfilesError } from "../distances/matrix.js";
+import { bankProfiles } from "../distances/matrix.js";
 import { METRICS, type Metric, type MmdMode } from "../distances/metric.js";
 import { distancesToCandidates } from "../distances/pairwise.js";
 import { inputError, LoramixError, throwIfAborted, usageError } from "../errors.js";
@@ -10,7 +10,7 @@ import { loadAdapter } from "../formats/peft.js";
 import { MIX_MODES, type MixMode, type MixResult, mixAdapters } from "../merge/mixAdapters.js";
 import { isSyntheticAdapter } from "../merge/sources.js";
 import { updateNormRatio } from "../merge/updateNorm.js";
-import { PROFILE_SIDES, type Profile, type ProfileSide } from "../profiles/profile.js";
+import { PROFILE_SIDES, type ProfileSide } from "../profiles/profile.js";
 import { lossCandidates } from "../select/candidates.js";
 import { type FitResult, fitWeights } from "../select/fitWeights.js";
 import { LlamaScorer } from "../select/llamaScorer.js";
@@ -164,15 +164,11 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
   await checkAdaptersUnchanged(bank, candidates, signal);
   // One-side profiles are a cache over the entries' outputs or inputs: made here when missing, as
   // they take seconds; "both" profiles are the bank's own (SPEC §2) and come from `bank index`.
-  let found = candidates.map((e) => bank.profile(e.id, side));
-  if (side !== "both" && found.includes(undefined)) {
+  if (side !== "both" && candidates.some((e) => bank.profile(e.id, side) === undefined)) {
     const made = await indexBank(bank, { side, threads, signal, progress });
     if (made.problems.length > 0) throw new LoramixError("BANK", made.problems[0] as string);
-    found = candidates.map((e) => bank.profile(e.id, side));
   }
-  const profiles = found.filter((p): p is Profile => p !== undefined);
-  const stale = candidates.filter((_, j) => found[j] === undefined).map((e) => e.id);
-  if (stale.length > 0) throw staleProfilesError(bank.dir, stale, side);
+  const { profiles } = bankProfiles(bank, side, candidates);
   // The MLP is looked up before any work so that a missing one fails at once.
   const mlp =
     select === "method" && method === "neural"

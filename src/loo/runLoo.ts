@@ -1,24 +1,18 @@
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { type Bank, loramixVersion, withBank } from "../bank/store.js";
-import { bankDistanceMatrix } from "../distances/matrix.js";
 import { METRICS, type Metric } from "../distances/metric.js";
 import { LoramixError, throwIfAborted, usageError } from "../errors.js";
-import { type Adapter, loadAdapter } from "../formats/peft.js";
 import { MIX_MODES, type MixMode } from "../merge/mixAdapters.js";
 import { PROFILE_SIDES, type ProfileSide } from "../profiles/profile.js";
-import { coefficientHeatmap } from "../report/heatmap.js";
-import { checkOutDir, writeDirAtomic } from "../util/atomic.js";
+import { checkOutDir } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
-import { loadBankMlp } from "../weights/bankMlp.js";
 import { bankGram } from "../weights/gram.js";
-import { leaveOneOutWeights } from "../weights/leaveOneOut.js";
 import { neuralSideError, WEIGHT_METHODS, type WeightMethod } from "../weights/methods.js";
-import { selectWeights } from "../weights/select.js";
-import { type DeltaJob, deltaScores } from "./deltaScores.js";
-import { type HeatmapFigure, summaryHtml } from "./reportHtml.js";
-import { gramScores, type LooScores } from "./scores.js";
-import { summarize, summaryMarkdown } from "./summary.js";
+import { type LooRow, looPredictions } from "./predict.js";
+import { writeLooReport } from "./report.js";
+import { type LooConfiguration, looWeights } from "./weights.js";
+
+export type { LooRow } from "./predict.js";
+export type { LooConfiguration } from "./weights.js";
 
 export interface LooOptions {
   /** A bank or its directory (opened and closed here). */
@@ -47,25 +41,6 @@ export interface LooOptions {
   progress?: ProgressSink;
 }
 
-export interface LooRow {
-  target: string;
-  metric: Metric;
-  method: WeightMethod;
-  /** The target's weights over the candidates (its own entry 0), as used for the parameter numbers. */
-  weights: number[];
-  merges: Partial<Record<MixMode, LooScores>>;
-  /** neural only: whether the target was among the MLP's training entries (in-sample). */
-  mlpSplit?: "train" | "valid";
-}
-
-export interface LooConfiguration {
-  metric: Metric;
-  method: WeightMethod;
-  /** Why it was not evaluated (e.g. no trained MLP for neural). */
-  skipped?: string;
-  heatmap?: string;
-}
-
 export interface LooResult {
   out: string;
   /** Candidate ids: the bank's entries with an adapter, bank order (the columns). */
@@ -77,10 +52,6 @@ export interface LooResult {
   /** summary.md's content. */
   summary: string;
   seconds: number;
-}
-
-function heatmapName(metric: Metric, method: WeightMethod): string {
-  return `heatmap-${metric}-${method}.png`;
 }
 
 /**
@@ -182,132 +153,38 @@ async function looOnBank(
   }
   if (merges.includes("cat")) notes.push("cat: parameter numbers n/a (its rank is Σ r, not the target's r)");
 
-  const configurations: LooConfiguration[] = [];
-  const weightRows: {
-    metric: Metric;
-    method: WeightMethod;
-    rows: Float64Array[];
-    split?: Map<string, "train" | "valid">;
-  }[] = [];
-  for (const metric of metrics) {
-    throwIfAborted(signal);
-    const dist = await bankDistanceMatrix(bank, { metric, side, signal, progress });
-    const m = dist.ids.length;
-    const at = ids.map((id) => {
-      const k = dist.ids.indexOf(id);
-      if (k < 0) throw new LoramixError("BANK", `${bank.dir}: no ${metric} distances for entry "${id}"`);
-      return k;
-    });
-    const sub = new Float64Array(n * n);
-    for (let a = 0; a < n; a++)
-      for (let b = 0; b < n; b++)
-        sub[a * n + b] = dist.values[(at[a] as number) * m + (at[b] as number)] as number;
-    for (const method of methods) {
-      let mlp: Awaited<ReturnType<typeof loadBankMlp>>;
-      if (method === "neural") {
-        mlp = await loadBankMlp(bank, { metric, hidden: mlpHidden, seed: mlpSeed });
-        if (!mlp) {
-          configurations.push({
-            metric,
-            method,
-            skipped: `no trained MLP (H=${mlpHidden}, seed ${mlpSeed}) for ${metric} in the bank: run \`loramix train-mlp ${bank.dir} --metric ${metric}\``,
-          });
-          continue;
-        }
-      }
-      const all = leaveOneOutWeights(sub, n, { method, temperature, mlp });
-      const rows = targets.map((i) => {
-        const row = all.slice(i * n, (i + 1) * n);
-        return topK === undefined ? row : selectWeights(row, { topK });
-      });
-      const split = mlp
-        ? new Map<string, "train" | "valid">([
-            ...mlp.meta.trainIds.map((id) => [id, "train"] as const),
-            ...mlp.meta.validIds.map((id) => [id, "valid"] as const),
-          ])
-        : undefined;
-      configurations.push({ metric, method, heatmap: heatmapName(metric, method) });
-      weightRows.push({ metric, method, rows, split });
-    }
-  }
+  const { configurations, weights } = await looWeights(bank, ids, targets, {
+    metrics,
+    methods,
+    side,
+    topK,
+    temperature,
+    mlpHidden,
+    mlpSeed,
+    signal,
+    progress,
+  });
   for (const c of configurations) if (c.skipped) notes.push(`${c.metric}/${c.method} skipped: ${c.skipped}`);
-  if (weightRows.some((w) => w.split)) {
+  if (weights.some((w) => w.split)) {
     notes.push(
       "neural: the MLP was trained on a seeded 80% of the entries; results.json marks each target's split (train = in-sample)",
     );
   }
 
-  const jobs: DeltaJob[] = [];
-  for (const w of weightRows) {
-    for (const [t, row] of w.rows.entries()) {
-      const linear =
-        merges.includes("linear") || merges.includes("cat") ? selectWeights(row, { topK: dK }) : undefined;
-      jobs.push({
-        target: targets[t] as number,
-        linear: merges.includes("linear") ? linear : undefined,
-        cat: merges.includes("cat") ? linear : undefined,
-        svd: merges.includes("delta-svd") ? selectWeights(row, { topK: sK }) : undefined,
-      });
-    }
-  }
-  const adapters: (Adapter | undefined)[] = new Array(n).fill(undefined);
-  const neededIds = new Set<number>();
-  for (const job of jobs) {
-    neededIds.add(job.target);
-    for (const w of [job.linear, job.cat, job.svd]) {
-      if (w) for (const [j, v] of w.entries()) if (v !== 0) neededIds.add(j);
-    }
-  }
-  const entryOf = new Map(bank.entries().map((e) => [e.id, e]));
-  for (const j of neededIds)
-    adapters[j] = await loadAdapter(entryOf.get(ids[j] as string)?.adapterPath as string);
-  const scored = await deltaScores({ adapters, jobs, signal, progress });
-
-  const rows: LooRow[] = [];
-  let q = 0;
-  for (const w of weightRows) {
-    for (const [t, row] of w.rows.entries()) {
-      const i = targets[t] as number;
-      const s = scored[q++] as (typeof scored)[number];
-      const result: LooRow = {
-        target: ids[i] as string,
-        metric: w.metric,
-        method: w.method,
-        weights: [...row],
-        merges: {},
-      };
-      if (s.linear) {
-        const g = gramScores(gram.entryValues, n, row, i);
-        result.merges.linear = { ...s.linear, paramCosine: g.cosine, paramRelL2: g.relL2 };
-      }
-      if (s.svd) result.merges["delta-svd"] = s.svd;
-      if (s.cat) result.merges.cat = s.cat;
-      const split = w.split?.get(result.target);
-      if (split) result.mlpSplit = split;
-      rows.push(result);
-    }
-  }
+  const rows = await looPredictions(bank, gram, targets, weights, {
+    merges,
+    deltaTopK: dK,
+    svdTopK: sK,
+    signal,
+    progress,
+  });
 
   const layout = {
     merges,
-    methods: methods.filter((m) => weightRows.some((w) => w.method === m)),
-    metrics: metrics.filter((m) => weightRows.some((w) => w.metric === m)),
+    methods: methods.filter((m) => weights.some((w) => w.method === m)),
+    metrics: metrics.filter((m) => weights.some((w) => w.metric === m)),
     notes,
   };
-  const cells = summarize(rows);
-  const summary = summaryMarkdown(cells, layout);
-  const figures: (HeatmapFigure & { file: string })[] = weightRows.map((w) => {
-    const values = new Float64Array(w.rows.length * n);
-    for (const [t, row] of w.rows.entries()) values.set(row, t * n);
-    const map = coefficientHeatmap(values, w.rows.length, n, (r, c) => c === targets[r]);
-    return {
-      title: `${w.metric} / ${w.method}`,
-      png: map.png,
-      max: map.max,
-      file: heatmapName(w.metric, w.method),
-    };
-  });
-  const html = summaryHtml(cells, layout, figures);
   const results = {
     loramix: loramixVersion(),
     node: process.version,
@@ -332,16 +209,7 @@ async function looOnBank(
     rows,
   };
   throwIfAborted(signal);
-  await writeDirAtomic(
-    out,
-    async (tmp) => {
-      await writeFile(join(tmp, "results.json"), `${JSON.stringify(results, null, 1)}\n`);
-      for (const f of figures) await writeFile(join(tmp, f.file), f.png);
-      await writeFile(join(tmp, "summary.md"), summary);
-      await writeFile(join(tmp, "summary.html"), html);
-    },
-    "loo",
-  );
+  const summary = await writeLooReport(out, { rows, weights, targets, candidates: n, layout, results });
   return {
     out,
     candidates: ids,

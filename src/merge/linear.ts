@@ -112,7 +112,7 @@ export async function mixLinear({
       throwIfAborted(signal);
       for (const t of slab) {
         throwIfAborted(signal);
-        await sink.write(t.name, result.subarray(t.offset, t.offset + t.numel));
+        await sink.append(result.subarray(t.offset, t.offset + t.numel), t.name);
       }
     }
   } finally {

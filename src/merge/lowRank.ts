@@ -106,8 +106,8 @@ export async function mixLowRank({
             })
           : stackTerms(terms, ref.outFeatures, ref.inFeatures, plan.rank, plan.scaling);
       throwIfAborted(signal);
-      await sink.write(ref.a, a);
-      await sink.write(ref.b, b);
+      await sink.append(a, ref.a);
+      await sink.append(b, ref.b);
       progress?.({ phase: `mix ${mode}`, done: index + 1, total: first.modules.length, unit: "modules" });
     }
   } finally {

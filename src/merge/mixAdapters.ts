@@ -1,11 +1,9 @@
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { usageError } from "../errors.js";
-import type { Adapter } from "../formats/peft.js";
-import { writeDirAtomic } from "../util/atomic.js";
+import { ADAPTER_RECORD } from "../formats/fileNames.js";
+import { type Adapter, type LoraModule, saveAdapter } from "../formats/peft.js";
 import type { ProgressSink } from "../util/progress.js";
 import { mixLinear } from "./linear.js";
-import { lowRankTensors, mixLowRank, planLowRank } from "./lowRank.js";
+import { type LowRankMode, type LowRankPlan, lowRankTensors, mixLowRank, planLowRank } from "./lowRank.js";
 import {
   isSyntheticAdapter,
   requireSameLayout,
@@ -14,7 +12,7 @@ import {
   type WeightedAdapter,
   weightedSources,
 } from "./sources.js";
-import { safetensorsSink } from "./write.js";
+import { openMixedTensors } from "./write.js";
 
 export type MixMode = "linear" | "delta-svd" | "cat";
 export const MIX_MODES: readonly MixMode[] = ["linear", "delta-svd", "cat"];
@@ -69,51 +67,59 @@ export async function mixAdapters({
   const sources = await weightedSources(adapters, weights);
   const first = (sources[0] as WeightedAdapter).adapter;
   const synthetic = sources.some((s) => isSyntheticAdapter(s.adapter.dir));
-  let rank = first.config.r;
   let bytesRead = 0;
-
-  await writeDirAtomic(
-    out,
-    async (tmp) => {
-      const modelFile = join(tmp, "adapter_model.safetensors");
-      let adapterConfig: Record<string, unknown> = {
-        ...first.config.raw,
-        ...(baseModel !== undefined ? { base_model_name_or_path: baseModel } : {}),
-      };
-      if (mode === "linear") {
-        requireSameLayout(sources);
-        const sink = safetensorsSink(modelFile, first.layout.tensors, first.dtype);
-        ({ bytesRead } = await mixLinear({ sources, sink, signal, progress }));
+  let lowRank:
+    | { mode: LowRankMode; sources: WeightedAdapter[]; modules: Map<string, LoraModule[]>; plan: LowRankPlan }
+    | undefined;
+  if (mode === "linear") requireSameLayout(sources);
+  else {
+    const modules = requireSameModules(sources);
+    lowRank = { mode, sources, modules, plan: planLowRank(mode, sources, modules) };
+  }
+  const plan = lowRank?.plan;
+  const rank = plan?.rank ?? first.config.r;
+  const adapterConfig: Record<string, unknown> = {
+    ...first.config.raw,
+    ...(baseModel !== undefined ? { base_model_name_or_path: baseModel } : {}),
+    ...plan?.configPatch,
+  };
+  const record = {
+    ...config,
+    ...(synthetic ? { synthetic: true } : {}),
+    mix: {
+      mode,
+      rank,
+      sources: sources.map((s) => ({ dir: s.adapter.dir, weight: s.weight, scaling: s.scaling })),
+    },
+  };
+  const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
+  await saveAdapter(out, {
+    config: adapterConfig,
+    tensors: async (file) => {
+      const specs = plan ? lowRankTensors(sources, plan.rank) : first.layout.tensors;
+      const sink = await openMixedTensors(file, specs, first.dtype);
+      try {
+        ({ bytesRead } = lowRank
+          ? await mixLowRank({ ...lowRank, sink, signal, progress })
+          : await mixLinear({ sources, sink, signal, progress }));
         await sink.finish();
-      } else {
-        const modules = requireSameModules(sources);
-        const plan = planLowRank(mode, sources, modules);
-        rank = plan.rank;
-        adapterConfig = { ...adapterConfig, ...plan.configPatch };
-        const sink = safetensorsSink(modelFile, lowRankTensors(sources, plan.rank), first.dtype);
-        ({ bytesRead } = await mixLowRank({ mode, sources, modules, plan, sink, signal, progress }));
-        await sink.finish();
-      }
-      await writeFile(join(tmp, "adapter_config.json"), `${JSON.stringify(adapterConfig, null, 2)}\n`);
-      const record = {
-        ...config,
-        ...(synthetic ? { synthetic: true } : {}),
-        mix: {
-          mode,
-          rank,
-          sources: sources.map((s) => ({ dir: s.adapter.dir, weight: s.weight, scaling: s.scaling })),
-        },
-      };
-      await writeFile(join(tmp, "loramix.json"), `${JSON.stringify(record, null, 2)}\n`);
-      if (synthetic) {
-        await writeFile(
-          join(tmp, SYNTHETIC_MARKER),
-          `${JSON.stringify({ synthetic: true, note: "mixed from synthetic adapters (loramix synth-bank)" }, null, 2)}\n`,
-        );
+      } catch (error) {
+        await sink.abort();
+        throw error;
       }
     },
-    "adapter",
-  );
+    extraFiles: {
+      [ADAPTER_RECORD]: json(record),
+      ...(synthetic
+        ? {
+            [SYNTHETIC_MARKER]: json({
+              synthetic: true,
+              note: "mixed from synthetic adapters (loramix synth-bank)",
+            }),
+          }
+        : {}),
+    },
+  });
   return {
     out,
     mode,

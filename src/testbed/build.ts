@@ -3,12 +3,14 @@ import { readFile, rm, symlink } from "node:fs/promises";
 import { basename, join, relative } from "node:path";
 import { addEntry } from "../bank/add.js";
 import { indexBank } from "../bank/indexBank.js";
+import { BANK_FILE } from "../bank/schema.js";
 import { Bank } from "../bank/store.js";
 import { loadDataset } from "../datasets/load.js";
 import type { DatasetRecord } from "../datasets/record.js";
 import { bankDistanceMatrices } from "../distances/matrix.js";
 import { METRICS } from "../distances/metric.js";
 import { inputError, throwIfAborted, usageError } from "../errors.js";
+import { ADAPTER_WEIGHTS } from "../formats/fileNames.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { forEachConcurrent } from "../util/concurrent.js";
 import { hashPath } from "../util/hash.js";
@@ -134,7 +136,7 @@ export async function buildTestbed({
     join(paths.dir, TESTBED_FILES.build),
   );
   const trainSeconds: Record<string, number> = buildLog?.trainSeconds ?? {};
-  const missing = chosen.filter((task) => !existsSync(join(adapterDir(task), "adapter_model.safetensors")));
+  const missing = chosen.filter((task) => !existsSync(join(adapterDir(task), ADAPTER_WEIGHTS)));
   let finished = chosen.length - missing.length;
   // Lanes finish in any order; chained writes keep an older snapshot from landing last.
   let logged = Promise.resolve();
@@ -165,7 +167,7 @@ export async function buildTestbed({
   const trainTime = (performance.now() - trainStarted) / 1000;
 
   const bankStarted = performance.now();
-  const bank = existsSync(join(paths.dir, "bank.sqlite"))
+  const bank = existsSync(join(paths.dir, BANK_FILE))
     ? await Bank.open(paths.dir)
     : await Bank.init(paths.dir, { tokenizer: paths.model, baseModel: paths.model });
   if (bank.baseModel === null) await bank.setBaseModel(paths.model);

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { HF_CONFIG } from "../formats/fileNames.js";
 
 /** The repository (or installed package) root: two levels above both src/testbed and dist/testbed. */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -42,5 +43,5 @@ export function testbedPaths(dir = DEFAULT_TESTBED, shared = sharedDir()): Testb
 }
 
 export function hasModel(paths: TestbedPaths): boolean {
-  return existsSync(join(paths.model, "config.json"));
+  return existsSync(join(paths.model, HF_CONFIG));
 }

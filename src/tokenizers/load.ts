@@ -1,6 +1,7 @@
 import { stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { LoramixError } from "../errors.js";
+import { TOKENIZER_JSON } from "../formats/fileNames.js";
 import { HuggingFaceTokenizer } from "./huggingface.js";
 import { mistral } from "./mistral.js";
 import type { Tokenizer } from "./tokenizer.js";
@@ -20,7 +21,7 @@ export async function loadTokenizer(spec: string): Promise<Tokenizer> {
     );
   }
   if (info.isDirectory()) {
-    const file = join(path, "tokenizer.json");
+    const file = join(path, TOKENIZER_JSON);
     if (!(await stat(file).catch(() => undefined))?.isFile()) {
       throw new LoramixError("TOKENIZER", `${path}: directory has no tokenizer.json`);
     }

@@ -9,7 +9,8 @@ import {
   readLlamaConfig,
 } from "../convert/llamaNames.js";
 import { formatError, inputError } from "../errors.js";
-import { numel, readSafetensorsHeader, SafetensorsReader } from "../formats/safetensors.js";
+import { numel } from "../formats/dtypes.js";
+import { readSafetensorsHeader, SafetensorsReader } from "../formats/safetensors.js";
 
 export interface LlamaLayerWeights {
   inputNorm: Float32Array;

@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import type { DatasetRecord } from "../datasets/record.js";
 import { inputError, throwIfAborted, usageError } from "../errors.js";
+import { TRAIN_RECORD } from "../formats/fileNames.js";
 import { saveAdapter } from "../formats/peft.js";
 import { loadTokenizer } from "../tokenizers/load.js";
 import { checkOutDir } from "../util/atomic.js";
@@ -20,8 +21,6 @@ import {
 import { LlamaModel } from "./llamaModel.js";
 import { loadLlamaWeights } from "./llamaWeights.js";
 import { DEFAULT_ALPHA, DEFAULT_RANK, DEFAULT_TARGETS, initLora, loraConfig, loraTensors } from "./lora.js";
-
-export const TRAIN_SIDECAR = "loramix-train.json";
 
 export const TRAIN_DEFAULTS = {
   steps: 200,
@@ -226,7 +225,7 @@ export async function trainLora({
   await saveAdapter(out, {
     config: loraConfig(lora, baseModelName ?? resolve(weights.dir)),
     tensors: loraTensors(lora),
-    extraFiles: { [TRAIN_SIDECAR]: `${JSON.stringify(sidecar, null, 2)}\n` },
+    extraFiles: { [TRAIN_RECORD]: `${JSON.stringify(sidecar, null, 2)}\n` },
   });
   return result;
 }

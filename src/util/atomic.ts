@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { lstat, mkdir, open, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { LoramixError } from "../errors.js";
+import { ADAPTER_CONFIG, ADAPTER_RECORD, TRAIN_RECORD } from "../formats/fileNames.js";
 
 /** A sibling temp path: same directory, so the final rename never crosses file systems. */
 export function tempPathFor(path: string): string {
@@ -53,10 +54,7 @@ async function markerKind(dir: string): Promise<string | null> {
   }
   // Adapters written before the marker existed carry loramix.json or the training sidecar.
   const names = await readdir(dir).catch(() => [] as string[]);
-  if (
-    names.includes("adapter_config.json") &&
-    names.some((n) => n === "loramix.json" || n === "loramix-train.json")
-  )
+  if (names.includes(ADAPTER_CONFIG) && names.some((n) => n === ADAPTER_RECORD || n === TRAIN_RECORD))
     return "adapter";
   return null;
 }

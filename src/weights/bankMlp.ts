@@ -1,4 +1,4 @@
-import { LoramixError } from "../errors.js";
+import { restrictMatrix } from "../distances/matrix.js";
 import type { ProgressSink } from "../util/progress.js";
 import { bankGram, type GramBank, gramKey } from "./gram.js";
 import { mlpFromBuffer, mlpToBuffer, type TrainedMlp } from "./mlp.js";
@@ -45,25 +45,7 @@ export async function trainBankMlp(
   },
 ): Promise<{ mlp: TrainedMlp; key: string }> {
   const gram = await bankGram(bank, { threads, signal, progress });
-  const m = distances.ids.length;
-  if (distances.values.length !== m * m) {
-    throw new LoramixError(
-      "BANK",
-      `${bank.dir}: distance matrix has ${distances.values.length} values for ${m} entries`,
-    );
-  }
-  const column = new Map(distances.ids.map((id, k) => [id, k]));
-  const at = gram.ids.map((id) => {
-    const k = column.get(id);
-    if (k === undefined)
-      throw new LoramixError("BANK", `${bank.dir}: no ${metric} distances for entry "${id}"`);
-    return k;
-  });
-  const n = gram.ids.length;
-  const sub = new Float64Array(n * n);
-  for (let a = 0; a < n; a++)
-    for (let b = 0; b < n; b++)
-      sub[a * n + b] = distances.values[(at[a] as number) * m + (at[b] as number)] as number;
+  const sub = restrictMatrix(distances, gram.ids, `${bank.dir} (${metric})`);
   const mlp = await trainScalarMlp({
     distances: sub,
     gram: gram.entryValues,

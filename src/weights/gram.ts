@@ -2,6 +2,8 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import type { Worker } from "node:worker_threads";
 import { formatError, LoramixError, throwIfAborted } from "../errors.js";
+import { numel } from "../formats/dtypes.js";
+import { ADAPTER_WEIGHTS } from "../formats/fileNames.js";
 import { SafetensorsReader } from "../formats/safetensors.js";
 import { packBlob, unpackBlob } from "../util/blob.js";
 import { sha256 } from "../util/hash.js";
@@ -260,10 +262,6 @@ async function multiplyBlocks(
   }
 }
 
-function numel(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
 function roundUp4(n: number): number {
   return Math.ceil(n / 4) * 4;
 }
@@ -337,7 +335,7 @@ export async function bankGram(
     throw new LoramixError("BANK", `${bank.dir}: the bank has no adapters, so no Gram matrix`);
   }
   const sources = entries.map((e) => ({
-    file: join(e.adapterPath as string, "adapter_model.safetensors"),
+    file: join(e.adapterPath as string, ADAPTER_WEIGHTS),
     hash: e.adapterHash as string,
   }));
   const key = gramKey(sources.map((s) => s.hash));

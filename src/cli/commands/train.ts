@@ -2,8 +2,9 @@ import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import { loadDataset } from "../../datasets/load.js";
 import { usageError } from "../../errors.js";
+import { TRAIN_RECORD } from "../../formats/fileNames.js";
 import { TRUNCATION_RULE } from "../../train/examples.js";
-import { TRAIN_DEFAULTS, TRAIN_SIDECAR, trainLora } from "../../train/trainLora.js";
+import { TRAIN_DEFAULTS, trainLora } from "../../train/trainLora.js";
 import { createProgress, info, interrupt } from "../context.js";
 import { integerAtLeast } from "../options.js";
 
@@ -73,7 +74,7 @@ export default defineCommand({
       info(
         `${result.out}: ${result.steps} steps (${result.epochs} epochs of ${result.examples} examples), ` +
           `loss ${result.firstLoss.toFixed(4)} → ${result.finalLoss.toFixed(4)}, ` +
-          `${result.seconds.toFixed(1)} s, ${Math.round(result.tokensPerSecond)} tokens/s; stats in ${TRAIN_SIDECAR}`,
+          `${result.seconds.toFixed(1)} s, ${Math.round(result.tokensPerSecond)} tokens/s; stats in ${TRAIN_RECORD}`,
       );
     } finally {
       progress.stop();

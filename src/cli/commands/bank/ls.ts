@@ -1,6 +1,7 @@
 import { defineCommand } from "citty";
 import { listEntries } from "../../../bank/list.js";
 import { openBank } from "../../../bank/store.js";
+import { textTable } from "../../../report/textTable.js";
 import { info, printJson, printResult } from "../../context.js";
 
 export default defineCommand({
@@ -28,14 +29,7 @@ export default defineCommand({
           r.categories.join(", "),
         ]),
       ];
-      const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
-      for (const row of table)
-        printResult(
-          row
-            .map((cell, c) => cell.padEnd(widths[c]!))
-            .join("  ")
-            .trimEnd(),
-        );
+      printResult(textTable(table, { rule: false, alignRight: () => false }));
       const layout = bank.layout();
       info(
         `${rows.length} entries, ${rows.filter((r) => r.hasAdapter).length} with adapters; tokenizer ${bank.tokenizerName}` +
