@@ -110,7 +110,7 @@ async function targetProfile(): Promise<Profile> {
 describe("generateAdapter", () => {
   it("writes Σ w_j θ_j with normalized JS weights equal to a brute-force recomputation", async () => {
     const out = join(tmp.dir, "gen-js");
-    const result = await generateAdapter({ bank, data: TARGET, method: "normalized", out });
+    const result = await generateAdapter(bank, { data: TARGET, method: "normalized", out });
     const written = JSON.parse(readFileSync(join(out, "loramix.json"), "utf8")) as Written;
     expect(written.weights).toHaveLength(BANK_TASKS.length);
     expect(written.metric).toBe("js");
@@ -173,7 +173,7 @@ describe("generateAdapter", () => {
         await addEntry(named, { id: e.id, data: e.dataPath, adapter: e.adapterDir });
       await indexBank(named, { threads: 1 });
       const out = join(tmp.dir, "gen-named");
-      await generateAdapter({ bank: named, data: TARGET, method: "normalized", out });
+      await generateAdapter(named, { data: TARGET, method: "normalized", out });
       const config = JSON.parse(readFileSync(join(out, "adapter_config.json"), "utf8"));
       expect(config.base_model_name_or_path).toBe("example/tiny-base");
       expect(config.r).toBe(4);
@@ -192,8 +192,7 @@ describe("generateAdapter", () => {
       });
       for (const e of copies) await addEntry(changed, { id: e.id, data: e.dataPath, adapter: e.adapterDir });
       await indexBank(changed, { threads: 1 });
-      await generateAdapter({
-        bank: changed,
+      await generateAdapter(changed, {
         data: TARGET,
         method: "normalized",
         out: join(tmp.dir, "gen-before"),
@@ -204,8 +203,7 @@ describe("generateAdapter", () => {
       const bytes = readFileSync(file);
       bytes.writeUInt8((bytes.at(-1) as number) ^ 1, bytes.length - 1);
       writeFileSync(file, bytes);
-      const error = await generateAdapter({
-        bank: changed,
+      const error = await generateAdapter(changed, {
         data: TARGET,
         method: "normalized",
         out: join(tmp.dir, "gen-after"),
@@ -218,8 +216,7 @@ describe("generateAdapter", () => {
       // Restored bytes (a new mtime, the old hash): accepted again.
       bytes.writeUInt8((bytes.at(-1) as number) ^ 1, bytes.length - 1);
       writeFileSync(file, bytes);
-      await generateAdapter({
-        bank: changed,
+      await generateAdapter(changed, {
         data: TARGET,
         method: "normalized",
         out: join(tmp.dir, "gen-after"),
@@ -245,8 +242,7 @@ describe("generateAdapter", () => {
       }),
     );
     const out = join(tmp.dir, "gen-wd");
-    await generateAdapter({
-      bank,
+    await generateAdapter(bank, {
       data: profileFile,
       metric: "wd",
       method: "attentional",
@@ -276,7 +272,7 @@ describe("generateAdapter", () => {
       file,
       JSON.stringify({ tokenizer: "mistral", vocabSize: 32000, nRecords: 1, nTokens: 3, counts: { "1": 3 } }),
     );
-    const error = await generateAdapter({ bank, data: file, out: join(tmp.dir, "never") }).catch(
+    const error = await generateAdapter(bank, { data: file, out: join(tmp.dir, "never") }).catch(
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(LoramixError);
@@ -290,7 +286,7 @@ describe("generateAdapter", () => {
   it("refuses an empty dataset and one without train records", async () => {
     const empty = join(tmp.dir, "empty.jsonl");
     writeFileSync(empty, "");
-    await expect(generateAdapter({ bank, data: empty, out: join(tmp.dir, "never") })).rejects.toThrow(
+    await expect(generateAdapter(bank, { data: empty, out: join(tmp.dir, "never") })).rejects.toThrow(
       `${empty}: the dataset has no records`,
     );
     // Ids whose SPEC §1 split (SHA-1 mod 10) is test, found by brute force.
@@ -304,14 +300,14 @@ describe("generateAdapter", () => {
       noTrain,
       testIds.map((id) => JSON.stringify({ id, input: "hello", output: "world" })).join("\n"),
     );
-    await expect(generateAdapter({ bank, data: noTrain, out: join(tmp.dir, "never") })).rejects.toThrow(
+    await expect(generateAdapter(bank, { data: noTrain, out: join(tmp.dir, "never") })).rejects.toThrow(
       `${noTrain}: no train records among the dataset's 2`,
     );
   });
 
   it("neural without a trained MLP says to run train-mlp; a bank without adapters says so", async () => {
     await expect(
-      generateAdapter({ bank, data: TARGET, method: "neural", out: join(tmp.dir, "never") }),
+      generateAdapter(bank, { data: TARGET, method: "neural", out: join(tmp.dir, "never") }),
     ).rejects.toThrow(/loramix train-mlp .* --metric js/);
     const { mlp } = await trainBankMlp(bank, await bankDistanceMatrix(bank, { metric: "js" }), {
       metric: "js",
@@ -319,7 +315,7 @@ describe("generateAdapter", () => {
       epochs: 2,
     });
     const out = join(tmp.dir, "gen-neural");
-    await generateAdapter({ bank, data: TARGET, method: "neural", mlpHidden: 8, out });
+    await generateAdapter(bank, { data: TARGET, method: "neural", mlpHidden: 8, out });
     const written = JSON.parse(readFileSync(join(out, "loramix.json"), "utf8")) as Written;
     const d = bank.entries().map((e) => written.weights.find((r) => r.id === e.id)!.distance);
     const mean = d.reduce((x, y) => x + y, 0) / d.length;
@@ -339,8 +335,7 @@ describe("generateAdapter", () => {
     const dataOnly = await initBank(join(tmp.dir, "data-only"), { tokenizer: TINY_MODEL });
     try {
       await addEntry(dataOnly, { id: "t", data: TARGET });
-      const error = await generateAdapter({
-        bank: dataOnly,
+      const error = await generateAdapter(dataOnly, {
         data: TARGET,
         out: join(tmp.dir, "never"),
       }).catch((e: unknown) => e);
@@ -355,7 +350,7 @@ describe("generateAdapter", () => {
     const out = join(tmp.dir, "gen-aborted");
     const controller = new AbortController();
     controller.abort();
-    const error = await generateAdapter({ bank, data: TARGET, out, signal: controller.signal }).catch(
+    const error = await generateAdapter(bank, { data: TARGET, out, signal: controller.signal }).catch(
       (e: unknown) => e,
     );
     expect((error as LoramixError).code).toBe("ABORTED");

@@ -51,8 +51,7 @@ beforeAll(async () => {
   adapters = ids.map((id) =>
     readAll(join(bank.entry(id)!.adapterPath as string, "adapter_model.safetensors")),
   );
-  result = await runLoo({
-    bank,
+  result = await runLoo(bank, {
     metrics: ["js", "wd"],
     methods: ["attentional", "normalized", "neural"],
     out: join(tmp.dir, "loo"),
@@ -242,8 +241,7 @@ describe("runLoo", () => {
   });
 
   it("evaluates a subset of targets against every candidate", async () => {
-    const sub = await runLoo({
-      bank,
+    const sub = await runLoo(bank, {
       entries: [ids[1] as string, ids[3] as string],
       merges: ["linear"],
       out: join(tmp.dir, "loo-sub"),
@@ -255,12 +253,12 @@ describe("runLoo", () => {
     expect(sub.rows[1]!.merges.linear).toEqual(same.merges.linear);
     const png = readFileSync(join(tmp.dir, "loo-sub", "heatmap-js-normalized.png"));
     expect(png.readUInt32BE(16) / png.readUInt32BE(20)).toBe(ids.length / 2);
-    await expect(runLoo({ bank, entries: ["nope"], out: join(tmp.dir, "x") })).rejects.toThrow(
+    await expect(runLoo(bank, { entries: ["nope"], out: join(tmp.dir, "x") })).rejects.toThrow(
       'no entry "nope"',
     );
     const controller = new AbortController();
     controller.abort();
-    await expect(runLoo({ bank, out: join(tmp.dir, "aborted"), signal: controller.signal })).rejects.toThrow(
+    await expect(runLoo(bank, { out: join(tmp.dir, "aborted"), signal: controller.signal })).rejects.toThrow(
       "interrupted",
     );
     expect(existsSync(join(tmp.dir, "aborted"))).toBe(false);
@@ -269,8 +267,7 @@ describe("runLoo", () => {
   it("uses the bank's trained MLP for neural and marks each target's MLP split", async () => {
     const dist = await bankDistanceMatrix(bank, { metric: "js" });
     const { mlp } = await trainBankMlp(bank, dist, { metric: "js", hidden: 8, epochs: 3 });
-    const loo = await runLoo({
-      bank,
+    const loo = await runLoo(bank, {
       methods: ["neural"],
       merges: ["linear"],
       mlpHidden: 8,

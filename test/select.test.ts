@@ -317,8 +317,7 @@ describe("candidates scored with llama.cpp on real adapters", () => {
 
   it("generate --select loss writes the lowest-loss candidate and records every candidate in loramix.json", async () => {
     const out = join(tmp.dir, "gen-loss");
-    const result = await generateAdapter({
-      bank,
+    const result = await generateAdapter(bank, {
       data: TARGET,
       model: TINY_MODEL,
       candidates: 2,
@@ -356,13 +355,12 @@ describe("candidates scored with llama.cpp on real adapters", () => {
 
   it("without a model takes the nearest adapter by output side and says so; a model llama.cpp cannot load is refused first", async () => {
     const out = join(tmp.dir, "gen-nomodel");
-    const result = await generateAdapter({ bank, data: TARGET, out });
+    const result = await generateAdapter(bank, { data: TARGET, out });
     expect(result.selection).toBeUndefined();
     expect(result.notes.join("\n")).toMatch(/no base model given .* nearest adapter by output-side js/);
     expect(result.weights[0]?.weight).toBe(1);
     const bogus = join(tmp.dir, "not-a-model.gguf");
-    const error = await generateAdapter({
-      bank,
+    const error = await generateAdapter(bank, {
       data: TARGET,
       model: bogus,
       out: join(tmp.dir, "never"),
@@ -371,8 +369,7 @@ describe("candidates scored with llama.cpp on real adapters", () => {
     expect((error as Error).message).toContain(bogus);
     expect(existsSync(join(tmp.dir, "never"))).toBe(false);
     await expect(
-      generateAdapter({
-        bank,
+      generateAdapter(bank, {
         data: TARGET,
         method: "normalized",
         select: "loss",
@@ -380,7 +377,7 @@ describe("candidates scored with llama.cpp on real adapters", () => {
       }),
     ).rejects.toThrow(/select loss picks its own candidates/);
     await expect(
-      generateAdapter({ bank, data: TARGET, method: "neural", side: "output", out: join(tmp.dir, "never") }),
+      generateAdapter(bank, { data: TARGET, method: "neural", side: "output", out: join(tmp.dir, "never") }),
     ).rejects.toThrow(/neural weighting is trained on input \+ output distances/);
   });
 });

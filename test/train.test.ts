@@ -13,9 +13,9 @@ import { loadTokenizer } from "../src/tokenizers/load.js";
 import type { Tokenizer } from "../src/tokenizers/tokenizer.js";
 import { evaluateLoss } from "../src/train/evaluateLoss.js";
 import { buildExample, makeBatch } from "../src/train/examples.js";
-import { LlamaModel } from "../src/train/llamaModel.js";
 import { type LlamaWeights, loadLlamaWeights } from "../src/train/llamaWeights.js";
 import { initLora, type LoraWeights } from "../src/train/lora.js";
+import { TfjsLlama } from "../src/train/tfjsLlama.js";
 import { trainLora } from "../src/train/trainLora.js";
 import { TrainPool } from "../src/train/trainPool.js";
 import { SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
@@ -170,13 +170,13 @@ function perturbedLora(weights: LlamaWeights): LoraWeights {
 
 let weights: LlamaWeights;
 let tokenizer: Tokenizer;
-let net: LlamaModel;
+let net: TfjsLlama;
 let primeTrain: DatasetRecord[];
 
 beforeAll(async () => {
   weights = await loadLlamaWeights(TINY_MODEL);
   tokenizer = await loadTokenizer(TINY_MODEL);
-  net = await LlamaModel.fromWeights(weights);
+  net = await TfjsLlama.fromWeights(weights);
   primeTrain = (await loadDataset(join(SNI_DIR, "task092_check_prime_classification.json"))).splits.train;
 });
 afterAll(() => net?.dispose());

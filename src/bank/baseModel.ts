@@ -1,15 +1,15 @@
 import { existsSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { inputError, LoramixError } from "../errors.js";
+import { HF_CONFIG } from "../formats/fileNames.js";
 import {
   LLAMA_PROJECTIONS,
   type LlamaDims,
   type LlamaProjection,
   projectionShape,
   readLlamaConfig,
-} from "../convert/llamaNames.js";
-import { inputError, LoramixError } from "../errors.js";
-import { HF_CONFIG } from "../formats/fileNames.js";
+} from "../formats/llamaConfig.js";
 import type { LoraModule } from "../formats/peft.js";
 
 /**

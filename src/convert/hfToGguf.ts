@@ -4,9 +4,10 @@ import { basename, join, resolve } from "node:path";
 import { formatError, inputError } from "../errors.js";
 import { TOKENIZER_JSON } from "../formats/fileNames.js";
 import { type GgufMetadata, type GgufTensorToWrite, type GgufWriteType, writeGguf } from "../formats/gguf.js";
-import { SafetensorsReader } from "../formats/safetensors.js";
+import { HfCheckpoint } from "../formats/hfCheckpoint.js";
+import { type LlamaConfig, readLlamaConfig } from "../formats/llamaConfig.js";
 import type { ProgressSink } from "../util/progress.js";
-import { ggufTensorName, type LlamaConfig, permuteForRope, readLlamaConfig } from "./llamaNames.js";
+import { ggufTensorName, permuteForRope } from "./llamaNames.js";
 
 /** llama.cpp's `llama_token_type`. */
 export const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 } as const;
@@ -46,23 +47,20 @@ export async function hfToGguf({
   const dir = resolve(modelDir);
   const config = await readLlamaConfig(dir);
   const tokenizer = await llamaTokenizerMetadata(dir, config);
-  const readers = await openShards(dir);
+  const checkpoint = await HfCheckpoint.open(dir);
   try {
-    const sources = new Map<string, { reader: SafetensorsReader; shape: number[]; dtype: string }>();
-    for (const reader of readers) {
-      for (const [name, info] of reader.header.tensors)
-        sources.set(name, { reader, shape: info.shape, dtype: info.dtype });
-    }
+    const sources = checkpoint.tensors;
     const type: GgufWriteType =
       outType === "f32"
         ? "F32"
         : outType === "f16"
           ? "F16"
-          : [...sources.values()].every((s) => s.dtype === "F32")
+          : [...sources.values()].every((s) => s.info.dtype === "F32")
             ? "F32"
             : "F16";
     const tensors: GgufTensorToWrite[] = [];
-    for (const [hfName, { reader, shape }] of sources) {
+    for (const [hfName, { reader, info }] of sources) {
+      const { shape } = info;
       let name: string | null;
       try {
         name = ggufTensorName(hfName);
@@ -115,7 +113,7 @@ export async function hfToGguf({
     await writeGguf(out, { metadata, tensors, signal, progress });
     return { out, tensors: tensors.length, metadataKeys: Object.keys(metadata).length, outType: type };
   } finally {
-    for (const r of readers) await r.close();
+    await checkpoint.close();
   }
 }
 
@@ -194,34 +192,6 @@ function tensorOrder(name: string): number {
   if (name === "token_embd.weight") return -1;
   const m = /^blk\.(\d+)\./.exec(name);
   return m ? Number(m[1]) : Number.MAX_SAFE_INTEGER;
-}
-
-async function openShards(dir: string): Promise<SafetensorsReader[]> {
-  const single = join(dir, "model.safetensors");
-  if (existsSync(single)) return [await SafetensorsReader.open(single)];
-  const indexFile = join(dir, "model.safetensors.index.json");
-  if (!existsSync(indexFile)) throw inputError(dir, "no model.safetensors or model.safetensors.index.json");
-  let weightMap: unknown;
-  try {
-    weightMap = (JSON.parse(await readFile(indexFile, "utf8")) as { weight_map?: unknown }).weight_map;
-  } catch (error) {
-    throw formatError(indexFile, `not valid JSON: ${(error as Error).message}`, error);
-  }
-  if (typeof weightMap !== "object" || weightMap === null)
-    throw formatError(indexFile, "no weight_map object");
-  const files = [...new Set(Object.values(weightMap as Record<string, unknown>))];
-  const readers: SafetensorsReader[] = [];
-  try {
-    for (const f of files) {
-      if (typeof f !== "string" || f.includes("/") || f.includes("\\"))
-        throw formatError(indexFile, `bad shard name ${JSON.stringify(f)}`);
-      readers.push(await SafetensorsReader.open(join(dir, f)));
-    }
-  } catch (error) {
-    for (const r of readers) await r.close();
-    throw error;
-  }
-  return readers;
 }
 
 type Json = Record<string, unknown>;

@@ -2,10 +2,11 @@ import { basename, resolve } from "node:path";
 import { formatError, inputError } from "../errors.js";
 import { type GgufMetadata, type GgufTensorToWrite, type GgufWriteType, writeGguf } from "../formats/gguf.js";
 import { readGgufHeader } from "../formats/ggufRead.js";
+import { readLlamaConfig } from "../formats/llamaConfig.js";
 import { isNonEmpty, loadAdapter } from "../formats/peft.js";
 import { SafetensorsReader } from "../formats/safetensors.js";
 import type { ProgressSink } from "../util/progress.js";
-import { ggufTensorName, permuteForRope, readLlamaConfig } from "./llamaNames.js";
+import { ggufTensorName, permuteForRope } from "./llamaNames.js";
 
 export interface PeftToGgufOptions {
   /** A PEFT LoRA directory (adapter_config.json + adapter_model.safetensors). */

@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import { formatError } from "../errors.js";
-import { startWorker } from "../util/workers.js";
+import { startWorker, WorkerChannel } from "../util/workers.js";
 import { recordFromRow } from "./fields.js";
 import type { DatasetOptions, DatasetRecord } from "./record.js";
 
@@ -15,41 +15,41 @@ export async function readParquetRecords(
 ): Promise<DatasetRecord[]> {
   const { size } = await stat(file);
   const limitSeconds = Math.ceil(PARQUET_SECONDS + size / PARQUET_BYTES_PER_SECOND);
-  const worker = startWorker(new URL("./parquetWorker.js", import.meta.url), { workerData: { file } });
+  const channel = new WorkerChannel<string, Record<string, unknown>[]>(
+    startWorker(new URL("./parquetWorker.js", import.meta.url)),
+  );
   let timer: NodeJS.Timeout | undefined;
-  let reply: ParquetReply;
+  let rows: Record<string, unknown>[];
   try {
-    reply = await new Promise<ParquetReply>((resolve, reject) => {
-      worker.once("message", resolve);
-      worker.once("error", reject);
-      worker.once("exit", (code) => reject(new Error(`the Parquet reader stopped (exit code ${code})`)));
-      timer = setTimeout(
-        () => resolve({ error: { name: "Timeout", message: `no result after ${limitSeconds} s` } }),
-        limitSeconds * 1000,
-      );
-    });
+    rows = await Promise.race([
+      channel.request(file),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new ParquetTimeout(limitSeconds)), limitSeconds * 1000);
+      }),
+    ]);
   } catch (error) {
-    throw formatError(file, `cannot read Parquet (${(error as Error).message})`, error);
-  } finally {
-    clearTimeout(timer);
-    await worker.terminate();
-  }
-  if ("error" in reply) {
-    const { name, message } = reply.error;
+    const e = error as Error;
     // hyparquet's own errors say what is wrong; a TypeError or RangeError is corrupt data tripping
     // the reader, whose text ("Offset is outside the bounds of the DataView") means nothing here.
     const text =
-      name === "Timeout"
-        ? `corrupt Parquet file: decoding did not finish (${message})`
-        : name === "TypeError" || name === "RangeError"
+      e instanceof ParquetTimeout
+        ? `corrupt Parquet file: decoding did not finish (${e.message})`
+        : e.name === "TypeError" || e.name === "RangeError"
           ? "corrupt Parquet file (its metadata or pages do not decode)"
-          : `cannot read Parquet (${message.replace(/\s+/g, " ")})`;
-    throw formatError(file, text);
+          : `cannot read Parquet (${String(e.message).replace(/\s+/g, " ")})`;
+    throw formatError(file, text, error);
+  } finally {
+    clearTimeout(timer);
+    await channel.terminate();
   }
-  return reply.rows.map((row, i) => recordFromRow(file, `row ${i}`, normalizeRow(row), options));
+  return rows.map((row, i) => recordFromRow(file, `row ${i}`, normalizeRow(row), options));
 }
 
-type ParquetReply = { rows: Record<string, unknown>[] } | { error: { name: string; message: string } };
+class ParquetTimeout extends Error {
+  constructor(seconds: number) {
+    super(`no result after ${seconds} s`);
+  }
+}
 
 /** The time limit: a fixed allowance plus a rate far below hyparquet's on this machine. */
 const PARQUET_SECONDS = 5;

@@ -80,8 +80,7 @@ export async function runMethodDemo({
       for (const file of heldOut) {
         const started = performance.now();
         const task = file.replace(/\.json$/, "");
-        const result = await generateAdapter({
-          bank,
+        const result = await generateAdapter(bank, {
           data: join(sni, file),
           metric: "js",
           method: "normalized",
@@ -98,8 +97,7 @@ export async function runMethodDemo({
           seconds: (performance.now() - started) / 1000,
         });
       }
-      const loo = await runLoo({
-        bank,
+      const loo = await runLoo(bank, {
         metrics: ["kl", "js", "wd", "mmd"],
         methods: ["attentional", "normalized"],
         merges: ["linear"],

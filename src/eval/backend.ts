@@ -4,7 +4,7 @@ import type { Tokenizer } from "../tokenizers/tokenizer.js";
  * What the evaluation loop needs from an inference engine: greedy continuation of a raw prompt
  * (SPEC §6: no chat template, stop at EOS or after `maxNewTokens`).
  */
-export interface GenerateOptions {
+export interface CompletionOptions {
   /** SPEC §6 (paper: 256). */
   maxNewTokens?: number;
   signal?: AbortSignal;
@@ -28,6 +28,6 @@ export interface InferenceBackend extends AsyncDisposable {
   readonly tokenizer?: Tokenizer;
   /** Tokens of prompt plus generation the backend holds, when known (the context rule needs it). */
   readonly contextSize?: number;
-  generate(prompt: string, options?: GenerateOptions): Promise<Generation>;
+  generate(prompt: string, options?: CompletionOptions): Promise<Generation>;
   dispose(): Promise<void>;
 }

@@ -12,7 +12,7 @@ import { checkGgufForLlama } from "../formats/ggufRead.js";
 import { loadTokenizer } from "../tokenizers/load.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { tempPathFor } from "../util/atomic.js";
-import type { GenerateOptions, Generation, InferenceBackend } from "./backend.js";
+import type { CompletionOptions, Generation, InferenceBackend } from "./backend.js";
 
 export interface LlamaBackendOptions {
   /** A GGUF file, or a Hugging Face Llama directory (converted to a temporary GGUF). */
@@ -210,7 +210,7 @@ export class LlamaBackend implements InferenceBackend {
     return this.base;
   }
 
-  generate(prompt: string, options?: GenerateOptions): Promise<Generation> {
+  generate(prompt: string, options?: CompletionOptions): Promise<Generation> {
     return this.baseContext().then((b) => b.generate(prompt, options));
   }
 
@@ -259,7 +259,7 @@ export class LlamaAdapterBackend implements InferenceBackend {
     return this.tokenizer.eosText;
   }
 
-  generate(prompt: string, { maxNewTokens = 256, signal }: GenerateOptions = {}): Promise<Generation> {
+  generate(prompt: string, { maxNewTokens = 256, signal }: CompletionOptions = {}): Promise<Generation> {
     return this.serial(async () => {
       const input = this.tokenizer.encode(prompt, { bos: true });
       this.checkFits(input.length + maxNewTokens);

@@ -1,6 +1,6 @@
 import { LoramixError, throwIfAborted, usageError } from "../errors.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
-import type { GenerateOptions, Generation, InferenceBackend } from "./backend.js";
+import type { CompletionOptions, Generation, InferenceBackend } from "./backend.js";
 
 export interface OpenAIBackendOptions {
   /** e.g. http://127.0.0.1:8000/v1 (vLLM with --enable-lora, llama-server, Ollama). */
@@ -102,7 +102,10 @@ export class OpenAIBackend implements InferenceBackend {
   /** Set with token-id prompts: the ids sent are this tokenizer's. */
   readonly tokenizer: Tokenizer | undefined;
 
-  async generate(prompt: string, { maxNewTokens = 256, signal }: GenerateOptions = {}): Promise<Generation> {
+  async generate(
+    prompt: string,
+    { maxNewTokens = 256, signal }: CompletionOptions = {},
+  ): Promise<Generation> {
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0)
       throw usageError(`maxNewTokens must be a non-negative integer, got ${maxNewTokens}`);
     const body = await this.post("completions", this.body(prompt, maxNewTokens), signal);

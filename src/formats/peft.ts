@@ -17,8 +17,6 @@ import {
   writeSafetensors,
 } from "./safetensors.js";
 
-export { ADAPTER_CONFIG, ADAPTER_WEIGHTS };
-
 const PICKLE_WEIGHTS = "adapter_model.bin";
 
 export interface AdapterConfig {

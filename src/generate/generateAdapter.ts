@@ -36,8 +36,6 @@ import { type CandidateWeight, provenanceRecord } from "./provenance.js";
 import { targetProfile } from "./target.js";
 
 export interface GenerateOptions {
-  /** A bank or its directory (opened and closed here). */
-  bank: Bank | string;
   /** The target: a dataset (file or directory) or a profile.json made by `loramix profile` with the bank's tokenizer. */
   data: string;
   dataOptions?: DatasetOptions;
@@ -104,10 +102,14 @@ export interface GenerateResult {
 /**
  * The whole method for a new dataset (SPEC §2–5): profile it with the bank's tokenizer, measure
  * its distance to every bank entry that has an adapter, weight them, optionally keep the top-k /
- * those above min-weight, mix, and write the adapter directory with its loramix.json.
+ * those above min-weight, mix, and write the adapter directory with its loramix.json. `bank` is an
+ * open bank or its directory (opened and closed here): like every bank operation, it comes first.
  */
-export async function generateAdapter(options: GenerateOptions): Promise<GenerateResult> {
-  return withBank(options.bank, (bank) => generateWithBank(bank, options));
+export async function generateAdapter(
+  bank: Bank | string,
+  options: GenerateOptions,
+): Promise<GenerateResult> {
+  return withBank(bank, (opened) => generateWithBank(opened, options));
 }
 
 async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<GenerateResult> {

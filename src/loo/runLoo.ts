@@ -15,8 +15,6 @@ export type { LooRow } from "./predict.js";
 export type { LooConfiguration } from "./weights.js";
 
 export interface LooOptions {
-  /** A bank or its directory (opened and closed here). */
-  bank: Bank | string;
   metrics?: Metric[];
   /** Which side of the records the distances compare (default "both", SPEC §2). */
   side?: ProfileSide;
@@ -62,8 +60,8 @@ export interface LooResult {
  * delta-svd) mix module factors in memory with the top `deltaTopK` / `svdTopK` weights, so the cost
  * stays bounded on a 500-adapter bank. No adapter file is written.
  */
-export async function runLoo(options: LooOptions): Promise<LooResult> {
-  return withBank(options.bank, (bank) => looOnBank(bank, options));
+export async function runLoo(bank: Bank | string, options: LooOptions): Promise<LooResult> {
+  return withBank(bank, (opened) => looOnBank(opened, options));
 }
 
 async function looOnBank(

@@ -1,9 +1,8 @@
 import { availableParallelism } from "node:os";
-import type { Worker } from "node:worker_threads";
-import { type ErrorCode, LoramixError, throwIfAborted } from "../errors.js";
+import { throwIfAborted } from "../errors.js";
 import type { ProgressSink } from "../util/progress.js";
-import { startWorker } from "../util/workers.js";
-import type { LinearJob, LinearWorkerMessage } from "./linearWorker.js";
+import { startWorker, WorkerChannel } from "../util/workers.js";
+import type { LinearJob, LinearOutcome } from "./linearWorker.js";
 import type { WeightedAdapter } from "./sources.js";
 import type { TensorSink } from "./write.js";
 
@@ -76,8 +75,12 @@ export async function mixLinear({
   const files = sources.map((s) => s.adapter.file);
   const weights = sources.map((s) => s.weight);
   const workerCount = Math.max(1, Math.min(threads, ...slabs.map((s) => s.length)));
-  const workers: Worker[] = Array.from({ length: workerCount }, () =>
-    startWorker(new URL("./linearWorker.js", import.meta.url)),
+  const workers = Array.from(
+    { length: workerCount },
+    () =>
+      new WorkerChannel<LinearJob, LinearOutcome, "adapter">(
+        startWorker(new URL("./linearWorker.js", import.meta.url)),
+      ),
   );
   let bytesRead = 0;
   let done = 0;
@@ -87,25 +90,16 @@ export async function mixLinear({
       throwIfAborted(signal);
       const groups = partition(slab, workerCount);
       const outcomes = await Promise.all(
-        groups.map(
-          (tensors, w) =>
-            new Promise<LinearWorkerMessage & { kind: "done" }>((resolve, reject) => {
-              const worker = workers[w] as Worker;
-              const onMessage = (m: LinearWorkerMessage) => {
-                if (m.kind === "adapter") {
-                  done++;
-                  progress?.({ phase: "mix linear", done, total, unit: "tensor-group reads" });
-                  return;
-                }
-                worker.off("message", onMessage);
-                worker.off("error", reject);
-                if (m.kind === "error") reject(new LoramixError((m.code as ErrorCode) ?? "INPUT", m.message));
-                else resolve(m);
-              };
-              worker.on("message", onMessage);
-              worker.once("error", reject);
-              worker.postMessage({ files, weights, tensors, result: shared, abort } satisfies LinearJob);
-            }),
+        groups.map((tensors, w) =>
+          (workers[w] as (typeof workers)[number]).request(
+            { files, weights, tensors, result: shared, abort },
+            {
+              onEvent: () => {
+                done++;
+                progress?.({ phase: "mix linear", done, total, unit: "tensor-group reads" });
+              },
+            },
+          ),
         ),
       );
       for (const o of outcomes) bytesRead += o.bytesRead;

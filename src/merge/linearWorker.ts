@@ -3,8 +3,8 @@
  * float64 accumulator and writes the float32 result into the shared slab buffer. Reads of the next
  * adapter overlap the summation of the current one; buffers are kept across slabs.
  */
-import { parentPort } from "node:worker_threads";
 import { SafetensorsReader } from "../formats/safetensors.js";
+import { type RequestIo, serveRequests } from "../util/workers.js";
 
 export interface LinearJob {
   files: string[];
@@ -16,15 +16,16 @@ export interface LinearJob {
   abort: SharedArrayBuffer;
 }
 
-export type LinearWorkerMessage =
-  | { kind: "adapter" }
-  | { kind: "done"; bytesRead: number; aborted: boolean }
-  | { kind: "error"; message: string; code?: string };
+/** The result of a job; each adapter summed is reported as an event ("adapter"). */
+export interface LinearOutcome {
+  bytesRead: number;
+  aborted: boolean;
+}
 
 let acc = new Float64Array(0);
 let buffers = [new Float32Array(0), new Float32Array(0)];
 
-async function run(job: LinearJob): Promise<LinearWorkerMessage> {
+async function run(job: LinearJob, io: RequestIo<"adapter">): Promise<LinearOutcome> {
   const size = job.tensors.reduce((n, t) => n + t.numel, 0);
   if (acc.length < size) {
     acc = new Float64Array(size);
@@ -58,12 +59,12 @@ async function run(job: LinearJob): Promise<LinearWorkerMessage> {
   try {
     for (let j = 0; j < job.files.length; j++) {
       await pending;
-      if (Atomics.load(stop, 0) !== 0) return { kind: "done", bytesRead, aborted: true };
+      if (Atomics.load(stop, 0) !== 0) return { bytesRead, aborted: true };
       const buffer = buffers[j % 2] as Float32Array;
       if (j + 1 < job.files.length) pending = load(j + 1, buffers[(j + 1) % 2] as Float32Array);
       const w = job.weights[j] as number;
       for (let i = 0; i < size; i++) acc[i] = (acc[i] as number) + w * (buffer[i] as number);
-      parentPort?.postMessage({ kind: "adapter" } satisfies LinearWorkerMessage);
+      io.emit("adapter");
     }
   } finally {
     await pending.catch(() => {});
@@ -73,17 +74,7 @@ async function run(job: LinearJob): Promise<LinearWorkerMessage> {
     const from = local[i] as number;
     for (let k = 0; k < t.numel; k++) result[t.offset + k] = acc[from + k] as number;
   });
-  return { kind: "done", bytesRead, aborted: false };
+  return { bytesRead, aborted: false };
 }
 
-parentPort?.on("message", (job: LinearJob) => {
-  run(job).then(
-    (message) => parentPort?.postMessage(message),
-    (error: Error & { code?: string }) =>
-      parentPort?.postMessage({
-        kind: "error",
-        message: error.message,
-        code: error.code,
-      } satisfies LinearWorkerMessage),
-  );
-});
+serveRequests<LinearJob, LinearOutcome, "adapter">(run);

@@ -1,30 +1,15 @@
 import { availableParallelism } from "node:os";
-import type { Worker } from "node:worker_threads";
-import { fromWorkerError, startWorker, type WorkerError } from "../util/workers.js";
+import { startWorker, WorkerChannel } from "../util/workers.js";
 import type { SparseHistogram } from "./histogram.js";
 
 /** A batch of texts for a worker to tokenize and count. */
 export interface CountRequest {
-  id: number;
   spec: string;
   texts: string[];
   bos: boolean;
 }
 
-export type CountReply =
-  | { id: number; ids: Uint32Array; counts: Float64Array; nTokens: number; error?: undefined }
-  | { id: number; error: WorkerError };
-
-interface Pending {
-  resolve: (h: SparseHistogram) => void;
-  reject: (error: unknown) => void;
-  slot: Slot;
-}
-
-interface Slot {
-  worker: Worker;
-  inFlight: number;
-}
+type Slot = WorkerChannel<CountRequest, SparseHistogram>;
 
 /**
  * Worker threads that tokenize batches of texts and answer with sparse histograms (a few KB)
@@ -34,8 +19,6 @@ interface Slot {
 export class TokenizerPool {
   private size: number;
   private readonly slots: Slot[] = [];
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 0;
 
   constructor(size: number) {
     this.size = Math.max(1, Math.floor(size));
@@ -48,64 +31,23 @@ export class TokenizerPool {
 
   /** Sends a batch to the least busy of the first `threads` workers (default: all). */
   count(spec: string, texts: string[], bos: boolean, threads = this.size): Promise<SparseHistogram> {
-    const slot = this.pickSlot(Math.max(1, Math.min(threads, this.size)));
-    const id = this.nextId++;
-    return new Promise<SparseHistogram>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, slot });
-      if (slot.inFlight++ === 0) slot.worker.ref();
-      const request: CountRequest = { id, spec, texts, bos };
-      slot.worker.postMessage(request);
-    });
+    return this.pickSlot(Math.max(1, Math.min(threads, this.size))).request({ spec, texts, bos });
   }
 
   async close(): Promise<void> {
     const slots = this.slots.splice(0);
-    await Promise.all(slots.map((s) => s.worker.terminate()));
+    await Promise.all(slots.map((s) => s.terminate()));
   }
 
   private pickSlot(limit: number): Slot {
+    // A crashed worker took its batches with it (they failed); the next call starts a new one.
+    for (let i = this.slots.length - 1; i >= 0; i--) if (!this.slots[i]?.alive) this.slots.splice(i, 1);
     let best: Slot | undefined;
-    for (const s of this.slots.slice(0, limit))
-      if (best === undefined || s.inFlight < best.inFlight) best = s;
-    if (best !== undefined && (best.inFlight === 0 || this.slots.length >= limit)) return best;
-    const slot = this.spawn();
+    for (const s of this.slots.slice(0, limit)) if (best === undefined || s.busy < best.busy) best = s;
+    if (best !== undefined && (best.busy === 0 || this.slots.length >= limit)) return best;
+    const slot: Slot = new WorkerChannel(startWorker(new URL("./profileWorker.js", import.meta.url)));
     this.slots.push(slot);
     return slot;
-  }
-
-  private spawn(): Slot {
-    const worker = startWorker(new URL("./profileWorker.js", import.meta.url));
-    const slot: Slot = { worker, inFlight: 0 };
-    worker.unref();
-    worker.on("message", (reply: CountReply) => {
-      const p = this.pending.get(reply.id);
-      if (p === undefined) return;
-      this.pending.delete(reply.id);
-      this.settled(slot);
-      if (reply.error !== undefined) {
-        p.reject(fromWorkerError(reply.error));
-      } else {
-        p.resolve({ ids: reply.ids, counts: reply.counts, nTokens: reply.nTokens });
-      }
-    });
-    // A crashed worker takes its batches with it: fail them and let the next call start a new one.
-    const fail = (error: unknown) => {
-      const index = this.slots.indexOf(slot);
-      if (index >= 0) this.slots.splice(index, 1);
-      for (const [id, p] of this.pending) {
-        if (p.slot !== slot) continue;
-        this.pending.delete(id);
-        p.reject(error);
-      }
-      slot.inFlight = 0;
-    };
-    worker.on("error", fail);
-    worker.on("exit", (code) => fail(new Error(`tokenizer worker exited with code ${code}`)));
-    return slot;
-  }
-
-  private settled(slot: Slot): void {
-    if (--slot.inFlight === 0) slot.worker.unref();
   }
 }
 

@@ -1,8 +1,7 @@
-import { parentPort } from "node:worker_threads";
-import { toWorkerError } from "../util/workers.js";
-import { HistogramCounter } from "./histogram.js";
+import { serveRequests } from "../util/workers.js";
+import { HistogramCounter, type SparseHistogram } from "./histogram.js";
 import { loadTokenizer } from "./load.js";
-import type { CountReply, CountRequest } from "./pool.js";
+import type { CountRequest } from "./pool.js";
 
 /** Worker side of the pool: one histogram counter per tokenizer spec, kept for the worker's life. */
 const counters = new Map<string, Promise<HistogramCounter>>();
@@ -18,16 +17,9 @@ function counterFor(spec: string): Promise<HistogramCounter> {
   return counter;
 }
 
-const port = parentPort;
-if (port === null) throw new Error("profileWorker must run in a worker thread");
-port.on("message", async (request: CountRequest) => {
-  try {
-    const counter = await counterFor(request.spec);
-    const h = counter.count(request.texts, request.bos);
-    const reply: CountReply = { id: request.id, ids: h.ids, counts: h.counts, nTokens: h.nTokens };
-    port.postMessage(reply, [h.ids.buffer as ArrayBuffer, h.counts.buffer as ArrayBuffer]);
-  } catch (error) {
-    const reply: CountReply = { id: request.id, error: toWorkerError(error) };
-    port.postMessage(reply);
-  }
+serveRequests<CountRequest, SparseHistogram>(async (request, io) => {
+  const counter = await counterFor(request.spec);
+  const h = counter.count(request.texts, request.bos);
+  io.transfer([h.ids.buffer as ArrayBuffer, h.counts.buffer as ArrayBuffer]);
+  return { ids: h.ids, counts: h.counts, nTokens: h.nTokens };
 });

@@ -9,9 +9,9 @@ import {
   makeBatch,
   type TrainExample,
 } from "./examples.js";
-import { LlamaModel } from "./llamaModel.js";
 import { loadLlamaWeights } from "./llamaWeights.js";
 import { readLora } from "./lora.js";
+import { TfjsLlama } from "./tfjsLlama.js";
 
 export interface EvaluateLossOptions {
   /** Hugging Face Llama directory. */
@@ -69,7 +69,7 @@ export async function evaluateLoss({
   });
   if (examples.length === 0) throw inputError(model, "no records with an output to score");
   const lora = adapter === null ? null : await readLora(adapter, weights.config);
-  const net = await LlamaModel.fromWeights(weights);
+  const net = await TfjsLlama.fromWeights(weights);
   const tf = net.tf;
   const binding = lora ? net.bindLora(lora) : null;
   // Similar lengths together: less padding; results go back to record order.

@@ -1,16 +1,13 @@
-import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
+import { formatError } from "../errors.js";
+import { HfCheckpoint } from "../formats/hfCheckpoint.js";
 import {
   LLAMA_PROJECTIONS,
   type LlamaConfig,
   type LlamaProjection,
   projectionShape,
   readLlamaConfig,
-} from "../convert/llamaNames.js";
-import { formatError, inputError } from "../errors.js";
-import { numel } from "../formats/dtypes.js";
-import { readSafetensorsHeader, SafetensorsReader } from "../formats/safetensors.js";
+} from "../formats/llamaConfig.js";
 
 export interface LlamaLayerWeights {
   inputNorm: Float32Array;
@@ -47,31 +44,13 @@ export async function loadLlamaWeights(dir: string): Promise<LlamaWeights> {
   const config = await readLlamaConfig(dir);
   if (config.ropeScaling !== null)
     throw formatError(config.file, "rope_scaling is not supported by the trainer");
-  const shardOf = await tensorFiles(dir);
-  const readers = new Map<string, SafetensorsReader>();
+  const checkpoint = await HfCheckpoint.open(dir);
   try {
-    const read = async (name: string, shape: number[]): Promise<Float32Array> => {
-      const file = shardOf(name);
-      if (file === undefined) throw formatError(join(dir, "model.safetensors"), `no tensor "${name}"`);
-      let reader = readers.get(file);
-      if (!reader) {
-        reader = await SafetensorsReader.open(file);
-        readers.set(file, reader);
-      }
-      const info = reader.header.tensors.get(name);
-      if (!info) throw formatError(file, `no tensor "${name}"`);
-      if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
-        throw formatError(
-          file,
-          `tensor "${name}" has shape ${JSON.stringify(info.shape)}, config.json implies ${JSON.stringify(shape)}`,
-        );
-      }
-      return reader.readF32(name, new Float32Array(numel(shape)));
-    };
+    const read = (name: string, shape: number[]) => checkpoint.readF32(name, shape);
     const { nEmbd, vocabSize } = config;
     // With tied embeddings, checkpoints store either name once (transformers drops the duplicate).
     const embedName =
-      config.tieWordEmbeddings && shardOf("model.embed_tokens.weight") === undefined
+      config.tieWordEmbeddings && !checkpoint.has("model.embed_tokens.weight")
         ? "lm_head.weight"
         : "model.embed_tokens.weight";
     const embed = await read(embedName, [vocabSize, nEmbd]);
@@ -91,32 +70,6 @@ export async function loadLlamaWeights(dir: string): Promise<LlamaWeights> {
     }
     return { dir, config, embed, lmHead, norm, layers };
   } finally {
-    for (const r of readers.values()) await r.close();
+    await checkpoint.close();
   }
-}
-
-/** Which file holds each tensor: the single model.safetensors, or the shards of its index. */
-async function tensorFiles(dir: string): Promise<(name: string) => string | undefined> {
-  const single = join(dir, "model.safetensors");
-  if (existsSync(single)) {
-    const { tensors } = await readSafetensorsHeader(single);
-    return (name) => (tensors.has(name) ? single : undefined);
-  }
-  const indexFile = join(dir, "model.safetensors.index.json");
-  if (!existsSync(indexFile)) throw inputError(dir, "no model.safetensors (or model.safetensors.index.json)");
-  let map: unknown;
-  try {
-    map = (JSON.parse(await readFile(indexFile, "utf8")) as { weight_map?: unknown }).weight_map;
-  } catch (error) {
-    throw formatError(indexFile, `not valid JSON: ${(error as Error).message}`, error);
-  }
-  if (typeof map !== "object" || map === null) throw formatError(indexFile, 'no "weight_map" object');
-  const weightMap = map as Record<string, unknown>;
-  return (name) => {
-    const shard = weightMap[name];
-    if (typeof shard !== "string") return undefined;
-    if (shard.includes("/") || shard.includes("\\") || shard.startsWith("."))
-      throw formatError(indexFile, `shard name "${shard}" is not a plain file name`);
-    return join(dir, shard);
-  };
 }

@@ -1,10 +1,10 @@
+import { LoramixError } from "../errors.js";
 import {
   LLAMA_PROJECTIONS,
   type LlamaConfig,
   type LlamaProjection,
   projectionShape,
-} from "../convert/llamaNames.js";
-import { LoramixError } from "../errors.js";
+} from "../formats/llamaConfig.js";
 import { loadAdapter, loraScaling } from "../formats/peft.js";
 import { SafetensorsReader, type TensorToWrite } from "../formats/safetensors.js";
 import { seededRandom } from "../util/prng.js";

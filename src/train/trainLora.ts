@@ -18,9 +18,9 @@ import {
   type TrainExample,
   truncationRule,
 } from "./examples.js";
-import { LlamaModel } from "./llamaModel.js";
 import { loadLlamaWeights } from "./llamaWeights.js";
 import { DEFAULT_ALPHA, DEFAULT_RANK, DEFAULT_TARGETS, initLora, loraConfig, loraTensors } from "./lora.js";
+import { TfjsLlama } from "./tfjsLlama.js";
 
 export const TRAIN_DEFAULTS = {
   steps: 200,
@@ -131,7 +131,7 @@ export async function trainLora({
   const params = lora.pairs.flatMap((p) => [p.a, p.b]);
   const optimizer = new AdamW(params, { lr, weightDecay });
   const random = seededRandom(shuffleSeed);
-  const net = await LlamaModel.fromWeights(weights);
+  const net = await TfjsLlama.fromWeights(weights);
   const tf = net.tf;
   const losses: number[] = [];
   let queue: TrainExample[][] = [];

@@ -1,13 +1,12 @@
-import type { Worker } from "node:worker_threads";
-import { LoramixError, throwIfAborted } from "../errors.js";
-import { fromWorkerError, startWorker, type WorkerError } from "../util/workers.js";
+import { throwIfAborted } from "../errors.js";
+import { startWorker, WorkerChannel } from "../util/workers.js";
 import type { TrainLoraOptions, TrainLoraResult } from "./trainLora.js";
 
 export type TrainRequest =
   | { type: "train"; options: Omit<TrainLoraOptions, "signal" | "progress"> }
   | { type: "abort" };
 
-export type TrainReply = { type: "done"; result: TrainLoraResult } | { type: "error"; error: WorkerError };
+type Channel = WorkerChannel<TrainRequest, TrainLoraResult | null>;
 
 /**
  * Worker threads that each train one LoRA at a time. tfjs-wasm runs on one thread under Node, so
@@ -16,9 +15,9 @@ export type TrainReply = { type: "done"; result: TrainLoraResult } | { type: "er
  */
 export class TrainPool {
   private readonly size: number;
-  private readonly idle: Worker[] = [];
-  private readonly all = new Set<Worker>();
-  private readonly waiting: ((w: Worker) => void)[] = [];
+  private readonly idle: Channel[] = [];
+  private readonly all = new Set<Channel>();
+  private readonly waiting: ((w: Channel) => void)[] = [];
 
   constructor(size: number) {
     this.size = Math.max(1, Math.floor(size));
@@ -26,33 +25,15 @@ export class TrainPool {
 
   async train({ signal, progress: _progress, ...options }: TrainLoraOptions): Promise<TrainLoraResult> {
     throwIfAborted(signal);
-    const worker = await this.acquire();
-    let healthy = true;
+    const channel = await this.acquire();
+    const abort = () => void channel.request({ type: "abort" }).catch(() => {});
     try {
       throwIfAborted(signal);
-      return await new Promise<TrainLoraResult>((resolve, reject) => {
-        const abort = () => worker.postMessage({ type: "abort" } satisfies TrainRequest);
-        const onMessage = (reply: TrainReply) => {
-          done();
-          if (reply.type === "done") resolve(reply.result);
-          else reject(fromWorkerError(reply.error));
-        };
-        const onCrash = (error: unknown) => {
-          healthy = false;
-          done();
-          reject(error instanceof Error ? error : new LoramixError("BACKEND", String(error)));
-        };
-        const onExit = (code: number) => onCrash(new Error(`training worker exited with code ${code}`));
-        const done = () => {
-          signal?.removeEventListener("abort", abort);
-          worker.off("message", onMessage).off("error", onCrash).off("exit", onExit);
-        };
-        signal?.addEventListener("abort", abort, { once: true });
-        worker.on("message", onMessage).on("error", onCrash).on("exit", onExit);
-        worker.postMessage({ type: "train", options } satisfies TrainRequest);
-      });
+      signal?.addEventListener("abort", abort, { once: true });
+      return (await channel.request({ type: "train", options })) as TrainLoraResult;
     } finally {
-      this.release(worker, healthy);
+      signal?.removeEventListener("abort", abort);
+      this.release(channel);
     }
   }
 
@@ -63,34 +44,28 @@ export class TrainPool {
     await Promise.all(workers.map((w) => w.terminate()));
   }
 
-  private acquire(): Promise<Worker> {
-    const worker = this.idle.pop();
-    if (worker !== undefined) {
-      worker.ref();
-      return Promise.resolve(worker);
-    }
+  private acquire(): Promise<Channel> {
+    const idle = this.idle.pop();
+    if (idle !== undefined) return Promise.resolve(idle);
     if (this.all.size < this.size) {
-      const fresh = startWorker(new URL("./trainWorker.js", import.meta.url));
+      const fresh: Channel = new WorkerChannel(startWorker(new URL("./trainWorker.js", import.meta.url)));
       this.all.add(fresh);
       return Promise.resolve(fresh);
     }
     return new Promise((resolve) => this.waiting.push(resolve));
   }
 
-  private release(worker: Worker, healthy: boolean): void {
-    if (!healthy) {
-      this.all.delete(worker);
-      void worker.terminate();
+  /** A crashed worker is dropped, and whoever waits gets a fresh one. */
+  private release(channel: Channel): void {
+    if (!channel.alive) {
+      this.all.delete(channel);
+      void channel.terminate();
       const next = this.waiting.shift();
       if (next !== undefined) this.acquire().then(next);
       return;
     }
     const next = this.waiting.shift();
-    if (next !== undefined) {
-      next(worker);
-      return;
-    }
-    worker.unref();
-    this.idle.push(worker);
+    if (next !== undefined) next(channel);
+    else this.idle.push(channel);
   }
 }

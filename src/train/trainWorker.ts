@@ -1,23 +1,17 @@
-import { parentPort } from "node:worker_threads";
-import { toWorkerError } from "../util/workers.js";
-import { trainLora } from "./trainLora.js";
-import type { TrainReply, TrainRequest } from "./trainPool.js";
+import { serveRequests } from "../util/workers.js";
+import { type TrainLoraResult, trainLora } from "./trainLora.js";
+import type { TrainRequest } from "./trainPool.js";
 
-/** Worker side of TrainPool: one training at a time; an "abort" message stops it between steps. */
-const port = parentPort;
-if (port === null) throw new Error("trainWorker must run in a worker thread");
+/** Worker side of TrainPool: one training at a time; an "abort" request stops it between steps. */
 let running: AbortController | undefined;
-port.on("message", async (request: TrainRequest) => {
+serveRequests<TrainRequest, TrainLoraResult | null>(async (request) => {
   if (request.type === "abort") {
     running?.abort();
-    return;
+    return null;
   }
   running = new AbortController();
   try {
-    const result = await trainLora({ ...request.options, signal: running.signal });
-    port.postMessage({ type: "done", result } satisfies TrainReply);
-  } catch (error) {
-    port.postMessage({ type: "error", error: toWorkerError(error) } satisfies TrainReply);
+    return await trainLora({ ...request.options, signal: running.signal });
   } finally {
     running = undefined;
   }

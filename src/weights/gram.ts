@@ -1,6 +1,5 @@
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import type { Worker } from "node:worker_threads";
 import { formatError, LoramixError, throwIfAborted } from "../errors.js";
 import { numel } from "../formats/dtypes.js";
 import { ADAPTER_WEIGHTS } from "../formats/fileNames.js";
@@ -8,8 +7,9 @@ import { SafetensorsReader } from "../formats/safetensors.js";
 import { packBlob, unpackBlob } from "../util/blob.js";
 import { sha256 } from "../util/hash.js";
 import type { ProgressSink } from "../util/progress.js";
-import { startWorker } from "../util/workers.js";
+import { startWorker, WorkerChannel } from "../util/workers.js";
 import { balanceTileRows, GramAccumulator } from "./gramKernel.js";
+import type { GramRequest, GramWorkerData } from "./gramWorker.js";
 
 /** Bytes of float32 rows held per block buffer (two buffers: one computed while the next is read). */
 const DEFAULT_BLOCK_BYTES = 128 * 1024 * 1024;
@@ -148,7 +148,7 @@ async function multiplyBlocks(
   if (current.length > 0) blocks.push(current);
 
   const readers: SafetensorsReader[] = [];
-  const workers: Worker[] = [];
+  const workers: WorkerChannel<GramRequest, Float64Array | null>[] = [];
   try {
     for (const s of order) {
       const reader = await SafetensorsReader.open(s.file);
@@ -170,17 +170,17 @@ async function multiplyBlocks(
     );
     const parts = balanceTileRows(rows, tileRowLimit, useWorkers ? threads : 1);
     const local = useWorkers ? undefined : new GramAccumulator(rows, parts[0] as number[]);
-    const pending: { resolve: () => void; reject: (e: unknown) => void }[] = [];
     if (useWorkers) {
       for (const tileRows of parts) {
         const worker = startWorker(new URL("./gramWorker.js", import.meta.url), {
-          workerData: { buffers: buffers.map((b) => b.buffer), rows, stride, tileRows },
+          workerData: {
+            buffers: buffers.map((b) => b.buffer as SharedArrayBuffer),
+            rows,
+            stride,
+            tileRows,
+          } satisfies GramWorkerData,
         });
-        worker.on("error", (e) => pending.shift()?.reject(e));
-        worker.on("message", (m) => {
-          if (m === "done") pending.shift()?.resolve();
-        });
-        workers.push(worker);
+        workers.push(new WorkerChannel<GramRequest, Float64Array | null>(worker));
       }
     }
     const scratch = new Map<number, Float32Array>();
@@ -205,17 +205,7 @@ async function multiplyBlocks(
         return Promise.resolve();
       }
       const index = buffers.indexOf(x);
-      return Promise.all(
-        workers.map(
-          (w) =>
-            new Promise<void>((resolve, reject) => {
-              // Each worker answers its messages in order, so one queue per worker is not needed:
-              // all workers get the same block and each "done" settles the oldest waiting promise.
-              pending.push({ resolve, reject });
-              w.postMessage({ buffer: index, width });
-            }),
-        ),
-      ).then(() => undefined);
+      return Promise.all(workers.map((w) => w.request({ buffer: index, width }))).then(() => undefined);
     };
     const widthOf = (block: (typeof blocks)[number]) => block.reduce((s, t) => s + t.size, 0);
     const start = performance.now();
@@ -241,17 +231,7 @@ async function multiplyBlocks(
       });
     }
     if (local) return local.result();
-    const sums = await Promise.all(
-      workers.map(
-        (w) =>
-          new Promise<Float64Array>((resolve, reject) => {
-            w.removeAllListeners("message");
-            w.once("message", (m: Float64Array) => resolve(m));
-            w.once("error", reject);
-            w.postMessage("finish");
-          }),
-      ),
-    );
+    const sums = (await Promise.all(workers.map((w) => w.request("finish")))) as Float64Array[];
     const g = sums[0] as Float64Array;
     for (const other of sums.slice(1))
       for (let k = 0; k < g.length; k++) g[k] = (g[k] as number) + (other[k] as number);

@@ -136,8 +136,7 @@ export default defineCommand({
     const progress = createProgress();
     const started = performance.now();
     try {
-      const result = await generateAdapter({
-        bank: args.bank,
+      const result = await generateAdapter(args.bank, {
         data: args.data,
         dataOptions: {
           inputField: args["input-field"],

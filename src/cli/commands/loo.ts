@@ -54,8 +54,7 @@ export default defineCommand({
               .filter((e) => e.adapterPath !== null)
               .slice(0, count)
               .map((e) => e.id);
-      const result = await runLoo({
-        bank,
+      const result = await runLoo(bank, {
         metrics,
         side: sideOption(args.side),
         methods,

@@ -4,7 +4,7 @@ import {
   type LlamaConfig,
   type LlamaProjection,
   projectionShape,
-} from "../convert/llamaNames.js";
+} from "../formats/llamaConfig.js";
 import { loadTfjs } from "../weights/tfjs.js";
 import type { Batch } from "./examples.js";
 import type { LlamaWeights } from "./llamaWeights.js";
@@ -47,7 +47,7 @@ interface LayerTensors {
  * optional LoRA on any projection: y = x·Wᵀ + s·(x·Aᵀ)·Bᵀ. The base weights are constants; only
  * the LoRA tensors passed in can receive gradients.
  */
-export class LlamaModel {
+export class TfjsLlama {
   private constructor(
     readonly tf: Tf,
     readonly config: LlamaConfig,
@@ -59,7 +59,7 @@ export class LlamaModel {
     private readonly lmHead: Tensor,
   ) {}
 
-  static async fromWeights(weights: LlamaWeights): Promise<LlamaModel> {
+  static async fromWeights(weights: LlamaWeights): Promise<TfjsLlama> {
     const tf = await loadTfjs();
     const { config } = weights;
     const embed = tf.tensor2d(weights.embed, [config.vocabSize, config.nEmbd]);
@@ -84,7 +84,7 @@ export class LlamaModel {
       return { inputNorm, postAttentionNorm, proj, weights: [...tensors, inputNorm, postAttentionNorm] };
     });
     const lmHeadT = tf.transpose(lmHead);
-    return new LlamaModel(tf, config, embed, lmHeadT, tf.tensor1d(weights.norm), layers, lmHead);
+    return new TfjsLlama(tf, config, embed, lmHeadT, tf.tensor1d(weights.norm), layers, lmHead);
   }
 
   /** LoRA weights as tensors (the caller disposes them, or passes new ones each optimizer step). */

@@ -1,0 +1,35 @@
+/** `loramix/train`: LoRA training on the CPU with tfjs, for the testbed and `loramix train`. */
+export { AdamW, type AdamWOptions, clipGlobalNorm } from "./adamw.js";
+export {
+  type EvaluateLossOptions,
+  type ExampleLoss,
+  evaluateLoss,
+  type LossResult,
+} from "./evaluateLoss.js";
+export {
+  type Batch,
+  buildExample,
+  DEFAULT_MAX_LENGTH,
+  DEFAULT_MAX_OUTPUT_TOKENS,
+  type ExampleOptions,
+  makeBatch,
+  TRUNCATION_RULE,
+  type TrainExample,
+  truncationRule,
+} from "./examples.js";
+export { type LlamaWeights, loadLlamaWeights } from "./llamaWeights.js";
+export {
+  initLora,
+  type LoraPair,
+  type LoraWeights,
+  loraConfig,
+  loraTensors,
+  readLora,
+} from "./lora.js";
+export { TfjsLlama } from "./tfjsLlama.js";
+export {
+  TRAIN_DEFAULTS,
+  type TrainLoraOptions,
+  type TrainLoraResult,
+  trainLora,
+} from "./trainLora.js";
