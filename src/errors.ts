@@ -13,13 +13,40 @@ export type ErrorCode =
   | "BACKEND" // an inference backend failed
   | "ABORTED"; // the user interrupted (Ctrl-C)
 
+/**
+ * An option named in a message. The library's message spells it as the API does (`` `replace: true` ``);
+ * the CLI, which knows its flags, prints `--replace` instead (`cliMessage`).
+ */
+export interface OptionName {
+  text: string;
+  flag: string;
+}
+
+/** `name` as the library and the CLI spell it; the flag is the kebab-case name, then the value. */
+export function option(name: string, value?: string | number | boolean): OptionName {
+  const flag = `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  if (value === undefined) return { text: `\`${name}\``, flag };
+  if (value === true) return { text: `\`${name}: true\``, flag };
+  return { text: `\`${name}: ${JSON.stringify(value)}\``, flag: `${flag} ${value}` };
+}
+
 export class LoramixError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  /** The options the message names, for the CLI to print as flags. */
+  readonly options: readonly OptionName[];
+  constructor(code: ErrorCode, message: string, extra?: { cause?: unknown; options?: OptionName[] }) {
+    super(message, extra?.cause === undefined ? undefined : { cause: extra.cause });
     this.name = "LoramixError";
     this.code = code;
+    this.options = extra?.options ?? [];
   }
+}
+
+/** The message as the CLI prints it: every option it names as the CLI's flag. */
+export function cliMessage(error: LoramixError): string {
+  let message = error.message;
+  for (const o of error.options) message = message.replaceAll(o.text, o.flag);
+  return message;
 }
 
 /** A file does not follow its format; the message must name the file and what is wrong. */
@@ -31,8 +58,8 @@ export function inputError(file: string, problem: string, cause?: unknown): Lora
   return new LoramixError("INPUT", `${file}: ${problem}`, { cause });
 }
 
-export function usageError(message: string): LoramixError {
-  return new LoramixError("USAGE", message);
+export function usageError(message: string, options?: OptionName[]): LoramixError {
+  return new LoramixError("USAGE", message, { options });
 }
 
 /** Throws if the signal was aborted, so long loops stop between units of work, never mid-write. */

@@ -21,7 +21,7 @@ import { listEntries } from "../src/bank/list.js";
 import { type Bank, initBank, openBank } from "../src/bank/store.js";
 import { verifyBank } from "../src/bank/verify.js";
 import { loadDataset } from "../src/datasets/load.js";
-import { LoramixError } from "../src/errors.js";
+import { cliMessage, LoramixError } from "../src/errors.js";
 import { loadTokenizer } from "../src/tokenizers/load.js";
 import { PEFT_FIXTURES, REPO, SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
@@ -297,7 +297,9 @@ describe("adapters", () => {
     expect(bank.entry("other")).toBeUndefined();
 
     const dup = await rejection(addEntry(bank, { id: "a1", data }));
-    expect(dup.message).toBe(`${dir}: entry "a1" already exists (use --replace)`);
+    expect(dup.message).toBe(`${dir}: entry "a1" already exists (pass \`replace: true\`)`);
+    // Library words in the message; the CLI prints its flag instead.
+    expect(cliMessage(dup)).toBe(`${dir}: entry "a1" already exists (pass --replace)`);
     expect((await rejection(addEntry(bank, { id: "bad id/", data }))).code).toBe("USAGE");
     bank.close();
 

@@ -134,6 +134,9 @@ describe("--out never removes what loramix did not write", () => {
       expect(r.code).toBe(1);
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
       expect(r.stderr).toContain("the folder holds files loramix did not write (unrelated.txt)");
+      // The library names its option `out`; the CLI prints its flag.
+      expect(r.stderr).toContain("give --out a new or empty folder");
+      expect(r.stderr).not.toContain("`out`");
       expect(readdirSync(dir)).toEqual(["unrelated.txt"]);
     } finally {
       await cleanup();

@@ -210,7 +210,7 @@ describe("generateAdapter", () => {
       }).catch((e: unknown) => e as LoramixError);
       expect((error as LoramixError).code).toBe("BANK");
       expect((error as LoramixError).message).toBe(
-        `${victim.adapterDir}: adapter of "${victim.id}" changed since it was added to ${changed.dir}; restore it, or add it again (bank add --replace)`,
+        `${victim.adapterDir}: adapter of "${victim.id}" changed since it was added to ${changed.dir}; restore it, or add it again (bank add with \`replace: true\`)`,
       );
       expect(existsSync(join(tmp.dir, "gen-after"))).toBe(false);
       // Restored bytes (a new mtime, the old hash): accepted again.

@@ -107,7 +107,7 @@ describe("synthBank", () => {
   it("refuses bad options with one-line messages", async () => {
     await expect(
       synthBank({ dir: join(tmp.dir, "x"), data: SNI_DIR, entries: 0, layout: "tiny" }),
-    ).rejects.toThrow(/--entries must be a positive integer/);
+    ).rejects.toThrow(/`entries` must be a positive integer/);
     await expect(
       synthBank({ dir: join(tmp.dir, "x"), data: SNI_DIR, entries: 100000, layout: "tiny" }),
     ).rejects.toThrow(/414 Super-NI task files, 100000 entries asked for/);

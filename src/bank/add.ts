@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { type DatasetOptions, loadDataset } from "../datasets/load.js";
-import { formatError, inputError, LoramixError, throwIfAborted } from "../errors.js";
+import { formatError, inputError, LoramixError, option, throwIfAborted } from "../errors.js";
 import { type AdapterLayout, compareLayouts, firstNonFinite, loadAdapter } from "../formats/peft.js";
 import { hashPath } from "../util/hash.js";
 import { adapterBaseDifferences, resolveBaseModel } from "./baseModel.js";
@@ -32,7 +32,10 @@ export async function addEntry(
 ): Promise<BankEntry> {
   checkEntryId(id);
   if (!replace && bank.entry(id)) {
-    throw new LoramixError("BANK", `${bank.dir}: entry "${id}" already exists (use --replace)`);
+    const replace = option("replace", true);
+    throw new LoramixError("BANK", `${bank.dir}: entry "${id}" already exists (pass ${replace.text})`, {
+      options: [replace],
+    });
   }
   const dataPath = resolve(data);
   if (!existsSync(dataPath)) throw inputError(dataPath, "dataset not found");

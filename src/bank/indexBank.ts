@@ -51,7 +51,7 @@ export async function indexBank(
         result.problems.push(`${entry.dataPath}: dataset of "${id}" is missing`);
       } else if ((await hashPath(entry.dataPath, signal)) !== entry.dataHash) {
         result.problems.push(
-          `${entry.dataPath}: dataset of "${id}" changed since it was added (re-add it with --replace)`,
+          `${entry.dataPath}: dataset of "${id}" changed since it was added (add it again, replacing the entry)`,
         );
       } else {
         const dataset = await loadDataset(entry.dataPath, entry.dataOptions);

@@ -3,7 +3,7 @@ import { mkdir, readFile, rename, rm } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import Database from "better-sqlite3";
 import type { DatasetOptions } from "../datasets/load.js";
-import { formatError, inputError, LoramixError } from "../errors.js";
+import { formatError, inputError, LoramixError, option } from "../errors.js";
 import { TOKENIZER_JSON } from "../formats/fileNames.js";
 import { type AdapterLayout, compareLayouts } from "../formats/peft.js";
 import { type Profile, type ProfileSide, profileFromJson, profileToJson } from "../profiles/profile.js";
@@ -269,7 +269,14 @@ export class Bank {
     }
     this.db.transaction(() => {
       if (!replace && this.entry(entry.id)) {
-        throw new LoramixError("BANK", `${this.dir}: entry "${entry.id}" already exists (use --replace)`);
+        const replace = option("replace", true);
+        throw new LoramixError(
+          "BANK",
+          `${this.dir}: entry "${entry.id}" already exists (pass ${replace.text})`,
+          {
+            options: [replace],
+          },
+        );
       }
       if (layout) {
         const current = this.layout();

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { LoramixError } from "../errors.js";
+import { LoramixError, option } from "../errors.js";
 import { forEachConcurrent } from "../util/concurrent.js";
 import { hashPath, statFingerprint } from "../util/hash.js";
 import type { Bank, BankEntry } from "./store.js";
@@ -40,7 +40,8 @@ export async function checkAdaptersUnchanged(
     if ((await hashPath(path, signal)) !== entry.adapterHash) {
       throw new LoramixError(
         "BANK",
-        `${path}: adapter of "${entry.id}" changed since it was added to ${bank.dir}; restore it, or add it again (bank add --replace)`,
+        `${path}: adapter of "${entry.id}" changed since it was added to ${bank.dir}; restore it, or add it again (bank add with ${option("replace", true).text})`,
+        { options: [option("replace", true)] },
       );
     }
     await rememberAdapter(bank, entry, signal);

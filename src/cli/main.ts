@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { type ArgsDef, type CommandDef, renderUsage, runCommand, runMain } from "citty";
-import { LoramixError } from "../errors.js";
+import { cliMessage, LoramixError } from "../errors.js";
 import { interrupt, outputMode } from "./context.js";
 import { main } from "./program.js";
 import { checkArgs } from "./strictArgs.js";
@@ -80,7 +80,7 @@ function wrapLine(line: string, width: number): string[] {
 function report(error: unknown, verbose: boolean): number {
   if (error instanceof LoramixError) {
     // One line, whatever a quoted snippet or a library's message carries.
-    process.stderr.write(`loramix: ${error.message.replace(/\s*\n\s*/g, " ")}\n`);
+    process.stderr.write(`loramix: ${cliMessage(error).replace(/\s*\n\s*/g, " ")}\n`);
     if (verbose && error.stack) process.stderr.write(`${error.stack}\n`);
     return error.code === "ABORTED" ? 130 : error.code === "USAGE" ? 2 : 1;
   }

@@ -1,5 +1,5 @@
 import { basename } from "node:path";
-import { usageError } from "../errors.js";
+import { option, usageError } from "../errors.js";
 import { loadTokenizer } from "../tokenizers/load.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import type { InferenceBackend } from "./backend.js";
@@ -98,13 +98,17 @@ async function openOpenAI({
     throw usageError("the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)");
   // vLLM serves a LoRA under the name given to --lora-modules; the adapter's folder name is the usual choice.
   const served = modelName ?? (adapter !== undefined ? basename(adapter).replace(/\.gguf$/i, "") : model);
-  if (served === undefined) throw usageError("the openai backend needs a model name (--model-name)");
+  if (served === undefined)
+    throw usageError(`the openai backend needs a model name (${option("modelName").text})`, [
+      option("modelName"),
+    ]);
   let promptTokenizer: Tokenizer | undefined;
   if (promptIds) {
     const spec = tokenizer ?? model;
     if (spec === undefined)
       throw usageError(
-        'token-id prompts need the model\'s tokenizer: give --tokenizer (tokenizer.json or "mistral")',
+        `token-id prompts need the model's tokenizer: give ${option("tokenizer").text} (tokenizer.json or "mistral")`,
+        [option("tokenizer")],
       );
     promptTokenizer = await loadTokenizer(spec);
   }

@@ -5,7 +5,7 @@ import type { DatasetOptions } from "../datasets/load.js";
 import { bankProfiles } from "../distances/matrix.js";
 import { METRICS, type Metric, type MmdMode } from "../distances/metric.js";
 import { distancesToCandidates } from "../distances/pairwise.js";
-import { inputError, LoramixError, throwIfAborted, usageError } from "../errors.js";
+import { inputError, LoramixError, option, throwIfAborted, usageError } from "../errors.js";
 import { loadAdapter } from "../formats/peft.js";
 import { MIX_MODES, type MixMode, type MixResult, mixAdapters } from "../merge/mixAdapters.js";
 import { isSyntheticAdapter } from "../merge/sources.js";
@@ -147,12 +147,16 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
   if (!["loss", "fit", "method"].includes(select))
     throw usageError(`unknown select "${select}" (use loss, fit or method)`);
   if (select === "method" && side !== "both" && method === "neural") throw neuralSideError(side);
-  if (select !== "method" && options.method !== undefined)
-    throw usageError(`select ${select} picks its own candidates; drop --method, or use --select method`);
+  if (select !== "method" && options.method !== undefined) {
+    const [m, s] = [option("method"), option("select", "method")];
+    throw usageError(`select ${select} picks its own candidates; drop ${m.text}, or use ${s.text}`, [m, s]);
+  }
   if (!MIX_MODES.includes(merge)) throw usageError(`unknown merge "${merge}" (use ${MIX_MODES.join(", ")})`);
   if (method === "neural" && temperature !== 1) {
+    const t = option("temperature");
     throw usageError(
-      "--temperature applies to attentional and normalized; the neural weighting learns its own scale",
+      `${t.text} applies to attentional and normalized; the neural weighting learns its own scale`,
+      [t],
     );
   }
   await checkOutDir(out, "adapter");

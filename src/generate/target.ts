@@ -3,7 +3,7 @@ import { extname, resolve } from "node:path";
 import type { Bank } from "../bank/store.js";
 import { type DatasetOptions, loadDataset } from "../datasets/load.js";
 import type { DatasetRecord } from "../datasets/record.js";
-import { inputError, LoramixError } from "../errors.js";
+import { inputError, LoramixError, option } from "../errors.js";
 import { type Profile, type ProfileSide, profileFromJson, profileRecords } from "../profiles/profile.js";
 import { hashPath } from "../util/hash.js";
 import type { ProgressSink } from "../util/progress.js";
@@ -71,9 +71,11 @@ export async function targetProfile(
         );
       }
       if (profile.side !== side) {
-        throw inputError(
-          path,
-          `a ${profile.side}-side profile, but ${side}-side distances were asked for; profile with --side ${side} or pass the dataset itself`,
+        const wanted = option("side", side);
+        throw new LoramixError(
+          "INPUT",
+          `${path}: a ${profile.side}-side profile, but ${side}-side distances were asked for; profile with ${wanted.text} or pass the dataset itself`,
+          { options: [wanted] },
         );
       }
     }

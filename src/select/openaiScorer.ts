@@ -65,7 +65,7 @@ export class OpenAIScorer implements CandidateScorer {
       { model, prompt: ids, max_tokens: 0, echo: true, logprobs: 0, temperature: 0 },
       signal,
       (message) =>
-        `the server cannot return prompt log-probabilities (${message}); score with llama.cpp (--model) instead`,
+        `the server cannot return prompt log-probabilities (${message}); score with llama.cpp instead`,
     );
     let logprobs: unknown;
     try {
@@ -77,7 +77,7 @@ export class OpenAIScorer implements CandidateScorer {
     if (!Array.isArray(logprobs) || logprobs.length !== ids.length) {
       throw new LoramixError(
         "BACKEND",
-        `${this.name}: the server returned no log-probability per prompt token (expected ${ids.length}); it cannot score candidates, score with llama.cpp (--model) instead`,
+        `${this.name}: the server returned no log-probability per prompt token (expected ${ids.length}); it cannot score candidates, score with llama.cpp instead`,
       );
     }
     let sum = 0;

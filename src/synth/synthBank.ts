@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
-import { formatError, inputError, throwIfAborted, usageError } from "../errors.js";
+import { formatError, inputError, option, throwIfAborted, usageError } from "../errors.js";
 import { saveAdapter } from "../formats/peft.js";
 import type { TensorToWrite } from "../formats/safetensors.js";
 import { SYNTHETIC_MARKER } from "../merge/sources.js";
@@ -151,7 +151,9 @@ export async function synthBank({
   const shape = SYNTH_LAYOUTS[layout];
   if (!shape) throw usageError(`unknown layout "${layout}" (use ${Object.keys(SYNTH_LAYOUTS).join(", ")})`);
   if (!Number.isInteger(entries) || entries < 1)
-    throw usageError(`--entries must be a positive integer, got ${entries}`);
+    throw usageError(`${option("entries").text} must be a positive integer, got ${entries}`, [
+      option("entries"),
+    ]);
   const dataDir = resolve(data);
   if (!existsSync(dataDir)) throw inputError(dataDir, "task directory not found");
   const files = (await readdir(dataDir)).filter((f) => /^task\d+_.*\.json$/.test(f)).sort();

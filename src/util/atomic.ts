@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { lstat, mkdir, open, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { LoramixError } from "../errors.js";
+import { LoramixError, option } from "../errors.js";
 import { ADAPTER_CONFIG, ADAPTER_RECORD, TRAIN_RECORD } from "../formats/fileNames.js";
 
 /** A sibling temp path: same directory, so the final rename never crosses file systems. */
@@ -77,11 +77,13 @@ export async function checkOutDir(dir: string, kind: OutputKind): Promise<void> 
   if (names.length === 0) return;
   const found = await markerKind(dir);
   if (found === kind) return;
+  const out = option("out");
   throw new LoramixError(
     "INPUT",
     found === null
-      ? `${dir}: the folder holds files loramix did not write (${names.slice(0, 3).join(", ")}${names.length > 3 ? ", ..." : ""}); give --out a new or empty folder, or remove it yourself`
-      : `${dir}: holds a loramix ${found} output, not a ${kind}; give --out another folder`,
+      ? `${dir}: the folder holds files loramix did not write (${names.slice(0, 3).join(", ")}${names.length > 3 ? ", ..." : ""}); give ${out.text} a new or empty folder, or remove it yourself`
+      : `${dir}: holds a loramix ${found} output, not a ${kind}; give ${out.text} another folder`,
+    { options: [out] },
   );
 }
 

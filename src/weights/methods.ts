@@ -1,4 +1,4 @@
-import { usageError } from "../errors.js";
+import { option, usageError } from "../errors.js";
 import type { ProfileSide } from "../profiles/profile.js";
 import { attentionalWeights } from "./attentional.js";
 import type { ScalarMlp } from "./mlp.js";
@@ -46,7 +46,9 @@ export function methodWeights(
 
 /** The MLP of `neural` is trained on "both"-side distances (train-mlp); another side would feed it what it never saw. */
 export function neuralSideError(side: ProfileSide): Error {
+  const both = option("side", "both");
   return usageError(
-    `the neural weighting is trained on input + output distances; use --side both with it, not ${side}`,
+    `the neural weighting is trained on input + output distances; use ${both.text} with it, not "${side}"`,
+    [both],
   );
 }
