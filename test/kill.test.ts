@@ -2,17 +2,22 @@
  * Kill-at-random: the bank-writing commands are SIGKILLed at a seeded moment, then the bank must
  * open, `bank verify` must find nothing but missing profiles, the output folder must be absent or
  * complete, and a rerun must finish. KILL_TRIALS (default 2) per command; more by setting it.
+ * Ctrl-C (one SIGINT) must leave the same, and exit 130 with one line.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, symlinkSync } from "node:fs";
+import { cp, readdir, readFile, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { openBank } from "../src/bank/store.js";
 import { verifyBank } from "../src/bank/verify.js";
+import { TRAIN_RECORD } from "../src/formats/fileNames.js";
 import { seededRandom } from "../src/util/prng.js";
+import { loadBankMlp } from "../src/weights/bankMlp.js";
 import { REPO, SNI_DIR, tempDir } from "./helpers/shared.js";
 
 const TRIALS = Number(process.env.KILL_TRIALS ?? 2);
@@ -37,6 +42,54 @@ function killAfter(cwd: string, ms: number, args: string[]): Promise<"killed" | 
       resolve(signal === "SIGKILL" ? "killed" : "finished");
     });
   });
+}
+
+/**
+ * Sends one SIGINT (Ctrl-C) after `ms`. An interrupted run must exit 130 with a one-line
+ * "interrupted" as its last message; one that finished first exits 0.
+ */
+function interruptAfter(cwd: string, ms: number, args: string[]): Promise<"interrupted" | "finished"> {
+  const child = spawn(CLI[0], [...CLI[1], ...args], { cwd, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  let sent = false;
+  const timer = setTimeout(() => {
+    sent = true;
+    child.kill("SIGINT");
+  }, ms);
+  return new Promise((resolve, reject) => {
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      const last = stderr.trim().split("\n").at(-1) ?? "";
+      if (code === 0) resolve("finished");
+      else if (sent && code === 130 && last === "loramix: interrupted") resolve("interrupted");
+      else reject(new Error(`exit ${code} after ${sent ? "SIGINT" : "no signal"}: ${last}`));
+    });
+  });
+}
+
+/** A private copy of the shipped testbed (5 MB), its task-file link pointing at ../shared. */
+async function testbedCopy(dir: string): Promise<string> {
+  const copy = join(dir, "testbed");
+  await cp(join(REPO, "testbed"), copy, { recursive: true, verbatimSymlinks: true });
+  await rm(join(copy, "sni"));
+  symlinkSync(SNI_DIR, join(copy, "sni"));
+  return copy;
+}
+
+/** Every file below `dir` with its bytes' hash, the testbed's own log and bank left out. */
+async function tree(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    out[relative(dir, path)] = createHash("sha256")
+      .update(await readFile(path))
+      .digest("hex");
+  }
+  return out;
 }
 
 /** Everything `bank verify` may report after a kill: profiles the killed run had not written yet. */
@@ -120,4 +173,117 @@ describe(`SIGKILL at a random moment (${TRIALS} trials per command)`, () => {
     // depends on the machine's speed, hence no higher bar).
     expect(outcomes).toContain("killed");
   }, 600_000);
+
+  it("train-mlp: the bank verifies after a kill or a Ctrl-C, and a rerun stores the MLP", async () => {
+    const random = seededRandom(13);
+    const outcomes: string[] = [];
+    const { dir, cleanup } = await tempDir("loramix-kill-mlp-");
+    try {
+      const bank = await testbedCopy(dir);
+      const args = ["train-mlp", bank, "--metric", "js", "--epochs", "200", "--hidden", "16"];
+      for (let t = 0; t < TRIALS; t++) {
+        outcomes.push(await killAfter(dir, 1200 + random() * 4000, args));
+        await expectSoundBank(bank);
+        outcomes.push(await interruptAfter(dir, 1200 + random() * 4000, args));
+        await expectSoundBank(bank);
+      }
+      await loramix(dir, ...args);
+      const opened = await openBank(bank);
+      try {
+        expect((await verifyBank(opened)).problems).toEqual([]);
+        expect(await loadBankMlp(opened, { metric: "js", hidden: 16, seed: 0 })).toBeDefined();
+      } finally {
+        opened.close();
+      }
+    } finally {
+      await cleanup();
+    }
+    process.stderr.write(`train-mlp outcomes: ${outcomes.join(" ")}\n`);
+    expect(outcomes).toContain("killed");
+    expect(outcomes).toContain("interrupted");
+  }, 600_000);
+
+  it("generate: Ctrl-C leaves no output or a complete one, and exits 130 with one line", async () => {
+    const random = seededRandom(14);
+    const outcomes: string[] = [];
+    const data = join(SNI_DIR, "task1146_country_capital.json");
+    for (let t = 0; t < TRIALS * 2; t++) {
+      const { dir, cleanup } = await tempDir("loramix-int-gen-");
+      try {
+        const out = join(dir, "adapter");
+        const args = ["generate", join(REPO, "testbed"), "--data", data, "--select", "method", "--out", out];
+        outcomes.push(await interruptAfter(dir, 1000 + random() * 2500, args));
+        if (existsSync(out)) expect(readdirSync(out)).toContain("adapter_model.safetensors");
+        expect(readdirSync(dir).filter((f) => f !== "adapter")).toEqual([]);
+      } finally {
+        await cleanup();
+      }
+    }
+    process.stderr.write(`generate SIGINT outcomes: ${outcomes.join(" ")}\n`);
+    expect(outcomes).toContain("interrupted");
+  }, 600_000);
+
+  it("testbed build: after kills and a Ctrl-C, the resumed build equals an uninterrupted one byte for byte", async () => {
+    const random = seededRandom(15);
+    const outcomes: string[] = [];
+    const selection = JSON.parse(await readFile(join(REPO, "testbed/selection.json"), "utf8")) as {
+      families: { tasks: string[] }[];
+    };
+    const tasks = (selection.families[0]?.tasks ?? []).slice(0, 2).join(",");
+    const build = (out: string) => [
+      "testbed",
+      "build",
+      "--out",
+      out,
+      "--tasks",
+      tasks,
+      "--steps",
+      "3",
+      "--limit",
+      "3",
+      "--jobs",
+      "1",
+    ];
+    const { dir, cleanup } = await tempDir("loramix-kill-tb-");
+    try {
+      await loramix(dir, ...build("clean"));
+      for (let t = 0; t < TRIALS; t++) {
+        outcomes.push(await killAfter(dir, 1500 + random() * 15000, build("resumed")));
+        // Whatever a kill leaves: whole adapters only, and no temporary files.
+        const adapters = join(dir, "resumed", "adapters");
+        for (const task of existsSync(adapters) ? readdirSync(adapters) : [])
+          expect(readdirSync(join(adapters, task))).toContain("adapter_model.safetensors");
+        if (existsSync(join(dir, "resumed", "bank.sqlite"))) await expectSoundBank(join(dir, "resumed"));
+      }
+      outcomes.push(await interruptAfter(dir, 1500 + random() * 10000, build("resumed")));
+      await loramix(dir, ...build("resumed"));
+      const [clean, resumed] = [await tree(join(dir, "clean")), await tree(join(dir, "resumed"))];
+      expect(Object.keys(resumed).filter((f) => f.includes(".tmp"))).toEqual([]);
+      // The adapters and their configs are the same to the byte, their training records but for
+      // the timings; the log (timings) and the bank (dates) differ by nature.
+      const same = (files: Record<string, string>) =>
+        Object.fromEntries(
+          Object.entries(files).filter(
+            ([f]) => (f.startsWith("adapters/") && !f.endsWith(TRAIN_RECORD)) || f === "selection.json",
+          ),
+        );
+      expect(Object.keys(same(clean)).length).toBeGreaterThanOrEqual(6);
+      expect(same(resumed)).toEqual(same(clean));
+      const record = async (root: string, task: string) => {
+        const {
+          seconds: _s,
+          tokensPerSecond: _t,
+          ...rest
+        } = JSON.parse(await readFile(join(dir, root, "adapters", task, TRAIN_RECORD), "utf8"));
+        return rest;
+      };
+      for (const task of tasks.split(","))
+        expect(await record("resumed", task)).toEqual(await record("clean", task));
+      await expectSoundBank(join(dir, "resumed"));
+    } finally {
+      await cleanup();
+    }
+    process.stderr.write(`testbed build outcomes: ${outcomes.join(" ")}\n`);
+    expect(outcomes).toContain("killed");
+  }, 900_000);
 });

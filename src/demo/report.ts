@@ -36,22 +36,18 @@ export interface DemoMeasurements {
 /** tables.txt: the paper's Tables 1 and 3, the gap shares, the family weights and the verdict. */
 export function demoTables(setup: DemoSetup, m: DemoMeasurements): string {
   const { grid, configs, layout } = m;
+  const sections: [string, string[][]][] = [
+    ["Table 1 — Rouge-L (mean ± std over tasks)", tableRows(grid, "rougeL", layout)],
+    ["Table 3 — exact match (mean ± std over tasks)", tableRows(grid, "exactMatch", layout)],
+    ["Share of the base → trained gap closed (Rouge-L)", gapRows(grid, "rougeL", layout)],
+    ["Share of the base → trained gap closed (exact match)", gapRows(grid, "exactMatch", layout)],
+    [
+      "Weight on the target's family (the other tasks that share its answers)",
+      familyShareRows(m.familyShares, layout),
+    ],
+  ];
   return [
-    "Table 1 — Rouge-L (mean ± std over tasks)",
-    textTable(tableRows(grid, "rougeL", layout)),
-    "",
-    "Table 3 — exact match (mean ± std over tasks)",
-    textTable(tableRows(grid, "exactMatch", layout)),
-    "",
-    "Share of the base → trained gap closed (Rouge-L)",
-    textTable(gapRows(grid, "rougeL", layout)),
-    "",
-    "Share of the base → trained gap closed (exact match)",
-    textTable(gapRows(grid, "exactMatch", layout)),
-    "",
-    "Weight on the target's family (the other tasks that share its answers)",
-    textTable(familyShareRows(m.familyShares, layout)),
-    "",
+    ...sections.flatMap(([title, rows]) => [title, textTable(rows), ""]),
     verdict(grid, configs, "rougeL"),
     verdict(grid, configs, "exactMatch"),
     "",
