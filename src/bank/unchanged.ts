@@ -20,6 +20,8 @@ export async function rememberAdapter(bank: Bank, entry: BankEntry, signal?: Abo
  * longer the one the bank's numbers describe. Names, sizes and times are compared first; only an
  * adapter whose fingerprint differs (or was never taken) is re-hashed.
  */
+const REPLACE = option("replace", true);
+
 export async function checkAdaptersUnchanged(
   bank: Bank,
   entries: BankEntry[],
@@ -40,8 +42,8 @@ export async function checkAdaptersUnchanged(
     if ((await hashPath(path, signal)) !== entry.adapterHash) {
       throw new LoramixError(
         "BANK",
-        `${path}: adapter of "${entry.id}" changed since it was added to ${bank.dir}; restore it, or add it again (bank add with ${option("replace", true).text})`,
-        { options: [option("replace", true)] },
+        `${path}: adapter of "${entry.id}" changed since it was added to ${bank.dir}; restore it, or add it again (bank add with ${REPLACE.text})`,
+        { options: [REPLACE] },
       );
     }
     await rememberAdapter(bank, entry, signal);

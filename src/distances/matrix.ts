@@ -65,8 +65,8 @@ export function bankProfiles(
 }
 
 /**
- * A square matrix over `matrix.ids`, restricted and reordered to `ids` (a subset, any order): the
- * one way a bank matrix is narrowed to the entries at hand.
+ * A square matrix over `matrix.ids`, restricted and reordered to `ids` (a subset, any order, an id
+ * may repeat): the one way a bank matrix (distances, Gram) is narrowed to the entries at hand.
  */
 export function restrictMatrix(
   matrix: { ids: readonly string[]; values: Float64Array },
@@ -79,7 +79,7 @@ export function restrictMatrix(
   const column = new Map(matrix.ids.map((id, k) => [id, k]));
   const at = ids.map((id) => {
     const k = column.get(id);
-    if (k === undefined) throw new LoramixError("BANK", `${where}: no distances for entry "${id}"`);
+    if (k === undefined) throw new LoramixError("BANK", `${where}: no row for "${id}"`);
     return k;
   });
   const n = ids.length;

@@ -98,18 +98,20 @@ async function openOpenAI({
     throw usageError("the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)");
   // vLLM serves a LoRA under the name given to --lora-modules; the adapter's folder name is the usual choice.
   const served = modelName ?? (adapter !== undefined ? basename(adapter).replace(/\.gguf$/i, "") : model);
-  if (served === undefined)
-    throw usageError(`the openai backend needs a model name (${option("modelName").text})`, [
-      option("modelName"),
-    ]);
+  if (served === undefined) {
+    const name = option("modelName");
+    throw usageError(`the openai backend needs a model name (${name.text})`, [name]);
+  }
   let promptTokenizer: Tokenizer | undefined;
   if (promptIds) {
     const spec = tokenizer ?? model;
-    if (spec === undefined)
+    if (spec === undefined) {
+      const name = option("tokenizer");
       throw usageError(
-        `token-id prompts need the model's tokenizer: give ${option("tokenizer").text} (tokenizer.json or "mistral")`,
-        [option("tokenizer")],
+        `token-id prompts need the model's tokenizer: give ${name.text} (tokenizer.json or "mistral")`,
+        [name],
       );
+    }
     promptTokenizer = await loadTokenizer(spec);
   }
   return new OpenAIBackend({

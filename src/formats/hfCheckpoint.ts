@@ -60,11 +60,6 @@ export class HfCheckpoint {
     return reader.readF32(name);
   }
 
-  /** The file a tensor comes from, for messages. */
-  fileOf(name: string): string {
-    return this.tensors.get(name)?.reader.header.path ?? join(this.dir, SINGLE_FILE);
-  }
-
   async close(): Promise<void> {
     for (const r of this.readers) await r.close();
   }

@@ -150,10 +150,10 @@ export async function synthBank({
   const started = performance.now();
   const shape = SYNTH_LAYOUTS[layout];
   if (!shape) throw usageError(`unknown layout "${layout}" (use ${Object.keys(SYNTH_LAYOUTS).join(", ")})`);
-  if (!Number.isInteger(entries) || entries < 1)
-    throw usageError(`${option("entries").text} must be a positive integer, got ${entries}`, [
-      option("entries"),
-    ]);
+  if (!Number.isInteger(entries) || entries < 1) {
+    const name = option("entries");
+    throw usageError(`${name.text} must be a positive integer, got ${entries}`, [name]);
+  }
   const dataDir = resolve(data);
   if (!existsSync(dataDir)) throw inputError(dataDir, "task directory not found");
   const files = (await readdir(dataDir)).filter((f) => /^task\d+_.*\.json$/.test(f)).sort();

@@ -46,25 +46,28 @@ export async function loadLlamaWeights(dir: string): Promise<LlamaWeights> {
     throw formatError(config.file, "rope_scaling is not supported by the trainer");
   const checkpoint = await HfCheckpoint.open(dir);
   try {
-    const read = (name: string, shape: number[]) => checkpoint.readF32(name, shape);
     const { nEmbd, vocabSize } = config;
     // With tied embeddings, checkpoints store either name once (transformers drops the duplicate).
     const embedName =
       config.tieWordEmbeddings && !checkpoint.has("model.embed_tokens.weight")
         ? "lm_head.weight"
         : "model.embed_tokens.weight";
-    const embed = await read(embedName, [vocabSize, nEmbd]);
-    const lmHead = config.tieWordEmbeddings ? embed : await read("lm_head.weight", [vocabSize, nEmbd]);
-    const norm = await read("model.norm.weight", [nEmbd]);
+    const embed = await checkpoint.readF32(embedName, [vocabSize, nEmbd]);
+    const lmHead = config.tieWordEmbeddings
+      ? embed
+      : await checkpoint.readF32("lm_head.weight", [vocabSize, nEmbd]);
+    const norm = await checkpoint.readF32("model.norm.weight", [nEmbd]);
     const layers: LlamaLayerWeights[] = [];
     for (let l = 0; l < config.nLayer; l++) {
       const proj = {} as Record<LlamaProjection, Float32Array>;
       for (const p of LLAMA_PROJECTIONS) {
-        proj[p] = await read(`${projectionModule(l, p)}.weight`, projectionShape(config, p));
+        proj[p] = await checkpoint.readF32(`${projectionModule(l, p)}.weight`, projectionShape(config, p));
       }
       layers.push({
-        inputNorm: await read(`model.layers.${l}.input_layernorm.weight`, [nEmbd]),
-        postAttentionNorm: await read(`model.layers.${l}.post_attention_layernorm.weight`, [nEmbd]),
+        inputNorm: await checkpoint.readF32(`model.layers.${l}.input_layernorm.weight`, [nEmbd]),
+        postAttentionNorm: await checkpoint.readF32(`model.layers.${l}.post_attention_layernorm.weight`, [
+          nEmbd,
+        ]),
         proj,
       });
     }

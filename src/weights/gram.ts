@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import { restrictMatrix } from "../distances/matrix.js";
 import { formatError, LoramixError, throwIfAborted } from "../errors.js";
 import { numel } from "../formats/dtypes.js";
 import { ADAPTER_WEIGHTS } from "../formats/fileNames.js";
@@ -330,18 +331,11 @@ export async function bankGram(
     await bank.putCache("gram", key, blob);
     await bank.putCache("gram", LATEST_GRAM_KEY, blob);
   }
-  const index = new Map(gram.hashes.map((h, i) => [h, i]));
-  const n = entries.length;
-  const m = gram.hashes.length;
-  const entryValues = new Float64Array(n * n);
-  for (let a = 0; a < n; a++) {
-    const ia = index.get(entries[a]?.adapterHash as string);
-    for (let b = 0; b < n; b++) {
-      const ib = index.get(entries[b]?.adapterHash as string);
-      if (ia === undefined || ib === undefined)
-        throw new LoramixError("BANK", `${source}: lacks an adapter of the bank`);
-      entryValues[a * n + b] = gram.values[ia * m + ib] as number;
-    }
-  }
+  // Entries sharing an adapter share its row: the matrix over hashes, expanded to one row per entry.
+  const entryValues = restrictMatrix(
+    { ids: gram.hashes, values: gram.values },
+    entries.map((e) => e.adapterHash as string),
+    source,
+  );
   return { ...gram, key, ids: entries.map((e) => e.id), entryValues };
 }
