@@ -1,16 +1,19 @@
 #!/usr/bin/env node
-// The dataset reader on a large JSONL (issue: memory must stay bounded): writes a file of
-// LARGE_JSONL_MB megabytes (default 2048) of real Super-NI records, reads it with loadDataset in a
-// separate process and prints its time and peak resident memory. `npm run build` first.
+// loramix on a large JSONL (issue 13: memory must stay bounded): writes a file of LARGE_JSONL_MB
+// megabytes (default 2048) of real Super-NI records, then runs the commands that read a user's
+// dataset on it — `profile`, `bank add` + `bank index`, and `generate` on a small synthetic bank —
+// each in its own process, and prints its time and peak resident memory. `npm run build` first.
 import { spawnSync } from "node:child_process";
 import {
   closeSync,
+  mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,12 +22,30 @@ import { fileURLToPath } from "node:url";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const sni = join(repo, "../shared/data/sni");
+const cli = join(repo, "dist/cli/main.js");
+const rssHook = join(repo, "bench/rss-hook.mjs");
 const targetBytes = Number(process.env.LARGE_JSONL_MB ?? 2048) * 1024 * 1024;
 const work = mkdtempSync(join(tmpdir(), "loramix-large-jsonl-"));
 const file = join(work, "large.jsonl");
+
+function loramix(label, args) {
+  const rssFile = join(work, ".rss");
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, ["--import", rssHook, cli, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, LORAMIX_RSS_FILE: rssFile },
+    maxBuffer: 1 << 24,
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  if (r.status !== 0) throw new Error(`loramix ${args.join(" ")} failed (${r.status}):\n${r.stderr}`);
+  const peakMB = Number(readFileSync(rssFile, "utf8")) / 1024;
+  return { label, seconds, peakMB };
+}
+
 try {
+  const files = readdirSync(sni).sort();
   const lines = [];
-  for (const f of readdirSync(sni).sort().slice(0, 40)) {
+  for (const f of files.slice(0, 40)) {
     const task = JSON.parse(readFileSync(join(sni, f), "utf8").replace(/\bNaN\b/g, "null"));
     for (const r of task.Instances) lines.push(JSON.stringify({ input: r.input, output: r.output[0] }));
   }
@@ -33,20 +54,36 @@ try {
   let written = 0;
   while (written < targetBytes) written += writeSync(fd, block);
   closeSync(fd);
-  const reader = `import { loadDataset } from ${JSON.stringify(join(repo, "dist/datasets/load.js"))};
-const t0 = performance.now();
-const d = await loadDataset(${JSON.stringify(file)});
-console.log(JSON.stringify({ records: d.records.length, seconds: (performance.now() - t0) / 1000, peakMB: process.resourceUsage().maxRSS / 1024 }));`;
-  const r = spawnSync(process.execPath, ["--input-type=module", "-e", reader], {
-    encoding: "utf8",
-    maxBuffer: 1 << 20,
-  });
-  if (r.status !== 0) throw new Error(r.stderr);
-  const result = JSON.parse(r.stdout);
   const sizeMB = statSync(file).size / 1024 / 1024;
-  console.log(
-    `JSONL of ${sizeMB.toFixed(0)} MB, ${result.records} records: read in ${result.seconds.toFixed(1)} s, peak RSS ${result.peakMB.toFixed(0)} MB (${(result.peakMB / sizeMB).toFixed(2)}× the file)`,
-  );
+
+  const tasks = join(work, "tasks");
+  mkdirSync(tasks);
+  for (const f of files.slice(0, 20)) symlinkSync(join(sni, f), join(tasks, f));
+  const bank = join(work, "bank");
+  for (const args of [
+    ["synth-bank", join(work, "synth"), "--entries", "20", "--data", tasks, "--layout", "tiny"],
+    ["bank", "init", bank, "--tokenizer", "mistral"],
+    ["bank", "import-sni", bank, "--tasks", tasks, "--adapters", join(work, "synth/adapters")],
+    ["bank", "index", bank],
+  ])
+    loramix("setup", args);
+
+  const rows = [
+    loramix("profile", ["profile", file, "--out", join(work, "profile.json")]),
+    loramix("bank add (dataset only)", ["bank", "add", bank, "--id", "large", "--data", file]),
+    loramix("bank index (profiles it)", ["bank", "index", bank]),
+    loramix("generate (paper's method)", [
+      ...["generate", bank, "--data", file, "--select", "method", "--metric", "js"],
+      ...["--method", "normalized", "--out", join(work, "adapter")],
+    ]),
+  ];
+  const records = lines.length * Math.round(written / block.length);
+  console.log(`JSONL of ${sizeMB.toFixed(0)} MB, ${records.toLocaleString("en-US")} records:`);
+  console.log("| command | seconds | peak RSS (MB) | × the file |\n|---|---:|---:|---:|");
+  for (const r of rows)
+    console.log(
+      `| ${r.label} | ${r.seconds.toFixed(1)} | ${r.peakMB.toFixed(0)} | ${(r.peakMB / sizeMB).toFixed(2)} |`,
+    );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

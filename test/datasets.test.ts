@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { parquetWriteFile } from "hyparquet-writer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadDataset } from "../src/datasets/load.js";
+import { openDataset } from "../src/datasets/open.js";
 import { pyStrip, sniPrompt } from "../src/datasets/sni.js";
 import { splitOf } from "../src/datasets/split.js";
 import { LoramixError } from "../src/errors.js";
@@ -293,6 +294,32 @@ describe("JSONL and JSON arrays", () => {
     expect((await loadDataset(bom)).records[0]?.input).toBe("caf\u00e9");
   });
 
+  it("streams a JSONL: records come with their split before a bad line further on is read", async () => {
+    const good = Array.from({ length: 30_000 }, (_, i) =>
+      JSON.stringify({ id: `r${i}`, input: `q ${i}`, output: "a" }),
+    );
+    const file = await put("stream.jsonl", `${good.join("\n")}\n{"input": broken}\n`);
+    const source = await openDataset(file);
+    expect(source.format).toBe("jsonl");
+    expect(source.bytes).toBeGreaterThan(1 << 20);
+    const seen: string[] = [];
+    let firstBytes = -1;
+    const error = await (async () => {
+      for await (const { record, split } of source.records()) {
+        if (firstBytes < 0) firstBytes = source.bytesRead;
+        expect(split).toBe(splitOf(record.id, seen.length));
+        seen.push(record.id as string);
+      }
+    })().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(seen.length).toBe(30_000);
+    // The first record arrived after one 1 MB chunk, not after the whole file.
+    expect(firstBytes).toBeLessThan(source.bytes);
+    expect((error as LoramixError).message).toContain("line 30001");
+  });
+
   it("honours field-name options", async () => {
     const path = await put("fields.jsonl", '{"prompt": "p", "answers": ["r1", "r2"], "uid": "u1"}');
     const ds = await loadDataset(path, { inputField: "prompt", outputField: "answers", idField: "uid" });
@@ -403,6 +430,19 @@ describe("Parquet and Hugging Face dataset directories", () => {
     const ds = await loadDataset(dir);
     expect(ds.splits.test).toEqual(all.filter((r, i) => splitOf(r.id, i) === "test"));
     expect(ds.splits.train.length + ds.splits.valid.length + ds.splits.test.length).toBe(40);
+  });
+
+  it("hash-splits train files with one index running across them, as one concatenated file", async () => {
+    const dir = join(tmp.dir, "train-shards");
+    await mkdir(dir, { recursive: true });
+    const all = rows("s", 60).map((r) => ({ input: r.input, output: r.output }));
+    const line = (r: object) => JSON.stringify(r);
+    await writeFile(join(dir, "train-00000-of-00002.jsonl"), all.slice(0, 25).map(line).join("\n"));
+    await writeFile(join(dir, "train-00001-of-00002.jsonl"), all.slice(25).map(line).join("\n"));
+    const one = await put("train-shards-joined.jsonl", all.map(line).join("\n"));
+    const source = await openDataset(dir);
+    expect(source.splitsFromFiles).toBe(false);
+    expect((await loadDataset(dir)).splits).toEqual((await loadDataset(one)).splits);
   });
 
   it("rejects corrupt Parquet, empty and mixed-format directories", async () => {

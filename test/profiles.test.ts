@@ -1,7 +1,9 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import mistralTokenizer from "mistral-tokenizer-js";
 import { describe, expect, it } from "vitest";
+import { loadDataset } from "../src/datasets/load.js";
+import { openDataset } from "../src/datasets/open.js";
 import { LoramixError } from "../src/errors.js";
 import {
   denseCounts,
@@ -11,8 +13,9 @@ import {
   profileText,
   profileToJson,
 } from "../src/profiles/profile.js";
+import { profileDataset } from "../src/profiles/profileDataset.js";
 import { loadTokenizer } from "../src/tokenizers/load.js";
-import { SNI_DIR, TINY_MODEL } from "./helpers/shared.js";
+import { SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
 interface Rec {
   id: string;
@@ -77,6 +80,22 @@ describe("profileRecords", () => {
     const one = await profileRecords(records, { tokenizer: "mistral", threads: 1 });
     const two = await profileRecords(records, { tokenizer: "mistral", threads: 2 });
     expect(two).toEqual(one);
+  }, 30_000);
+
+  it("profiles a stream exactly as the array it yields, on and off worker threads", async () => {
+    const files = readdirSync(SNI_DIR).sort();
+    const records = [files[5], files[50], files[150]].flatMap((f) => sniRecords(f as string));
+    const pulled: number[] = [];
+    async function* stream() {
+      for (const [i, r] of records.entries()) {
+        pulled.push(i);
+        yield r;
+      }
+    }
+    const array = await profileRecords(records, { tokenizer: "mistral", threads: 1 });
+    expect(await profileRecords(stream(), { tokenizer: "mistral", threads: 1 })).toEqual(array);
+    expect(await profileRecords(stream(), { tokenizer: "mistral", threads: 2 })).toEqual(array);
+    expect(pulled.length).toBe(2 * records.length);
   }, 30_000);
 
   it("hashes what it profiles: the hash follows input and first output only", async () => {
@@ -188,4 +207,40 @@ describe("profile JSON", () => {
     expect(bad({ nTokens: 8 })).toThrow("p.json: profile counts sum to 7, but nTokens is 8");
     expect(bad({ tokenizer: "" })).toThrow('profile field "tokenizer" must be a non-empty string');
   });
+});
+
+describe("profileDataset (streamed)", () => {
+  it("equals loading the dataset and profiling its train split, keeping only the first K train records", async () => {
+    const tmp = await tempDir("loramix-profile-stream-");
+    try {
+      const files = readdirSync(SNI_DIR).sort();
+      const records = [files[7], files[70]].flatMap((f) => sniRecords(f as string));
+      const lines = records.map((r) => JSON.stringify(r));
+      const file = join(tmp.dir, "two-tasks.jsonl");
+      writeFileSync(file, `${lines.join("\n")}\n`);
+      const loaded = await loadDataset(file);
+      for (const side of ["both", "output"] as const) {
+        const events: { done: number; total: number; unit?: string }[] = [];
+        const streamed = await profileDataset(await openDataset(file), {
+          tokenizer: "mistral",
+          side,
+          keep: 10,
+          progress: (e) => events.push(e),
+        });
+        expect(streamed.profile).toEqual(
+          await profileRecords(loaded.splits.train, { tokenizer: "mistral", side }),
+        );
+        expect(streamed.counts).toEqual({
+          train: loaded.splits.train.length,
+          valid: loaded.splits.valid.length,
+          test: loaded.splits.test.length,
+        });
+        expect(streamed.kept).toEqual(loaded.splits.train.slice(0, 10));
+        expect(events.at(-1)?.unit).toBe("kB");
+        expect(events.at(-1)?.done).toBe(events.at(-1)?.total);
+      }
+    } finally {
+      await tmp.cleanup();
+    }
+  }, 30_000);
 });

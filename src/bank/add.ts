@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { type DatasetOptions, loadDataset } from "../datasets/load.js";
+import type { DatasetOptions } from "../datasets/load.js";
+import { openDataset } from "../datasets/open.js";
 import { formatError, inputError, LoramixError, option, throwIfAborted } from "../errors.js";
 import { type AdapterLayout, compareLayouts, firstNonFinite, loadAdapter } from "../formats/peft.js";
 import { hashPath } from "../util/hash.js";
@@ -39,8 +40,10 @@ export async function addEntry(
   }
   const dataPath = resolve(data);
   if (!existsSync(dataPath)) throw inputError(dataPath, "dataset not found");
-  const dataset = await loadDataset(dataPath, dataOptions);
-  throwIfAborted(signal);
+  const dataset = await openDataset(dataPath, dataOptions);
+  // Every record is read once, so a bad line is refused now rather than at `bank index`; none is kept.
+  for await (const _ of dataset.records(signal)) {
+  }
 
   let adapterPath: string | null = null;
   let adapterHash: string | null = null;

@@ -1,8 +1,9 @@
 import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { loadDataset } from "../datasets/load.js";
+import { openDataset } from "../datasets/open.js";
 import { throwIfAborted } from "../errors.js";
-import { type ProfileSide, profileRecords } from "../profiles/profile.js";
+import type { ProfileSide } from "../profiles/profile.js";
+import { profileDataset } from "../profiles/profileDataset.js";
 import { hashPath } from "../util/hash.js";
 import type { ProgressSink } from "../util/progress.js";
 import type { Bank } from "./store.js";
@@ -54,8 +55,7 @@ export async function indexBank(
           `${entry.dataPath}: dataset of "${id}" changed since it was added (add it again, replacing the entry)`,
         );
       } else {
-        const dataset = await loadDataset(entry.dataPath, entry.dataOptions);
-        const profile = await profileRecords(dataset.splits.train, {
+        const { profile } = await profileDataset(await openDataset(entry.dataPath, entry.dataOptions), {
           tokenizer: bank.tokenizer,
           side,
           threads,

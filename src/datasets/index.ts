@@ -7,6 +7,7 @@ export {
   loadDataset,
   type SplitName,
 } from "./load.js";
+export { type DatasetSource, openDataset, type SplitRecord } from "./open.js";
 export { SPLIT_NAMES } from "./record.js";
 export { parseSniTask, type SniTask, sniPrompt, sniRecords } from "./sni.js";
 export { hashSplit, splitOf } from "./split.js";

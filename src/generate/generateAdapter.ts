@@ -197,6 +197,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
   const { profile, source, train } = await targetProfile(bank, data, {
     dataOptions,
     side,
+    keep: exampleCount ?? DEFAULT_SCORE_EXAMPLES,
     threads,
     signal,
     progress,
@@ -230,8 +231,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
         context,
       );
       try {
-        const records = train.filter((r) => r.output.length > 0);
-        const examples = scoreExamples(records, tokenizer, {
+        const examples = scoreExamples(train, tokenizer, {
           count: exampleCount,
           context: context ?? Math.min(DEFAULT_MAX_LENGTH, contextSize),
           answerTokens,

@@ -1,10 +1,12 @@
 import { readFile, stat } from "node:fs/promises";
 import { extname, resolve } from "node:path";
 import type { Bank } from "../bank/store.js";
-import { type DatasetOptions, loadDataset } from "../datasets/load.js";
+import type { DatasetOptions } from "../datasets/load.js";
+import { openDataset } from "../datasets/open.js";
 import type { DatasetRecord } from "../datasets/record.js";
 import { inputError, LoramixError, option } from "../errors.js";
-import { type Profile, type ProfileSide, profileFromJson, profileRecords } from "../profiles/profile.js";
+import { type Profile, type ProfileSide, profileFromJson } from "../profiles/profile.js";
+import { profileDataset } from "../profiles/profileDataset.js";
 import { hashPath } from "../util/hash.js";
 import type { ProgressSink } from "../util/progress.js";
 
@@ -32,7 +34,8 @@ function looksLikeProfile(value: unknown): boolean {
 /**
  * The target's profile with the bank's tokenizer (SPEC §2, train split): profiled here from a
  * dataset, or read from a profile.json, which must have been made with the bank's tokenizer.
- * `train` is the dataset's train split (null for a profile.json), for scoring candidates on it.
+ * `train` holds the first `keep` train records with an output (null for a profile.json), for
+ * scoring candidates on; the rest of the dataset is streamed, never held.
  */
 export async function targetProfile(
   bank: Bank,
@@ -40,12 +43,14 @@ export async function targetProfile(
   {
     dataOptions = {},
     side = "both",
+    keep = 0,
     threads,
     signal,
     progress,
   }: {
     dataOptions?: DatasetOptions;
     side?: ProfileSide;
+    keep?: number;
     threads?: number;
     signal?: AbortSignal;
     progress?: ProgressSink;
@@ -84,16 +89,21 @@ export async function targetProfile(
   let train: DatasetRecord[] | null = null;
   let datasetRecords: number | null = null;
   if (!profile) {
-    const dataset = await loadDataset(path, dataOptions);
-    train = dataset.splits.train;
-    datasetRecords = dataset.records.length;
-    if (train.length === 0) {
-      throw inputError(
-        path,
-        `no train records among the dataset's ${dataset.records.length} (SPEC §1 split)`,
-      );
+    const streamed = await profileDataset(await openDataset(path, dataOptions), {
+      keep,
+      tokenizer: bank.tokenizer,
+      side,
+      threads,
+      signal,
+      progress,
+    });
+    const { counts } = streamed;
+    profile = streamed.profile;
+    train = streamed.kept;
+    datasetRecords = counts.train + counts.valid + counts.test;
+    if (profile.nRecords === 0) {
+      throw inputError(path, `no train records among the dataset's ${datasetRecords} (SPEC §1 split)`);
     }
-    profile = await profileRecords(train, { tokenizer: bank.tokenizer, side, threads, signal, progress });
   }
   if (profile.nTokens === 0) throw inputError(path, "the target's profile has no tokens");
   return {

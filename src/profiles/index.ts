@@ -6,9 +6,11 @@ export {
   type ProfiledRecord,
   type ProfileJson,
   type ProfileOptions,
+  type ProfilePosition,
   type ProfileSide,
   profileFromJson,
   profileRecords,
   profileText,
   profileToJson,
 } from "./profile.js";
+export { type DatasetProfile, profileDataset } from "./profileDataset.js";

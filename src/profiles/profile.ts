@@ -45,6 +45,7 @@ export interface ProfileOptions {
   threads?: number;
   signal?: AbortSignal;
   progress?: ProgressSink;
+  position?: ProfilePosition;
 }
 
 /** Below this many characters, starting workers costs more than it saves. */
@@ -62,28 +63,31 @@ export function profileText(record: ProfiledRecord, side: ProfileSide = "both"):
 }
 
 /**
+ * Where a stream's reader is, for progress (e.g. megabytes read of the file's): without it,
+ * progress counts records, of the array's length when `records` is one.
+ */
+export type ProfilePosition = () => { done: number; total: number; unit: string };
+
+/**
  * Profile of `records` (the caller passes the train split): each record's `profileText` is
  * tokenized with BOS and without EOS, and the ids are counted. Exact whatever the thread count:
- * counts are integers, summed in float64.
+ * counts are integers, summed in float64. `records` may be a stream: it is read once, in batches
+ * of ~200k characters, and no record is kept, so memory does not grow with the dataset.
  */
 export async function profileRecords(
-  records: readonly ProfiledRecord[],
-  { tokenizer: spec, side = "both", threads = 1, signal, progress }: ProfileOptions,
+  records: Iterable<ProfiledRecord> | AsyncIterable<ProfiledRecord>,
+  { tokenizer: spec, side = "both", threads = 1, signal, progress, position }: ProfileOptions,
 ): Promise<Profile> {
   throwIfAborted(signal);
   if (!PROFILE_SIDES.includes(side))
     throw usageError(`unknown profile side "${side}" (use ${PROFILE_SIDES.join(", ")})`);
   const tokenizer = await loadTokenizer(spec);
-  const texts = records.map((r) => profileText(r, side));
+  const length = Array.isArray(records) ? records.length : undefined;
   const hash = createHash("sha256");
-  let chars = 0;
-  for (const t of texts) {
-    hash.update(`${t.length}:`).update(t);
-    chars += t.length;
-  }
   const total = new Float64Array(tokenizer.vocabSize);
+  let nRecords = 0;
   let nTokens = 0;
-  let done = 0;
+  let counted = 0;
   const started = performance.now();
   const add = (h: SparseHistogram, nTexts: number) => {
     for (let i = 0; i < h.ids.length; i++) {
@@ -91,40 +95,67 @@ export async function profileRecords(
       total[id] = (total[id] as number) + (h.counts[i] as number);
     }
     nTokens += h.nTokens;
-    done += nTexts;
+    counted += nTexts;
     const seconds = (performance.now() - started) / 1000;
     const rate = seconds > 0 ? `${Math.round(nTokens / seconds / 1000)}k tokens/s` : "";
-    progress?.({ phase: "tokenize", done, total: texts.length, unit: "records", detail: rate });
+    const at = position?.() ?? { done: counted, total: length ?? counted, unit: "records" };
+    progress?.({ phase: "tokenize", ...at, detail: rate });
   };
 
-  const batches = batchTexts(texts);
-  if (threads <= 1 || chars < IN_PROCESS_CHARS) {
-    const counter = new HistogramCounter(tokenizer);
-    for (const batch of batches) {
-      throwIfAborted(signal);
+  const counter = new HistogramCounter(tokenizer);
+  const pool = threads > 1 ? sharedPool(threads) : undefined;
+  const inFlight = new Set<Promise<void>>();
+  let failure: unknown;
+  // Batches are held back until IN_PROCESS_CHARS have been seen: a small dataset never starts workers.
+  let held: string[][] | null = pool ? [] : null;
+  let heldChars = 0;
+  const dispatch = async (batch: string[]) => {
+    if (!pool) {
       add(counter.count(batch, true), batch.length);
+      return;
     }
-  } else {
-    const pool = sharedPool(threads);
-    const inFlight = new Set<Promise<void>>();
-    let failure: unknown;
-    for (const batch of batches) {
-      if (signal?.aborted || failure !== undefined) break;
-      const job = pool.count(tokenizer.spec, batch, true, threads).then(
-        (h) => add(h, batch.length),
-        (error: unknown) => {
-          failure ??= error;
-        },
-      );
-      const tracked = job.finally(() => inFlight.delete(tracked));
-      inFlight.add(tracked);
-      // Two batches per worker: one being counted, one waiting, so no worker idles between messages.
-      if (inFlight.size >= 2 * threads) await Promise.race(inFlight);
-    }
-    await Promise.all(inFlight);
-    if (failure !== undefined) throw failure;
+    const job = pool.count(tokenizer.spec, batch, true, threads).then(
+      (h) => add(h, batch.length),
+      (error: unknown) => {
+        failure ??= error;
+      },
+    );
+    const tracked = job.finally(() => inFlight.delete(tracked));
+    inFlight.add(tracked);
+    // Two batches per worker: one being counted, one waiting, so no worker idles between messages.
+    if (inFlight.size >= 2 * threads) await Promise.race(inFlight);
+  };
+  const take = async (batch: string[], chars: number) => {
+    if (held === null) return dispatch(batch);
+    held.push(batch);
+    heldChars += chars;
+    if (heldChars < IN_PROCESS_CHARS) return;
+    const ready = held;
+    held = null;
+    for (const b of ready) await dispatch(b);
+  };
+
+  let batch: string[] = [];
+  let size = 0;
+  for await (const record of records) {
     throwIfAborted(signal);
+    if (failure !== undefined) break;
+    const text = profileText(record, side);
+    hash.update(`${text.length}:`).update(text);
+    nRecords++;
+    batch.push(text);
+    size += text.length;
+    if (size >= BATCH_CHARS) {
+      await take(batch, size);
+      batch = [];
+      size = 0;
+    }
   }
+  if (batch.length > 0 && failure === undefined) await take(batch, size);
+  if (held !== null) for (const b of held) add(counter.count(b, true), b.length);
+  await Promise.all(inFlight);
+  if (failure !== undefined) throw failure;
+  throwIfAborted(signal);
 
   let nonZero = 0;
   for (let i = 0; i < total.length; i++) if ((total[i] as number) > 0) nonZero++;
@@ -141,29 +172,12 @@ export async function profileRecords(
     tokenizer: tokenizer.name,
     side,
     vocabSize: tokenizer.vocabSize,
-    nRecords: records.length,
+    nRecords,
     nTokens,
     ids,
     counts,
     datasetHash: hash.digest("hex"),
   };
-}
-
-function batchTexts(texts: string[]): string[][] {
-  const batches: string[][] = [];
-  let batch: string[] = [];
-  let size = 0;
-  for (const t of texts) {
-    batch.push(t);
-    size += t.length;
-    if (size >= BATCH_CHARS) {
-      batches.push(batch);
-      batch = [];
-      size = 0;
-    }
-  }
-  if (batch.length > 0) batches.push(batch);
-  return batches;
 }
 
 /** JSON form: `{"tokenizer","vocabSize","nRecords","nTokens","counts":{"<id>":count},"datasetHash"}`. */

@@ -1,7 +1,8 @@
 import { defineCommand } from "citty";
-import { loadDataset } from "../../datasets/load.js";
+import { openDataset } from "../../datasets/open.js";
 import { inputError, usageError } from "../../errors.js";
-import { profileRecords, profileToJson } from "../../profiles/profile.js";
+import { profileToJson } from "../../profiles/profile.js";
+import { profileDataset } from "../../profiles/profileDataset.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { createProgress, info, interrupt } from "../context.js";
 import { SIDE_ARG, sideOption } from "../options.js";
@@ -40,35 +41,35 @@ export default defineCommand({
     if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
       throw usageError(`--threads must be a positive integer, got "${args.threads}"`);
     }
-    const dataset = await loadDataset(args.file, {
+    const source = await openDataset(args.file, {
       inputField: args["input-field"],
       outputField: args["output-field"],
       idField: args["id-field"],
     });
-    const records = dataset.splits[split];
-    // An empty profile would pass for a real one in every later distance: say so instead.
-    if (records.length === 0)
-      throw inputError(
-        dataset.path,
-        `no ${split} records among the dataset's ${dataset.records.length} (SPEC §1 split); choose another --split or give more records`,
-      );
     const progress = createProgress();
     const started = performance.now();
     try {
-      const profile = await profileRecords(records, {
+      const { profile, counts } = await profileDataset(source, {
+        split,
         tokenizer: args.tokenizer,
         side: sideOption(args.side),
         threads,
         signal: interrupt.signal,
         progress,
       });
-      if (profile.nTokens === 0) throw inputError(dataset.path, `the ${split} records hold no tokens`);
+      // An empty profile would pass for a real one in every later distance: say so instead.
+      if (profile.nRecords === 0)
+        throw inputError(
+          source.path,
+          `no ${split} records among the dataset's ${counts.train + counts.valid + counts.test} (SPEC §1 split); choose another --split or give more records`,
+        );
+      if (profile.nTokens === 0) throw inputError(source.path, `the ${split} records hold no tokens`);
       const seconds = (performance.now() - started) / 1000;
       const json = `${JSON.stringify(profileToJson(profile))}\n`;
       if (args.out === "-") process.stdout.write(json);
       else await writeFileAtomic(args.out, json);
       info(
-        `${dataset.name} (${split}, ${profile.side} side): ${profile.nRecords} records, ${profile.nTokens} tokens, ` +
+        `${source.name} (${split}, ${profile.side} side): ${profile.nRecords} records, ${profile.nTokens} tokens, ` +
           `${Math.round(profile.nTokens / Math.max(seconds, 1e-9)).toLocaleString("en-US")} tokens/s` +
           (args.out === "-" ? "" : ` -> ${args.out}`),
       );
