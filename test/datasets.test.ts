@@ -4,6 +4,8 @@ import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parquetWriteFile } from "hyparquet-writer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAX_RECORD_CHARS } from "../src/datasets/fields.js";
+import { MAX_LINE_BYTES } from "../src/datasets/jsonl.js";
 import { loadDataset } from "../src/datasets/load.js";
 import { openDataset } from "../src/datasets/open.js";
 import { pyStrip, sniPrompt } from "../src/datasets/sni.js";
@@ -47,7 +49,7 @@ afterAll(async () => {
   await tmp.cleanup();
 });
 
-async function put(name: string, content: string): Promise<string> {
+async function put(name: string, content: string | Buffer): Promise<string> {
   const path = join(tmp.dir, name);
   await mkdir(join(path, ".."), { recursive: true });
   await writeFile(path, content);
@@ -318,6 +320,44 @@ describe("JSONL and JSON arrays", () => {
     // The first record arrived after one 1 MB chunk, not after the whole file.
     expect(firstBytes).toBeLessThan(source.bytes);
     expect((error as LoramixError).message).toContain("line 30001");
+  });
+
+  it("refuses a record longer than one example may hold, and a longer line before it is joined", async () => {
+    // Just over the cap: in JSONL and in a JSON array, the same one-line error names the record.
+    const over = "x".repeat(MAX_RECORD_CHARS - 3);
+    const record = JSON.stringify({ input: over, output: "abcd" });
+    const jsonl = await put("long-record.jsonl", `{"input": "q", "output": "a"}\n${record}\n`);
+    await expectError(
+      loadDataset(jsonl),
+      `long-record.jsonl: line 2: the record has ${(MAX_RECORD_CHARS + 1).toLocaleString("en-US")} characters`,
+    );
+    const array = await put("long-record.json", `[${record}]`);
+    await expectError(loadDataset(array), "long-record.json: record 0: the record has");
+    // At the cap it is read.
+    const fits = await put("fits.jsonl", JSON.stringify({ input: over, output: "abc" }));
+    expect((await loadDataset(fits)).records[0]?.input.length).toBe(MAX_RECORD_CHARS - 3);
+    // A line past MAX_LINE_BYTES with no newline yet: refused while it streams in, after the
+    // records before it were yielded.
+    const line = await put(
+      "long-line.jsonl",
+      Buffer.concat([
+        Buffer.from('{"input": "q", "output": "a"}\n{"input": "'),
+        Buffer.alloc(MAX_LINE_BYTES + (4 << 20), 0x78),
+      ]),
+    );
+    const source = await openDataset(line, { format: "jsonl" });
+    const seen: string[] = [];
+    const error = await (async () => {
+      for await (const { record } of source.records()) seen.push(record.input);
+    })().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(seen).toEqual(["q"]);
+    expect((error as LoramixError).message).toBe(
+      `${line}: line 2 is longer than ${MAX_LINE_BYTES >> 20} MiB, more than one example may hold`,
+    );
+    expect(source.bytesRead).toBeLessThan(source.bytes);
   });
 
   it("honours field-name options", async () => {
