@@ -9,16 +9,9 @@ import { mkdtempSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import {
-  Bank,
-  bankDistanceMatrices,
-  hfToGguf,
-  LlamaScorer,
-  loadDataset,
-  lossCandidates,
-  mixAdapters,
-  scoreExamples,
-} from "../dist/index.js";
+import { bankDistanceMatrices } from "../dist/distances/index.js";
+import { Bank, hfToGguf, loadDataset, mixAdapters } from "../dist/index.js";
+import { LlamaScorer, lossCandidates, scoreExamples } from "../dist/select/index.js";
 
 const testbed = resolve(process.argv[2] ?? "testbed");
 const model = resolve(

@@ -87,4 +87,27 @@ describe("package exports", () => {
     expect(imports.length).toBeGreaterThan(0);
     for (const name of imports) expect(MAIN, name).toContain(name);
   });
+
+  it("the bench scripts import only names their dist module exports", async () => {
+    // They run after a build, outside vitest and tsc: a renamed or moved export breaks them silently.
+    const bench = join(REPO, "bench");
+    let checked = 0;
+    for (const file of readdirSync(bench).filter((f) => f.endsWith(".mjs"))) {
+      const text = readFileSync(join(bench, file), "utf8");
+      for (const m of text.matchAll(/import \{([^}]+)\} from "\.\.\/dist\/([^"]+)\.js";/g)) {
+        const module =
+          (m[2] as string) === "index"
+            ? await import("../src/index.js")
+            : await layer((m[2] as string).replace(/\/index$/, ""));
+        for (const name of (m[1] as string)
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean)) {
+          expect(Object.keys(module), `${file}: ${name} from dist/${m[2]}`).toContain(name);
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(5);
+  });
 });
