@@ -4,7 +4,13 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { splitOf } from "../src/datasets/split.js";
 import { type DemoResult, runDemo } from "../src/demo/run.js";
-import { formatSummary, readingNotes, type ScoreGrid, variantSummary } from "../src/demo/tables.js";
+import {
+  formatSummary,
+  readingNotes,
+  recommendation,
+  type ScoreGrid,
+  variantSummary,
+} from "../src/demo/tables.js";
 import { exactMatch, normalizeAnswer, rougeLMax } from "../src/eval/metrics.js";
 import type { Selection } from "../src/testbed/tasks.js";
 import { REPO, SNI_DIR, tempDir } from "./helpers/shared.js";
@@ -174,5 +180,23 @@ describe("the demo's reading notes", () => {
     // A real mix that beats the nearest adapter, below the trained ones: nothing to warn about.
     const quiet = grid({ base: 0.1, trained: 0.5, nearest: 0.2, majority: 0.3, "normalized/js": 0.4 });
     expect(readingNotes(quiet, ["normalized/js"], new Map([["normalized/js", 0.4]]))).toEqual([]);
+  });
+
+  it("judges the default (--select fit) against --select loss and the baselines; --select loss when fit was skipped", () => {
+    const means = { base: 0.1, trained: 0.5, nearest: 0.2, majority: 0.45, "normalized/js": 0.15 };
+    const both = grid({ ...means, "select-loss": 0.3, "select-fit": 0.36 });
+    const verdict = recommendation(both, ["normalized/js"], "rougeL");
+    // (0.36 − 0.1) / (0.5 − 0.1) = 65%, below the majority answer: not a recommendation.
+    expect(verdict).toMatch(
+      /^Rouge-L: --select fit scores 0\.360 and closes 65% of the base → trained gap\./,
+    );
+    expect(verdict).toContain("It beats the base model, the nearest single adapter, --select loss,");
+    expect(verdict).toContain("not the majority answer (0.450), the tasks' own trained adapters (0.500)");
+    expect(verdict).toContain("Check before relying on --select fit");
+    const noFit = grid({ ...means, majority: 0.2, "select-loss": 0.3 });
+    const loss = recommendation(noFit, ["normalized/js"], "exactMatch");
+    expect(loss).toMatch(/^exact match: --select loss scores 0\.300/);
+    expect(loss).not.toContain("--select fit");
+    expect(loss).toContain("Use --select loss");
   });
 });

@@ -45,20 +45,32 @@ function killAfter(cwd: string, ms: number, args: string[]): Promise<"killed" | 
 }
 
 /**
- * Sends one SIGINT (Ctrl-C) after `ms`. An interrupted run must exit 130 with a one-line
- * "interrupted" as its last message; one that finished first exits 0.
+ * Sends one SIGINT (Ctrl-C) `ms` after the start, or after the command's first message on stderr
+ * with `fromOutput` (a short command's run is then hit wherever the machine's speed puts it). An
+ * interrupted run must exit 130 with a one-line "interrupted" as its last message; one that
+ * finished first exits 0.
  */
-function interruptAfter(cwd: string, ms: number, args: string[]): Promise<"interrupted" | "finished"> {
+function interruptAfter(
+  cwd: string,
+  ms: number,
+  args: string[],
+  fromOutput = false,
+): Promise<"interrupted" | "finished"> {
   const child = spawn(CLI[0], [...CLI[1], ...args], { cwd, stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
+  let sent = false;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    timer = setTimeout(() => {
+      sent = true;
+      child.kill("SIGINT");
+    }, ms);
+  };
   child.stderr.on("data", (chunk: Buffer) => {
+    if (fromOutput && timer === undefined) arm();
     stderr += chunk.toString();
   });
-  let sent = false;
-  const timer = setTimeout(() => {
-    sent = true;
-    child.kill("SIGINT");
-  }, ms);
+  if (!fromOutput) arm();
   return new Promise((resolve, reject) => {
     child.on("exit", (code) => {
       clearTimeout(timer);
@@ -207,12 +219,42 @@ describe(`SIGKILL at a random moment (${TRIALS} trials per command)`, () => {
     const random = seededRandom(14);
     const outcomes: string[] = [];
     const data = join(SNI_DIR, "task1146_country_capital.json");
+    const argsFor = (out: string) => [
+      "generate",
+      join(REPO, "testbed"),
+      "--data",
+      data,
+      "--select",
+      "method",
+      "--out",
+      out,
+    ];
+    // The run takes about a second on a fast machine: the SIGINTs land within the time an
+    // uninterrupted run here spends between its first message and its exit.
+    const span = await (async () => {
+      const { dir, cleanup } = await tempDir("loramix-int-gen-");
+      try {
+        const child = spawn(CLI[0], [...CLI[1], ...argsFor(join(dir, "adapter"))], {
+          cwd: dir,
+          stdio: ["ignore", "ignore", "pipe"],
+        });
+        let first: number | undefined;
+        child.stderr.on("data", () => {
+          first ??= performance.now();
+        });
+        const code = await new Promise((resolve) => child.on("exit", resolve));
+        expect(code).toBe(0);
+        return performance.now() - (first as number);
+      } finally {
+        await cleanup();
+      }
+    })();
     for (let t = 0; t < TRIALS * 2; t++) {
       const { dir, cleanup } = await tempDir("loramix-int-gen-");
       try {
         const out = join(dir, "adapter");
-        const args = ["generate", join(REPO, "testbed"), "--data", data, "--select", "method", "--out", out];
-        outcomes.push(await interruptAfter(dir, 1000 + random() * 2500, args));
+        const args = argsFor(out);
+        outcomes.push(await interruptAfter(dir, random() * 0.8 * span, args, true));
         if (existsSync(out)) expect(readdirSync(out)).toContain("adapter_model.safetensors");
         expect(readdirSync(dir).filter((f) => f !== "adapter")).toEqual([]);
       } finally {

@@ -117,8 +117,10 @@ describe("the README's commands", () => {
       const byLoss = find(["generate"], "--model");
       await loramix([...onTestbed(byLoss), "--quiet"]);
       const chosen = JSON.parse(readFileSync(join(dir, "my-adapter", "loramix.json"), "utf8"));
-      expect(chosen.method).toBe("select-loss");
+      // The default refines the best candidates' mix; the refinement is recorded, kept or not.
+      expect(chosen.method).toBe("select-fit");
       expect(chosen.options.selection.candidates.length).toBeGreaterThan(1);
+      expect(chosen.options.selection.fit.trials).toBeGreaterThan(0);
       const paper = find(["generate"], "--method");
       await loramix([...onTestbed(paper), "--quiet"]);
       expect(existsSync(join(dir, "paper-adapter", "adapter_model.safetensors"))).toBe(true);

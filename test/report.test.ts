@@ -28,7 +28,7 @@ function fixture(): string {
     trained: [0.9, 0.7],
     "normalized/js": [0.6, 0.4],
     "attentional/kl": [0.2, 0.0],
-    "select-loss": [0.7, 0.5],
+    "select-fit": [0.7, 0.5],
   };
   const grid: ScoreGrid = new Map(
     Object.entries(values).map(([v, s]) => [
@@ -205,14 +205,14 @@ describe("demo report.html in headless Chromium", () => {
     // Columns: base, majority, ...: the mean with its 95% half-width.
     expect(perTask[1]?.[2]).toBe("0.10±0.05");
     expect(perTask[1]?.[3]).toBe("0.50±0.05");
-    expect(perTask[0]).toContain("select-loss");
+    expect(perTask[0]).toContain("select-fit");
     const perTaskEm = await cells("per-task-em");
     expect(perTaskEm[1]?.[2]).toBe("0.05±0.13");
     // One record's interval is undefined: the mean alone.
     expect(perTaskEm[1]?.[3]).toBe("0.25");
     // No family column beside the configurations.
     expect((await cells("per-task-configs"))[0]).toEqual(["task (n)", "norm/JS", "att/KL"]);
-    expect(rouge.find((r) => r[0]?.includes("--select loss"))?.[1]).toBe("0.600 ± 0.100");
+    expect(rouge.find((r) => r[0]?.includes("--select fit"))?.[1]).toBe("0.600 ± 0.100");
 
     // Heatmaps: labelled rows and columns, one shared scale, the colour bar with it.
     const maps = await page.$$eval("svg.heatmap", (svgs) =>
@@ -245,7 +245,7 @@ describe("demo report.html in headless Chromium", () => {
     );
     expect(gap).toHaveLength(2);
     expect(gap[0]?.labels).toEqual([
-      "loramix: --select loss (default)",
+      "loramix: --select fit (default)",
       "normalized/js",
       "attentional/kl",
       "nearest single adapter (JS, top-1)",
@@ -254,8 +254,8 @@ describe("demo report.html in headless Chromium", () => {
     ]);
     expect(gap[0]?.points).toBe(6 * 2);
     const verdict = await page.textContent(".verdict");
-    // select-loss 0.6 beats the best paper configuration (normalized/js, 0.5) but not trained (0.8).
-    expect(verdict).toContain("--select loss scores 0.600");
+    // select-fit 0.6 beats the best paper configuration (normalized/js, 0.5) but not trained (0.8).
+    expect(verdict).toContain("--select fit scores 0.600");
     expect(verdict).toContain("the best paper configuration (normalized/js)");
     expect(verdict).toContain("not the tasks' own trained adapters (0.800)");
     expect(errors).toEqual([]);

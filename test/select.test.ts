@@ -319,6 +319,7 @@ describe("candidates scored with llama.cpp on real adapters", () => {
     const out = join(tmp.dir, "gen-loss");
     const result = await generateAdapter(bank, {
       data: TARGET,
+      select: "loss",
       model: TINY_MODEL,
       candidates: 2,
       scoreExamples: 8,

@@ -17,15 +17,15 @@ export const BASELINE_TITLES: Record<Baseline, string> = {
 /**
  * loramix's own rows: the nearest adapter by the answers' distribution (output-side JS),
  * `generate --select loss` (candidates scored on the target's train records) and `--select fit`
- * (the best candidates' mix refined on the same loss).
+ * (the best candidates' mix refined on the same loss; the default, bench/select-fit.mjs).
  */
 export const LORAMIX_ROWS = ["nearest-output", "select-loss", "select-fit"] as const;
 export type LoramixRow = (typeof LORAMIX_ROWS)[number];
 
 export const LORAMIX_TITLES: Record<LoramixRow, string> = {
   "nearest-output": "loramix: nearest adapter by output-side JS",
-  "select-loss": "loramix: --select loss (default)",
-  "select-fit": "loramix: --select fit",
+  "select-loss": "loramix: --select loss",
+  "select-fit": "loramix: --select fit (default)",
 };
 
 /** The paper's column order (Tables 1 and 3). */
@@ -181,14 +181,18 @@ export function verdict(grid: ScoreGrid, configs: string[], score: Score): strin
 export function recommendation(grid: ScoreGrid, configs: string[], score: Score): string {
   const label = score === "rougeL" ? "Rouge-L" : "exact match";
   const mean = (v: string) => variantSummary(grid, v, score)?.mean;
-  const ours = mean("select-loss");
-  if (ours === undefined) return `${label}: --select loss was not evaluated.`;
+  // A demo run with --no-fit has no default row: the verdict is then about --select loss.
+  const row: LoramixRow = grid.has("select-fit") ? "select-fit" : "select-loss";
+  const flag = row === "select-fit" ? "--select fit" : "--select loss";
+  const ours = mean(row);
+  if (ours === undefined) return `${label}: ${flag} was not evaluated.`;
   const paper = bestConfig(grid, configs, score);
   const against: [string, number | undefined][] = [
     ["the base model", mean("base")],
     ["the majority answer", mean("majority")],
     ["the nearest single adapter", mean("nearest")],
     ["the nearest adapter by output side", mean("nearest-output")],
+    ...(row === "select-fit" ? [["--select loss", mean("select-loss")] as [string, number | undefined]] : []),
     [`the best paper configuration (${paper?.name ?? "—"})`, paper?.mean],
     ["the tasks' own trained adapters", mean("trained")],
   ];
@@ -198,10 +202,10 @@ export function recommendation(grid: ScoreGrid, configs: string[], score: Score)
     .map(([n, m]) => `${n} (${(m as number).toFixed(3)})`);
   const use =
     not.length === 0 || (not.length === 1 && not[0]?.startsWith("the tasks' own"))
-      ? "Use --select loss"
-      : "Check before relying on --select loss";
+      ? `Use ${flag}`
+      : `Check before relying on ${flag}`;
   return (
-    `${label}: --select loss scores ${ours.toFixed(3)} and closes ${formatGap(gapClosed(grid, "select-loss", score))} of the base → trained gap. ` +
+    `${label}: ${flag} scores ${ours.toFixed(3)} and closes ${formatGap(gapClosed(grid, row, score))} of the base → trained gap. ` +
     `It beats ${beaten.length > 0 ? beaten.join(", ") : "none of the baselines"}` +
     `${not.length > 0 ? `; not ${not.join(", ")}` : ""}. ${use}: it needs only the base model and the dataset's train records.`
   );

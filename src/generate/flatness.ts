@@ -34,7 +34,7 @@ export function flatness(weights: ArrayLike<number>, updateNorm: number | null =
       : `${(100 * updateNorm).toFixed(0)}% of its contributors' size (update norm ratio)`;
   const flat = updateNorm === null ? effective > FLAT_EFFECTIVE : updateNorm < FLAT_UPDATE_NORM;
   const warning = flat
-    ? `the weights are flat (${effective.toFixed(1)} effective adapters, largest ${maxWeight.toFixed(3)}): the mixed update is ${size} and likely to behave like the base model; try --select loss, --top-k or a lower --temperature`
+    ? `the weights are flat (${effective.toFixed(1)} effective adapters, largest ${maxWeight.toFixed(3)}): the mixed update is ${size} and likely to behave like the base model; try --select fit, --top-k or a lower --temperature`
     : null;
   return { effective, maxWeight, updateNorm, warning };
 }

@@ -41,13 +41,14 @@ export interface GenerateOptions {
   dataOptions?: DatasetOptions;
   metric?: Metric;
   /**
-   * "loss" (the default when no `method` is given): score candidates (nearest adapters and
+   * "fit" (the default when no `method` is given): "loss", then the mix of the best candidates
+   * refined on the same train loss (`fitWeights`); it lowered the held-back valid loss more often
+   * than it raised it (bench/select-fit.mjs). "loss": score candidates (nearest adapters and
    * mixtures) on the dataset's train records with `model` and keep the lowest loss. "method": the
-   * paper's weighting `method` (default normalized) over the whole bank. "fit": select loss, then
-   * the mix of the best candidates refined on the same train loss (`fitWeights`).
+   * paper's weighting `method` (default normalized) over the whole bank.
    */
   select?: "loss" | "fit" | "method";
-  /** Which side of the records the profiles count (default: "output" for select loss, else "both", SPEC §2). */
+  /** Which side of the records the profiles count (default: "output" for select fit and loss, "both" for method, SPEC §2). */
   side?: ProfileSide;
   method?: WeightMethod;
   /** Base model llama.cpp scores candidates with: a GGUF or a Hugging Face directory. */
@@ -59,9 +60,9 @@ export interface GenerateOptions {
    * its base URL and the base model's served name. Examples are tokenized with the bank's tokenizer.
    */
   scoreServer?: { baseUrl: string; model: string; apiKey?: string };
-  /** Nearest single adapters among the candidates (select loss). */
+  /** Nearest single adapters among the candidates (select fit and loss). */
   candidates?: number;
-  /** Train records each candidate is scored on (select loss). */
+  /** Train records each candidate is scored on (select fit and loss). */
   scoreExamples?: number;
   /** Context and answer budget of the scored sequences: `loramix train`'s rule (default 512, capped by the model, and 128). */
   context?: number;
@@ -89,7 +90,7 @@ export interface GenerateResult {
   mix: MixResult;
   target: { records: number; datasetRecords: number | null; tokens: number; kind: "dataset" | "profile" };
   synthetic: boolean;
-  /** select loss: every candidate with its loss, and the choice. */
+  /** select fit and loss: every candidate with its loss, and the choice. */
   selection?: Selection;
   /** How spread the weights are, and whether the mixture is likely to act like the base model. */
   flatness: Flatness;
@@ -117,7 +118,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
     data,
     dataOptions,
     metric = "js",
-    select = options.method === undefined ? "loss" : "method",
+    select = options.method === undefined ? "fit" : "method",
     side = select === "method" ? "both" : "output",
     method = "normalized",
     model,

@@ -41,14 +41,18 @@ export default defineCommand({
     candidates: {
       type: "string",
       default: String(DEFAULT_NEAREST),
-      description: "--select loss: nearest single adapters among the candidates",
+      description: "--select fit/loss: nearest single adapters among the candidates",
     },
     "score-examples": {
       type: "string",
       default: String(DEFAULT_SCORE_EXAMPLES),
-      description: "--select loss: train records each candidate is scored on",
+      description: "--select fit/loss: train records each candidate is scored on",
     },
-    fit: { type: "boolean", default: true, description: "Also evaluate --select fit (--no-fit to skip it)" },
+    fit: {
+      type: "boolean",
+      default: true,
+      description: "Evaluate --select fit, generate's default (--no-fit: --select loss only)",
+    },
     testbed: { type: "string", description: "Testbed directory (default: the shipped one)" },
     threads: { type: "string", default: "1", description: "llama.cpp threads" },
     synthetic: {

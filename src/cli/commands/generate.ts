@@ -32,12 +32,12 @@ export default defineCommand({
     select: {
       type: "string",
       description:
-        "loss (default without --method): score the nearest adapters and a few mixtures on the dataset's train records with --model, keep the lowest; fit: then refine the mix of the best 4 on the same loss; method: the paper's weighting (--method) over the whole bank",
+        "fit (default without --method): score the nearest adapters and a few mixtures on the dataset's train records with --model, then refine the mix of the best 4 on the same loss; loss: keep the lowest-loss candidate as it is; method: the paper's weighting (--method) over the whole bank",
     },
     model: {
       type: "string",
       description:
-        "Base model (GGUF or Hugging Face dir) llama.cpp scores candidates with (--select loss); without it, the nearest adapter is taken",
+        "Base model (GGUF or Hugging Face dir) llama.cpp scores candidates with (--select fit/loss); without it, the nearest adapter is taken",
     },
     tokenizer: {
       type: "string",
@@ -57,12 +57,12 @@ export default defineCommand({
     candidates: {
       type: "string",
       default: String(DEFAULT_NEAREST),
-      description: `Nearest single adapters scored, besides the mixtures at τ = ${MIXTURE_TEMPERATURES.join(", ")} (--select loss)`,
+      description: `Nearest single adapters scored, besides the mixtures at τ = ${MIXTURE_TEMPERATURES.join(", ")} (--select fit/loss)`,
     },
     "score-examples": {
       type: "string",
       default: String(DEFAULT_SCORE_EXAMPLES),
-      description: "Train records each candidate is scored on (--select loss)",
+      description: "Train records each candidate is scored on (--select fit/loss)",
     },
     context: {
       type: "string",
@@ -76,7 +76,7 @@ export default defineCommand({
     side: {
       ...SIDE_ARG,
       default: undefined,
-      description: `${SIDE_ARG.description} (default: output for --select loss, both for --method)`,
+      description: `${SIDE_ARG.description} (default: output for --select fit/loss, both for --method)`,
     },
     method: {
       type: "string",
@@ -101,7 +101,7 @@ export default defineCommand({
     const metric: Metric = oneOf("metric", args.metric, METRICS);
     const method: WeightMethod | undefined =
       args.method === undefined ? undefined : oneOf("method", args.method, WEIGHT_METHODS);
-    const select = oneOf("select", args.select ?? (method === undefined ? "loss" : "method"), [
+    const select = oneOf("select", args.select ?? (method === undefined ? "fit" : "method"), [
       "loss",
       "fit",
       "method",
