@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // loramix on a large JSONL (issue 13: memory must stay bounded): writes a file of LARGE_JSONL_MB
 // megabytes (default 2048) of real Super-NI records, then runs the commands that read a user's
-// dataset on it — `profile`, `bank add` + `bank index`, and `generate` on a small synthetic bank —
-// each in its own process, and prints its time and peak resident memory. `npm run build` first.
+// dataset on it — `profile`, `bank add` + `bank index`, `generate` on a small synthetic bank and
+// `eval --limit` with the tiny model — each in its own process, and prints its time and peak
+// resident memory. `npm run build` first.
 import { spawnSync } from "node:child_process";
 import {
   closeSync,
@@ -21,7 +22,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const sni = join(repo, "../shared/data/sni");
+const shared = resolve(process.env.LORAMIX_SHARED ?? join(repo, "../shared"));
+const sni = join(shared, "data/sni");
 const cli = join(repo, "dist/cli/main.js");
 const rssHook = join(repo, "bench/rss-hook.mjs");
 const targetBytes = Number(process.env.LARGE_JSONL_MB ?? 2048) * 1024 * 1024;
@@ -75,6 +77,10 @@ try {
     loramix("generate (paper's method)", [
       ...["generate", bank, "--data", file, "--select", "method", "--metric", "js"],
       ...["--method", "normalized", "--out", join(work, "adapter")],
+    ]),
+    loramix("eval --limit 20 (tiny model)", [
+      ...["eval", "--model", join(shared, "models/tinystories-656k"), "--data", file],
+      ...["--limit", "20", "--max-new-tokens", "8", "--out", join(work, "eval")],
     ]),
   ];
   const records = lines.length * Math.round(written / block.length);

@@ -11,6 +11,11 @@ import { fitWeights, lossCandidates, selectByLoss } from "../dist/select/index.j
 import { mean, openSelectBench } from "./select-setup.mjs";
 
 const LIMIT = Number(process.env.LIMIT ?? Number.POSITIVE_INFINITY);
+// Other fit settings than the defaults, to choose them the same way: FIT_TOP=8 FIT_TRIALS=32.
+const fitOptions = {
+  ...(process.env.FIT_TOP ? { top: Number(process.env.FIT_TOP) } : {}),
+  ...(process.env.FIT_TRIALS ? { trials: Number(process.env.FIT_TRIALS) } : {}),
+};
 const VALID = 32;
 
 const bench = await openSelectBench(process.argv[2], "select-fit");
@@ -34,7 +39,7 @@ for await (const { id, train, valid, distances, mask } of bench.tasks(64, VALID)
   const t0 = performance.now();
   const picked = await selectByLoss({ scorer, adapters, candidates, examples: train });
   const t1 = performance.now();
-  const fit = await fitWeights({ scorer, adapters, scored: picked.scored, examples: train });
+  const fit = await fitWeights({ scorer, adapters, scored: picked.scored, examples: train, ...fitOptions });
   const t2 = performance.now();
   const loss = await validLoss(picked.scored[picked.chosen].weights, valid);
   const fitted = await validLoss(fit.weights, valid);
@@ -48,7 +53,7 @@ await bench.close();
 const better = rows.filter((r) => r.fitted < r.loss - 1e-9).length;
 const worse = rows.filter((r) => r.fitted > r.loss + 1e-9).length;
 console.log(
-  `--select fit vs --select loss on ${rows.length} non-held-out tasks of ${testbed} (valid loss, nats/token)`,
+  `--select fit (${JSON.stringify(fitOptions)}) vs --select loss on ${rows.length} non-held-out tasks of ${testbed} (valid loss, nats/token)`,
 );
 console.log(`| | --select loss | --select fit |`);
 console.log(`|---|---:|---:|`);

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -276,6 +276,30 @@ describe("the end-text rule", () => {
     });
     expect(records[0]).toMatchObject({ prediction: "Paris", exactMatch: 1, rougeL: 1 });
     expect(metrics).toMatchObject({ endText: "</s>", truncate: "none", promptsCut: 0 });
+  });
+});
+
+describe("evaluate on a dataset file", () => {
+  it("streams it: keeps only the split's records and stops reading at the limit", async () => {
+    const echo: InferenceBackend = {
+      name: "echo",
+      generate: async (prompt) => ({ text: prompt, tokens: 1, stoppedBy: "eos" }),
+      dispose: async () => {},
+      [Symbol.asyncDispose]: async () => {},
+    };
+    const rows = Array.from({ length: 200 }, (_, i) => ({ id: `r${i}`, input: `q${i}`, output: `q${i}` }));
+    const file = join(tmp.dir, "stream.jsonl");
+    // The last line is broken: a run that reads the whole file must fail on it.
+    writeFileSync(file, `${rows.map((r) => JSON.stringify(r)).join("\n")}\n{"id": "r200", "input": \n`);
+    await expect(evaluate({ backend: echo, dataset: file })).rejects.toThrow(/stream\.jsonl.*line 201/);
+    const { records } = await evaluate({ backend: echo, dataset: file, split: "valid", limit: 5 });
+    // The same records as the whole file's valid split (SPEC §1's hash rule), in file order.
+    const whole = file.replace(/\.jsonl$/, "-whole.jsonl");
+    writeFileSync(whole, `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`);
+    const valid = (await loadDataset(whole)).splits.valid.slice(0, 5);
+    expect(valid).toHaveLength(5);
+    expect(records.map((r) => r.id)).toEqual(valid.map((r) => r.id));
+    expect(records.every((r) => r.exactMatch === 1)).toBe(true);
   });
 });
 

@@ -1,6 +1,6 @@
 import { join } from "node:path";
-import { type DatasetRecord, loadDataset, type SplitName } from "../datasets/load.js";
-import type { DatasetOptions } from "../datasets/record.js";
+import { openDataset } from "../datasets/open.js";
+import type { DatasetOptions, DatasetRecord, SplitName } from "../datasets/record.js";
 import { inputError, throwIfAborted, usageError } from "../errors.js";
 import { fitRecords } from "../tokenizers/fitPrompt.js";
 import { writeFileAtomic } from "../util/atomic.js";
@@ -109,10 +109,17 @@ export async function evaluate({
   let records: DatasetRecord[];
   let datasetPath: string | null = null;
   if (typeof dataset === "string") {
-    const loaded = await loadDataset(dataset, datasetOptions);
-    datasetPath = loaded.path;
-    records = loaded.splits[split];
-    if (records.length === 0) throw inputError(loaded.path, `the ${split} split has no records`);
+    // Streamed: only the split's records are kept, and reading stops at `limit`, so a JSONL larger
+    // than memory can be evaluated.
+    const source = await openDataset(dataset, datasetOptions);
+    datasetPath = source.path;
+    records = [];
+    for await (const { record, split: of } of source.records(signal)) {
+      if (of !== split) continue;
+      records.push(record);
+      if (records.length === limit) break;
+    }
+    if (records.length === 0) throw inputError(source.path, `the ${split} split has no records`);
   } else {
     records = dataset;
     if (records.length === 0) throw usageError("no records to evaluate");
