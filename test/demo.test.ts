@@ -192,11 +192,24 @@ describe("the demo's reading notes", () => {
     );
     expect(verdict).toContain("It beats the base model, the nearest single adapter, --select loss,");
     expect(verdict).toContain("not the majority answer (0.450), the tasks' own trained adapters (0.500)");
-    expect(verdict).toContain("Check before relying on --select fit");
+    expect(verdict).toContain(
+      "Of the adapters generated here, use --select fit (it needs only the base model and the dataset's train records); as it does not beat the majority answer (0.450), the tasks' own trained adapters (0.500), check it",
+    );
+    // A generated adapter that scores higher is named instead.
+    const nearer = recommendation(
+      grid({ ...means, nearest: 0.4, "select-fit": 0.36 }),
+      ["normalized/js"],
+      "rougeL",
+    );
+    expect(nearer).toContain(
+      "Check before relying on --select fit: the nearest single adapter (0.400) scored higher here.",
+    );
     const noFit = grid({ ...means, majority: 0.2, "select-loss": 0.3 });
     const loss = recommendation(noFit, ["normalized/js"], "exactMatch");
     expect(loss).toMatch(/^exact match: --select loss scores 0\.300/);
     expect(loss).not.toContain("--select fit");
-    expect(loss).toContain("Use --select loss");
+    expect(loss).toContain(
+      "Use --select loss: it needs only the base model and the dataset's train records.",
+    );
   });
 });
