@@ -193,7 +193,7 @@ describe("the demo's reading notes", () => {
     expect(verdict).toContain("It beats the base model, the nearest single adapter, --select loss,");
     expect(verdict).toContain("not the majority answer (0.450), the tasks' own trained adapters (0.500)");
     expect(verdict).toContain(
-      "Of the adapters generated here, use --select fit (it needs only the base model and the dataset's train records); as it does not beat the majority answer (0.450), the tasks' own trained adapters (0.500), check it",
+      "; not the majority answer (0.450), the tasks' own trained adapters (0.500). Of the adapters generated here, use --select fit (it needs only the base model and the dataset's train records), and check it",
     );
     // A generated adapter that scores higher is named instead.
     const nearer = recommendation(

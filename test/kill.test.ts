@@ -1,5 +1,6 @@
 /**
- * Kill-at-random: the bank-writing commands are SIGKILLed at a seeded moment, then the bank must
+ * Kill-at-random: the bank-writing commands are SIGKILLed at a seeded moment (a fraction of the
+ * time an uninterrupted run of the same command takes on this machine), then the bank must
  * open, `bank verify` must find nothing but missing profiles, the output folder must be absent or
  * complete, and a rerun must finish. KILL_TRIALS (default 2) per command; more by setting it.
  * Ctrl-C (one SIGINT) must leave the same, and exit 130 with one line.
@@ -26,60 +27,83 @@ const CLI = [process.execPath, ["--import", TSX, join(REPO, "src/cli/main.ts")]]
 const run = promisify(execFile);
 const loramix = (cwd: string, ...args: string[]) => run(CLI[0], [...CLI[1], ...args], { cwd });
 
-/** 60 real task files: about 2 s to import and 7 s to index here, so kills land mid-run. */
+/** 60 real task files: about 1 s to import and 3 s to index on a 2-core VM. */
 const TASKS = readdirSync(SNI_DIR)
   .filter((f) => f.endsWith(".json"))
   .sort()
   .slice(0, 60);
 
-/** Starts the command and SIGKILLs it after `ms` (or lets it finish); resolves when it is gone. */
-function killAfter(cwd: string, ms: number, args: string[]): Promise<"killed" | "finished"> {
-  const child: ChildProcess = spawn(CLI[0], [...CLI[1], ...args], { cwd, stdio: "ignore" });
-  const timer = setTimeout(() => child.kill("SIGKILL"), ms);
-  return new Promise((resolve) => {
-    child.on("exit", (_code, signal) => {
-      clearTimeout(timer);
-      resolve(signal === "SIGKILL" ? "killed" : "finished");
-    });
+/**
+ * Starts the command and sends `signal` `ms` after its first message on stderr, so that the signal
+ * lands in the command's own work (not in tsx's start-up) wherever the machine's speed puts it.
+ */
+function signalAfterOutput(cwd: string, ms: number, args: string[], signal: NodeJS.Signals) {
+  const child: ChildProcess = spawn(CLI[0], [...CLI[1], ...args], {
+    cwd,
+    stdio: ["ignore", "ignore", "pipe"],
   });
+  let stderr = "";
+  let timer: NodeJS.Timeout | undefined;
+  let sent = false;
+  child.stderr?.on("data", (chunk: Buffer) => {
+    timer ??= setTimeout(() => {
+      sent = true;
+      child.kill(signal);
+    }, ms);
+    stderr += chunk.toString();
+  });
+  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; sent: boolean; last: string }>(
+    (resolve) => {
+      child.on("exit", (code, got) => {
+        clearTimeout(timer);
+        resolve({ code, signal: got, sent, last: stderr.trim().split("\n").at(-1) ?? "" });
+      });
+    },
+  );
+}
+
+/** SIGKILLs the command `ms` after its first message (or lets it finish); resolves when it is gone. */
+async function killAfter(cwd: string, ms: number, args: string[]): Promise<"killed" | "finished"> {
+  const { signal } = await signalAfterOutput(cwd, ms, args, "SIGKILL");
+  return signal === "SIGKILL" ? "killed" : "finished";
 }
 
 /**
- * Sends one SIGINT (Ctrl-C) `ms` after the start, or after the command's first message on stderr
- * with `fromOutput` (a short command's run is then hit wherever the machine's speed puts it). An
- * interrupted run must exit 130 with a one-line "interrupted" as its last message; one that
- * finished first exits 0.
+ * Sends one SIGINT (Ctrl-C) `ms` after the command's first message. An interrupted run must exit
+ * 130 with a one-line "interrupted" as its last message; one that finished first exits 0.
  */
-function interruptAfter(
-  cwd: string,
-  ms: number,
-  args: string[],
-  fromOutput = false,
-): Promise<"interrupted" | "finished"> {
+async function interruptAfter(cwd: string, ms: number, args: string[]): Promise<"interrupted" | "finished"> {
+  const { code, sent, last } = await signalAfterOutput(cwd, ms, args, "SIGINT");
+  if (code === 0) return "finished";
+  if (sent && code === 130 && last === "loramix: interrupted") return "interrupted";
+  throw new Error(`exit ${code} after ${sent ? "SIGINT" : "no signal"}: ${last}`);
+}
+
+/**
+ * How long an uninterrupted run of the command spends from its first message to its exit (ms):
+ * signals are sent at random moments within it, since fixed delays that land mid-run on one
+ * machine land after the end on a faster one.
+ */
+async function activeSpan(cwd: string, args: string[]): Promise<number> {
+  const started = performance.now();
+  let first: number | undefined;
   const child = spawn(CLI[0], [...CLI[1], ...args], { cwd, stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  let sent = false;
-  let timer: NodeJS.Timeout | undefined;
-  const arm = () => {
-    timer = setTimeout(() => {
-      sent = true;
-      child.kill("SIGINT");
-    }, ms);
-  };
-  child.stderr.on("data", (chunk: Buffer) => {
-    if (fromOutput && timer === undefined) arm();
-    stderr += chunk.toString();
+  child.stderr.on("data", () => {
+    first ??= performance.now();
   });
-  if (!fromOutput) arm();
-  return new Promise((resolve, reject) => {
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      const last = stderr.trim().split("\n").at(-1) ?? "";
-      if (code === 0) resolve("finished");
-      else if (sent && code === 130 && last === "loramix: interrupted") resolve("interrupted");
-      else reject(new Error(`exit ${code} after ${sent ? "SIGINT" : "no signal"}: ${last}`));
-    });
-  });
+  const code = await new Promise((resolve) => child.on("exit", resolve));
+  expect(code, `${args.join(" ")} ran uninterrupted`).toBe(0);
+  return performance.now() - (first ?? started);
+}
+
+/** `activeSpan` in a scratch folder of its own. */
+async function spanIn(prefix: string, time: (dir: string) => Promise<number>): Promise<number> {
+  const { dir, cleanup } = await tempDir(prefix);
+  try {
+    return await time(dir);
+  } finally {
+    await cleanup();
+  }
 }
 
 /** A private copy of the shipped testbed (5 MB), its task-file link pointing at ../shared. */
@@ -119,6 +143,7 @@ describe(`SIGKILL at a random moment (${TRIALS} trials per command)`, () => {
   it("bank import-sni and bank index: the bank opens, verifies, and a rerun completes", async () => {
     const random = seededRandom(11);
     const outcomes: string[] = [];
+    let spans: [number, number] = [0, 0];
     for (let t = 0; t < TRIALS; t++) {
       const { dir, cleanup } = await tempDir("loramix-kill-");
       try {
@@ -126,17 +151,21 @@ describe(`SIGKILL at a random moment (${TRIALS} trials per command)`, () => {
         mkdirSync(tasks);
         for (const f of TASKS) symlinkSync(join(SNI_DIR, f), join(tasks, f));
         await loramix(dir, "bank", "init", "bank", "--tokenizer", "mistral");
-        // tsx needs about a second to start: kills land from before the first entry to near the end.
-        outcomes.push(
-          await killAfter(dir, 600 + random() * 2200, ["bank", "import-sni", "bank", "--tasks", tasks]),
-        );
+        const importing = ["bank", "import-sni", "bank", "--tasks", tasks];
+        const indexing = ["bank", "index", "bank", "--threads", "1"];
+        if (t === 0) {
+          // The first trial's bank is built once uninterrupted, to time both commands, and started over.
+          spans = [await activeSpan(dir, importing), await activeSpan(dir, indexing)];
+          await rm(join(dir, "bank"), { recursive: true });
+          await loramix(dir, "bank", "init", "bank", "--tokenizer", "mistral");
+        }
+        const [importSpan, indexSpan] = spans;
+        outcomes.push(await killAfter(dir, random() * 0.9 * importSpan, importing));
         await expectSoundBank(join(dir, "bank"));
-        await loramix(dir, "bank", "import-sni", "bank", "--tasks", tasks);
-        outcomes.push(
-          await killAfter(dir, 800 + random() * 6000, ["bank", "index", "bank", "--threads", "1"]),
-        );
+        await loramix(dir, ...importing);
+        outcomes.push(await killAfter(dir, random() * 0.9 * indexSpan, indexing));
         await expectSoundBank(join(dir, "bank"));
-        await loramix(dir, "bank", "index", "bank", "--threads", "1");
+        await loramix(dir, ...indexing);
         const bank = await openBank(join(dir, "bank"));
         try {
           expect(bank.entries()).toHaveLength(TASKS.length);
@@ -159,14 +188,16 @@ describe(`SIGKILL at a random moment (${TRIALS} trials per command)`, () => {
     const random = seededRandom(12);
     const outcomes: string[] = [];
     const data = join(SNI_DIR, "task1146_country_capital.json");
+    const argsFor = (out: string) => [
+      ...["generate", join(REPO, "testbed"), "--data", data, "--select", "method"],
+      ...["--method", "normalized", "--out", out],
+    ];
+    const span = await spanIn("loramix-kill-gen-", (dir) => activeSpan(dir, argsFor(join(dir, "adapter"))));
     for (let t = 0; t < TRIALS * 2; t++) {
       const { dir, cleanup } = await tempDir("loramix-kill-gen-");
       try {
         const out = join(dir, "adapter");
-        const args = ["generate", join(REPO, "testbed"), "--data", data, "--select", "method"];
-        outcomes.push(
-          await killAfter(dir, 1000 + random() * 2500, [...args, "--method", "normalized", "--out", out]),
-        );
+        outcomes.push(await killAfter(dir, random() * 0.9 * span, argsFor(out)));
         if (existsSync(out)) {
           expect(readdirSync(out).sort()).toEqual([
             ".loramix-output",
@@ -193,10 +224,12 @@ describe(`SIGKILL at a random moment (${TRIALS} trials per command)`, () => {
     try {
       const bank = await testbedCopy(dir);
       const args = ["train-mlp", bank, "--metric", "js", "--epochs", "200", "--hidden", "16"];
+      // Timed once uninterrupted: the kills then also hit a run replacing a stored MLP.
+      const span = await activeSpan(dir, args);
       for (let t = 0; t < TRIALS; t++) {
-        outcomes.push(await killAfter(dir, 1200 + random() * 4000, args));
+        outcomes.push(await killAfter(dir, random() * 0.9 * span, args));
         await expectSoundBank(bank);
-        outcomes.push(await interruptAfter(dir, 1200 + random() * 4000, args));
+        outcomes.push(await interruptAfter(dir, random() * 0.9 * span, args));
         await expectSoundBank(bank);
       }
       await loramix(dir, ...args);
@@ -229,32 +262,13 @@ describe(`SIGKILL at a random moment (${TRIALS} trials per command)`, () => {
       "--out",
       out,
     ];
-    // The run takes about a second on a fast machine: the SIGINTs land within the time an
-    // uninterrupted run here spends between its first message and its exit.
-    const span = await (async () => {
-      const { dir, cleanup } = await tempDir("loramix-int-gen-");
-      try {
-        const child = spawn(CLI[0], [...CLI[1], ...argsFor(join(dir, "adapter"))], {
-          cwd: dir,
-          stdio: ["ignore", "ignore", "pipe"],
-        });
-        let first: number | undefined;
-        child.stderr.on("data", () => {
-          first ??= performance.now();
-        });
-        const code = await new Promise((resolve) => child.on("exit", resolve));
-        expect(code).toBe(0);
-        return performance.now() - (first as number);
-      } finally {
-        await cleanup();
-      }
-    })();
+    const span = await spanIn("loramix-int-gen-", (dir) => activeSpan(dir, argsFor(join(dir, "adapter"))));
     for (let t = 0; t < TRIALS * 2; t++) {
       const { dir, cleanup } = await tempDir("loramix-int-gen-");
       try {
         const out = join(dir, "adapter");
         const args = argsFor(out);
-        outcomes.push(await interruptAfter(dir, random() * 0.8 * span, args, true));
+        outcomes.push(await interruptAfter(dir, random() * 0.9 * span, args));
         if (existsSync(out)) expect(readdirSync(out)).toContain("adapter_model.safetensors");
         expect(readdirSync(dir).filter((f) => f !== "adapter")).toEqual([]);
       } finally {
@@ -288,16 +302,16 @@ describe(`SIGKILL at a random moment (${TRIALS} trials per command)`, () => {
     ];
     const { dir, cleanup } = await tempDir("loramix-kill-tb-");
     try {
-      await loramix(dir, ...build("clean"));
+      const span = await activeSpan(dir, build("clean"));
       for (let t = 0; t < TRIALS; t++) {
-        outcomes.push(await killAfter(dir, 1500 + random() * 15000, build("resumed")));
+        outcomes.push(await killAfter(dir, random() * 0.9 * span, build("resumed")));
         // Whatever a kill leaves: whole adapters only, and no temporary files.
         const adapters = join(dir, "resumed", "adapters");
         for (const task of existsSync(adapters) ? readdirSync(adapters) : [])
           expect(readdirSync(join(adapters, task))).toContain("adapter_model.safetensors");
         if (existsSync(join(dir, "resumed", "bank.sqlite"))) await expectSoundBank(join(dir, "resumed"));
       }
-      outcomes.push(await interruptAfter(dir, 1500 + random() * 10000, build("resumed")));
+      outcomes.push(await interruptAfter(dir, random() * 0.9 * span, build("resumed")));
       await loramix(dir, ...build("resumed"));
       const [clean, resumed] = [await tree(join(dir, "clean")), await tree(join(dir, "resumed"))];
       expect(Object.keys(resumed).filter((f) => f.includes(".tmp"))).toEqual([]);

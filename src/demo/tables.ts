@@ -210,7 +210,7 @@ export function recommendation(grid: ScoreGrid, configs: string[], score: Score)
       ? `Use ${flag}: ${needs}.`
       : lost.some(([, , generated]) => generated)
         ? `Check before relying on ${flag}: ${listed(lost.filter(([, , g]) => g))} scored higher here.`
-        : `Of the adapters generated here, use ${flag} (${needs}); as it does not beat ${listed(lost)}, check it on your data with \`loramix eval\` before relying on it.`;
+        : `Of the adapters generated here, use ${flag} (${needs}), and check it on your data with \`loramix eval\` before relying on it.`;
   return (
     `${label}: ${flag} scores ${ours.toFixed(3)} and closes ${formatGap(gapClosed(grid, row, score))} of the base → trained gap. ` +
     `It beats ${beaten.length > 0 ? beaten.join(", ") : "none of the baselines"}` +

@@ -8,8 +8,12 @@ import type { ProgressSink } from "../util/progress.js";
 import type { CandidateScorer, ScoreExample } from "./scorer.js";
 import type { ScoredCandidate } from "./selectByLoss.js";
 
-/** Candidates (the lowest losses) whose weights are refined, and loss evaluations spent on it. */
-export const DEFAULT_FIT_TOP = 4;
+/**
+ * Candidates (the lowest losses) whose weights are refined, and loss evaluations spent on it.
+ * Chosen by bench/select-fit.mjs on the testbed's non-held-out valid splits: 8 × 16 gave most of
+ * 8 × 32's gain at half its time, and more than 4 × 16 or 4 × 32 (bench/RESULTS.md).
+ */
+export const DEFAULT_FIT_TOP = 8;
 export const DEFAULT_FIT_TRIALS = 16;
 
 export interface FitResult {
@@ -93,7 +97,7 @@ export async function fitWeights({
       }
     };
     const random = seededRandom(seed);
-    // Logit 4 on the best: ~93% of the weight with 4 candidates, so the first steps stay near it.
+    // Logit 4 on the best: ~89% of the weight with 8 candidates, so the first steps stay near it.
     let x = Float64Array.from(pool, (_, m) => (m === 0 ? 4 : 0));
     let weights = best.weights;
     let loss = best.loss;

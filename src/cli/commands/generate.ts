@@ -5,6 +5,7 @@ import { usageError } from "../../errors.js";
 import { type GenerateResult, generateAdapter } from "../../generate/generateAdapter.js";
 import { MIX_MODES, type MixMode } from "../../merge/mixAdapters.js";
 import { DEFAULT_NEAREST, MIXTURE_TEMPERATURES } from "../../select/candidates.js";
+import { DEFAULT_FIT_TOP, DEFAULT_FIT_TRIALS } from "../../select/fitWeights.js";
 import { DEFAULT_SCORE_EXAMPLES } from "../../select/selectByLoss.js";
 import { DEFAULT_MAX_LENGTH, DEFAULT_MAX_OUTPUT_TOKENS } from "../../train/examples.js";
 import { WEIGHT_METHODS, type WeightMethod } from "../../weights/methods.js";
@@ -31,8 +32,7 @@ export default defineCommand({
     metric: { type: "string", default: "js", description: "Distance: kl, js, wd or mmd" },
     select: {
       type: "string",
-      description:
-        "fit (default without --method): score the nearest adapters and a few mixtures on the dataset's train records with --model, then refine the mix of the best 4 on the same loss; loss: keep the lowest-loss candidate as it is; method: the paper's weighting (--method) over the whole bank",
+      description: `fit (default without --method): score the nearest adapters and a few mixtures on the dataset's train records with --model, then refine the mix of the best ${DEFAULT_FIT_TOP} on the same loss (${DEFAULT_FIT_TRIALS} trials); loss: keep the lowest-loss candidate as it is; method: the paper's weighting (--method) over the whole bank`,
     },
     model: {
       type: "string",
