@@ -34,37 +34,47 @@ const TASKS = readdirSync(SNI_DIR)
   .slice(0, 60);
 
 /**
- * Starts the command and sends `signal` `ms` after its first message on stderr, so that the signal
- * lands in the command's own work (not in tsx's start-up) wherever the machine's speed puts it.
+ * Runs the command and, given `send`, sends its signal `ms` after the command's first message on
+ * stderr, so that the signal lands in the command's own work (not in tsx's start-up) wherever the
+ * machine's speed puts it. `span`: milliseconds from that first message to the exit.
  */
-function signalAfterOutput(cwd: string, ms: number, args: string[], signal: NodeJS.Signals) {
+function runCommand(cwd: string, args: string[], send?: { signal: NodeJS.Signals; ms: number }) {
   const child: ChildProcess = spawn(CLI[0], [...CLI[1], ...args], {
     cwd,
     stdio: ["ignore", "ignore", "pipe"],
   });
+  const started = performance.now();
+  let first: number | undefined;
   let stderr = "";
   let timer: NodeJS.Timeout | undefined;
   let sent = false;
   child.stderr?.on("data", (chunk: Buffer) => {
-    timer ??= setTimeout(() => {
-      sent = true;
-      child.kill(signal);
-    }, ms);
+    first ??= performance.now();
+    if (send)
+      timer ??= setTimeout(() => {
+        sent = true;
+        child.kill(send.signal);
+      }, send.ms);
     stderr += chunk.toString();
   });
-  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; sent: boolean; last: string }>(
-    (resolve) => {
-      child.on("exit", (code, got) => {
-        clearTimeout(timer);
-        resolve({ code, signal: got, sent, last: stderr.trim().split("\n").at(-1) ?? "" });
-      });
-    },
-  );
+  return new Promise<{
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    sent: boolean;
+    last: string;
+    span: number;
+  }>((resolve) => {
+    child.on("exit", (code, got) => {
+      clearTimeout(timer);
+      const span = performance.now() - (first ?? started);
+      resolve({ code, signal: got, sent, last: stderr.trim().split("\n").at(-1) ?? "", span });
+    });
+  });
 }
 
 /** SIGKILLs the command `ms` after its first message (or lets it finish); resolves when it is gone. */
 async function killAfter(cwd: string, ms: number, args: string[]): Promise<"killed" | "finished"> {
-  const { signal } = await signalAfterOutput(cwd, ms, args, "SIGKILL");
+  const { signal } = await runCommand(cwd, args, { signal: "SIGKILL", ms });
   return signal === "SIGKILL" ? "killed" : "finished";
 }
 
@@ -73,7 +83,7 @@ async function killAfter(cwd: string, ms: number, args: string[]): Promise<"kill
  * 130 with a one-line "interrupted" as its last message; one that finished first exits 0.
  */
 async function interruptAfter(cwd: string, ms: number, args: string[]): Promise<"interrupted" | "finished"> {
-  const { code, sent, last } = await signalAfterOutput(cwd, ms, args, "SIGINT");
+  const { code, sent, last } = await runCommand(cwd, args, { signal: "SIGINT", ms });
   if (code === 0) return "finished";
   if (sent && code === 130 && last === "loramix: interrupted") return "interrupted";
   throw new Error(`exit ${code} after ${sent ? "SIGINT" : "no signal"}: ${last}`);
@@ -85,15 +95,9 @@ async function interruptAfter(cwd: string, ms: number, args: string[]): Promise<
  * machine land after the end on a faster one.
  */
 async function activeSpan(cwd: string, args: string[]): Promise<number> {
-  const started = performance.now();
-  let first: number | undefined;
-  const child = spawn(CLI[0], [...CLI[1], ...args], { cwd, stdio: ["ignore", "ignore", "pipe"] });
-  child.stderr.on("data", () => {
-    first ??= performance.now();
-  });
-  const code = await new Promise((resolve) => child.on("exit", resolve));
+  const { code, span } = await runCommand(cwd, args);
   expect(code, `${args.join(" ")} ran uninterrupted`).toBe(0);
-  return performance.now() - (first ?? started);
+  return span;
 }
 
 /** `activeSpan` in a scratch folder of its own. */
