@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -26,6 +26,17 @@ function loramix(cwd: string, ...args: string[]) {
     }),
   );
 }
+
+describe("the built command", () => {
+  // npx runs the bin file itself; npm makes it executable only when it links the package, so a
+  // rebuilt dist/ (a fresh clone at a path npx has cached) gave "Permission denied".
+  it("is executable after npm run build and runs as a program", async () => {
+    const bin = join(REPO, "dist/cli/main.js");
+    expect(statSync(bin).mode & 0o111, `${bin} is not executable`).not.toBe(0);
+    const { stdout } = await run(bin, ["--help"]);
+    expect(stdout).toContain("USAGE loramix");
+  });
+});
 
 describe("unknown options and commands", () => {
   const tree = defineCommand({
