@@ -37,6 +37,8 @@ describe("loramix demo on the shipped testbed (2 held-out tasks, 5 records, 2 co
       limit: LIMIT,
       metrics: ["js"],
       methods: ["normalized", "attentional"],
+      // A few steps suffice to check that the fine-tuned default and its no-bank control are scored.
+      finetune: 4,
     });
     saved = JSON.parse(await readFile(join(out, "demo", "results.json"), "utf8"));
   }, 240_000);
@@ -46,7 +48,16 @@ describe("loramix demo on the shipped testbed (2 held-out tasks, 5 records, 2 co
     expect(result.rows.map((r) => r.task)).toEqual(targets);
     for (const row of result.rows) {
       expect(row.references).toHaveLength(LIMIT);
-      for (const variant of ["base", "trained", "nearest", "uniform", "normalized/js", "attentional/js"]) {
+      for (const variant of [
+        "base",
+        "trained",
+        "nearest",
+        "uniform",
+        "normalized/js",
+        "attentional/js",
+        "finetuned",
+        "scratch",
+      ]) {
         const s = row.scores[variant];
         expect(s, variant).toBeDefined();
         const preds = s?.predictions ?? [];
@@ -188,12 +199,12 @@ describe("the demo's reading notes", () => {
     const verdict = recommendation(both, ["normalized/js"], "rougeL");
     // (0.36 − 0.1) / (0.5 − 0.1) = 65%, below the majority answer: not a recommendation.
     expect(verdict).toMatch(
-      /^Rouge-L: --select fit scores 0\.360 and closes 65% of the base → trained gap\./,
+      /^Rouge-L: --select fit --finetune 0 scores 0\.360 and closes 65% of the base → trained gap\./,
     );
     expect(verdict).toContain("It beats the base model, the nearest single adapter, --select loss,");
     expect(verdict).toContain("not the majority answer (0.450), the tasks' own trained adapters (0.500)");
     expect(verdict).toContain(
-      "; not the majority answer (0.450), the tasks' own trained adapters (0.500). Of the adapters generated here, use --select fit (it needs only the base model and the dataset's train records), and check it",
+      "; not the majority answer (0.450), the tasks' own trained adapters (0.500). Of the adapters generated here, use --select fit --finetune 0 (it needs only the base model and the dataset's train records), and check it",
     );
     // A generated adapter that scores higher is named instead.
     const nearer = recommendation(
@@ -202,14 +213,37 @@ describe("the demo's reading notes", () => {
       "rougeL",
     );
     expect(nearer).toContain(
-      "Check before relying on --select fit: the nearest single adapter (0.400) scored higher here.",
+      "Check before relying on --select fit --finetune 0: the nearest single adapter (0.400) scored higher here.",
     );
     const noFit = grid({ ...means, majority: 0.2, "select-loss": 0.3 });
     const loss = recommendation(noFit, ["normalized/js"], "exactMatch");
-    expect(loss).toMatch(/^exact match: --select loss scores 0\.300/);
+    expect(loss).toMatch(/^exact match: --select loss --finetune 0 scores 0\.300/);
     expect(loss).not.toContain("--select fit");
     expect(loss).toContain(
-      "Use --select loss: it needs only the base model and the dataset's train records.",
+      "Use --select loss --finetune 0: it needs only the base model and the dataset's train records.",
+    );
+  });
+
+  it("judges the fine-tuned default against the mix it started from and the same steps without the bank", () => {
+    const means = { base: 0.1, trained: 0.5, nearest: 0.2, majority: 0.45, "normalized/js": 0.15 };
+    const g = grid({ ...means, "select-loss": 0.3, "select-fit": 0.36, scratch: 0.2, finetuned: 0.55 });
+    const verdict = recommendation(g, ["normalized/js"], "rougeL");
+    // (0.55 − 0.1) / (0.5 − 0.1) = 113%: above every row, the own adapters included.
+    expect(verdict).toMatch(
+      /^Rouge-L: loramix's default \(--select fit \+ fine-tune\) scores 0\.550 and closes 113% of the base → trained gap\./,
+    );
+    expect(verdict).toContain(
+      "the same mix without fine-tuning, the same training steps without the bank, --select loss,",
+    );
+    expect(verdict).toContain("the tasks' own trained adapters. Use loramix's default");
+    // The control beating it means the bank added nothing: said, not recommended.
+    const worse = recommendation(
+      grid({ ...means, "select-fit": 0.36, scratch: 0.5, finetuned: 0.4 }),
+      ["normalized/js"],
+      "rougeL",
+    );
+    expect(worse).toContain(
+      "Check before relying on loramix's default (--select fit + fine-tune): the same training steps without the bank (0.500) scored higher here.",
     );
   });
 });

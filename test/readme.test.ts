@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { main } from "../src/cli/program.js";
 import { checkArgs, resolveCommand } from "../src/cli/strictArgs.js";
+import { DEFAULT_FINETUNE_STEPS } from "../src/train/finetuneLora.js";
 import { REPO, SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
 const README = readFileSync(join(REPO, "README.md"), "utf8");
@@ -121,6 +122,12 @@ describe("the README's commands", () => {
       expect(chosen.method).toBe("select-fit");
       expect(chosen.options.selection.candidates.length).toBeGreaterThan(1);
       expect(chosen.options.selection.fit.trials).toBeGreaterThan(0);
+      // The same with the base model's Hugging Face folder: the mix is fine-tuned on the train records.
+      const tuned = find(["generate"], "base-model-dir");
+      await loramix([...onTestbed(tuned).map((a) => (a === "base-model-dir" ? TINY_MODEL : a)), "--quiet"]);
+      const tunedRecord = JSON.parse(readFileSync(join(dir, "tuned-adapter", "loramix.json"), "utf8"));
+      expect(tunedRecord.finetune.steps).toBe(DEFAULT_FINETUNE_STEPS);
+      expect(tunedRecord.finetune.finalLoss).toBeLessThan(tunedRecord.finetune.firstLoss);
       const paper = find(["generate"], "--method");
       await loramix([...onTestbed(paper), "--quiet"]);
       expect(existsSync(join(dir, "paper-adapter", "adapter_model.safetensors"))).toBe(true);

@@ -102,6 +102,8 @@ function fullSize(): string {
     "nearest-output",
     "select-loss",
     "select-fit",
+    "scratch",
+    "finetuned",
     ...configs,
   ];
   const score = (v: number, t: number) => ((v * 7 + t * 3) % 10) / 10 + 0.05;
@@ -205,7 +207,8 @@ describe("demo report.html in headless Chromium", () => {
     // Columns: base, majority, ...: the mean with its 95% half-width.
     expect(perTask[1]?.[2]).toBe("0.10±0.05");
     expect(perTask[1]?.[3]).toBe("0.50±0.05");
-    expect(perTask[0]).toContain("select-fit");
+    expect(perTask[0]).not.toContain("select-fit");
+    expect((await cells("per-task-loramix"))[0]).toEqual(["task (n)", "select-fit"]);
     const perTaskEm = await cells("per-task-em");
     expect(perTaskEm[1]?.[2]).toBe("0.05±0.13");
     // One record's interval is undefined: the mean alone.
@@ -245,7 +248,7 @@ describe("demo report.html in headless Chromium", () => {
     );
     expect(gap).toHaveLength(2);
     expect(gap[0]?.labels).toEqual([
-      "loramix: --select fit (default)",
+      "loramix: --select fit --finetune 0 (mix only)",
       "normalized/js",
       "attentional/kl",
       "nearest single adapter (JS, top-1)",
@@ -255,7 +258,7 @@ describe("demo report.html in headless Chromium", () => {
     expect(gap[0]?.points).toBe(6 * 2);
     const verdict = await page.textContent(".verdict");
     // select-fit 0.6 beats the best paper configuration (normalized/js, 0.5) but not trained (0.8).
-    expect(verdict).toContain("--select fit scores 0.600");
+    expect(verdict).toContain("--select fit --finetune 0 scores 0.600");
     expect(verdict).toContain("the best paper configuration (normalized/js)");
     expect(verdict).toContain("not the tasks' own trained adapters (0.800)");
     expect(errors).toEqual([]);
@@ -300,7 +303,14 @@ describe("demo report.html in headless Chromium", () => {
     });
     expect(layout.pageWidth, JSON.stringify(layout)).toBeLessThanOrEqual(1400);
     expect(layout.tables.map((t) => t.id)).toEqual(
-      expect.arrayContaining(["per-task", "per-task-configs", "per-task-em", "per-task-configs-em"]),
+      expect.arrayContaining([
+        "per-task",
+        "per-task-loramix",
+        "per-task-configs",
+        "per-task-em",
+        "per-task-loramix-em",
+        "per-task-configs-em",
+      ]),
     );
     for (const t of layout.tables) {
       expect(t.right).toBeLessThanOrEqual(1400);

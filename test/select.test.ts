@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addEntry } from "../src/bank/add.js";
 import { indexBank } from "../src/bank/indexBank.js";
 import { type Bank, initBank } from "../src/bank/store.js";
+import { hfToGguf } from "../src/convert/hfToGguf.js";
 import { loadDataset } from "../src/datasets/load.js";
 import type { DatasetRecord } from "../src/datasets/record.js";
 import { bankDistanceMatrix } from "../src/distances/matrix.js";
@@ -20,6 +21,7 @@ import { scoreExamples, selectByLoss } from "../src/select/selectByLoss.js";
 import { loadTokenizer } from "../src/tokenizers/load.js";
 import type { Tokenizer } from "../src/tokenizers/tokenizer.js";
 import { evaluateLoss } from "../src/train/evaluateLoss.js";
+import { DEFAULT_FINETUNE_STEPS } from "../src/train/finetuneLora.js";
 import { readSafetensorsF32 } from "./helpers/safetensors.js";
 import { REPO, SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
@@ -354,11 +356,113 @@ describe("candidates scored with llama.cpp on real adapters", () => {
     expect(result.flatness.effective).toBeCloseTo(1 / chosen!.weights.reduce((s, w) => s + w * w, 0), 9);
   }, 180_000);
 
+  it("the default fine-tunes the fitted mix on the train records: a lower loss than the mix (tfjs evaluateLoss), the mix's config and layout kept", async () => {
+    const common = {
+      data: TARGET,
+      model: TINY_MODEL,
+      candidates: 2,
+      scoreExamples: 8,
+      context: 128,
+      answerTokens: 16,
+    };
+    const mixDir = join(tmp.dir, "gen-mix");
+    const finetunedDir = join(tmp.dir, "gen-finetuned");
+    const mix = await generateAdapter(bank, { ...common, finetune: 0, out: mixDir });
+    expect(mix.finetune).toBeUndefined();
+    const finetuned = await generateAdapter(bank, { ...common, out: finetunedDir });
+    const r = finetuned.finetune;
+    expect(r?.steps).toBe(DEFAULT_FINETUNE_STEPS);
+    // The fit is seeded: the fine-tuning starts from the very mix written with finetune 0.
+    expect(finetuned.weights).toEqual(mix.weights);
+    // It trains on the first steps × batch train records with an output, as generate keeps them.
+    const withOutput = train.filter((x) => x.output.length > 0);
+    expect(r?.examples).toBe(Math.min(withOutput.length, DEFAULT_FINETUNE_STEPS * r!.batchSize));
+    const records = withOutput.slice(0, r?.examples);
+    const rule = { model: TINY_MODEL, records, maxLength: 128, maxOutputTokens: 16 };
+    const before = await evaluateLoss({ ...rule, adapter: mixDir });
+    const after = await evaluateLoss({ ...rule, adapter: finetunedDir });
+    expect(after.loss).toBeLessThan(before.loss);
+    // The output keeps the mix's adapter_config.json and tensor layout; only the values moved.
+    const config = (dir: string) => readFileSync(join(dir, "adapter_config.json"), "utf8");
+    expect(config(finetunedDir)).toBe(config(mixDir));
+    const a = readSafetensorsF32(join(mixDir, "adapter_model.safetensors"));
+    const b = readSafetensorsF32(join(finetunedDir, "adapter_model.safetensors"));
+    expect([...b.keys()]).toEqual([...a.keys()]);
+    for (const [name, t] of a) expect(b.get(name)?.shape).toEqual(t.shape);
+    expect([...a].some(([name, t]) => t.data.some((v, i) => v !== b.get(name)?.data[i]))).toBe(true);
+    const record = JSON.parse(readFileSync(join(finetunedDir, "loramix.json"), "utf8"));
+    expect(record.finetune.steps).toBe(DEFAULT_FINETUNE_STEPS);
+    expect(record.finetune.examples).toBe(r?.examples);
+    expect(record.weights).toEqual(JSON.parse(readFileSync(join(mixDir, "loramix.json"), "utf8")).weights);
+    expect(finetuned.notes.join("\n")).toMatch(
+      new RegExp(`fine-tune: ${DEFAULT_FINETUNE_STEPS} training steps on \\d+ train records lowered`),
+    );
+  }, 300_000);
+
+  it("an interrupted fine-tuning leaves no output", async () => {
+    const out = join(tmp.dir, "gen-interrupted");
+    const controller = new AbortController();
+    const error = await generateAdapter(bank, {
+      data: TARGET,
+      model: TINY_MODEL,
+      select: "loss",
+      candidates: 1,
+      scoreExamples: 4,
+      context: 128,
+      answerTokens: 16,
+      finetune: 20,
+      out,
+      signal: controller.signal,
+      progress: (e) => {
+        if (e.phase === "train" && e.done === 3) controller.abort();
+      },
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LoramixError);
+    expect((error as LoramixError).code).toBe("ABORTED");
+    expect(existsSync(out)).toBe(false);
+  }, 120_000);
+
+  it("fine-tuning asked for where it cannot run is refused before any work; by default it is skipped with a note", async () => {
+    const gguf = join(tmp.dir, "tiny.gguf");
+    await hfToGguf({ modelDir: TINY_MODEL, out: gguf });
+    const never = join(tmp.dir, "never-finetuned");
+    const quick = {
+      data: TARGET,
+      select: "loss" as const,
+      candidates: 1,
+      scoreExamples: 4,
+      context: 128,
+      answerTokens: 16,
+    };
+    await expect(
+      generateAdapter(bank, { ...quick, model: gguf, tokenizer: TINY_MODEL, finetune: 3, out: never }),
+    ).rejects.toThrow(/tiny\.gguf: fine-tuning trains on the CPU from a Hugging Face model directory/);
+    await expect(generateAdapter(bank, { ...quick, finetune: 3, out: never })).rejects.toThrow(
+      /fine-tuning trains from the base model: give `model`/,
+    );
+    await expect(
+      generateAdapter(bank, { data: TARGET, method: "normalized", finetune: 3, out: never }),
+    ).rejects.toThrow(/fine-tuning applies to select fit and loss/);
+    await expect(
+      generateAdapter(bank, { ...quick, model: TINY_MODEL, finetune: -1, out: never }),
+    ).rejects.toThrow(/finetune must be a whole number of steps ≥ 0, got -1/);
+    expect(existsSync(never)).toBe(false);
+    const noted = await generateAdapter(bank, {
+      ...quick,
+      model: gguf,
+      tokenizer: TINY_MODEL,
+      out: join(tmp.dir, "gguf-default"),
+    });
+    expect(noted.finetune).toBeUndefined();
+    expect(noted.notes.join("\n")).toMatch(/not fine-tuned: .*tiny\.gguf: fine-tuning trains on the CPU/);
+  }, 180_000);
+
   it("without a model takes the nearest adapter by output side and says so; a model llama.cpp cannot load is refused first", async () => {
     const out = join(tmp.dir, "gen-nomodel");
     const result = await generateAdapter(bank, { data: TARGET, out });
     expect(result.selection).toBeUndefined();
     expect(result.notes.join("\n")).toMatch(/no base model given .* nearest adapter by output-side js/);
+    expect(result.notes.join("\n")).toMatch(/not fine-tuned: no base model given/);
     expect(result.weights[0]?.weight).toBe(1);
     const bogus = join(tmp.dir, "not-a-model.gguf");
     const error = await generateAdapter(bank, {

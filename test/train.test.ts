@@ -6,6 +6,7 @@ import { hfToGguf } from "../src/convert/hfToGguf.js";
 import { loadDataset } from "../src/datasets/load.js";
 import type { DatasetRecord } from "../src/datasets/record.js";
 import { LlamaBackend } from "../src/eval/llamaBackend.js";
+import { numel } from "../src/formats/dtypes.js";
 import { TRAIN_RECORD } from "../src/formats/fileNames.js";
 import { loadAdapter } from "../src/formats/peft.js";
 import { SafetensorsReader } from "../src/formats/safetensors.js";
@@ -13,6 +14,7 @@ import { loadTokenizer } from "../src/tokenizers/load.js";
 import type { Tokenizer } from "../src/tokenizers/tokenizer.js";
 import { evaluateLoss } from "../src/train/evaluateLoss.js";
 import { buildExample, makeBatch } from "../src/train/examples.js";
+import { finetuneUnavailable, llamaParameters } from "../src/train/finetuneLora.js";
 import { type LlamaWeights, loadLlamaWeights } from "../src/train/llamaWeights.js";
 import { initLora, type LoraWeights } from "../src/train/lora.js";
 import { TfjsLlama } from "../src/train/tfjsLlama.js";
@@ -188,6 +190,17 @@ describe("weights", () => {
     expect(weights.embed).toEqual(await r.readF32("lm_head.weight"));
     expect(weights.lmHead).toBe(weights.embed);
     expect(weights.layers).toHaveLength(2);
+  });
+
+  it("counts a model's parameters from config.json as its checkpoint stores them", async () => {
+    await using r = await SafetensorsReader.open(join(TINY_MODEL, "model.safetensors"));
+    const stored = [...r.header.tensors.values()].reduce((s, t) => s + numel(t.shape), 0);
+    expect(llamaParameters(weights.config)).toBe(stored);
+    // Untied embeddings add an output head of the same size.
+    expect(llamaParameters({ ...weights.config, tieWordEmbeddings: false })).toBe(
+      stored + weights.config.vocabSize * weights.config.nEmbd,
+    );
+    expect(await finetuneUnavailable(TINY_MODEL)).toBeNull();
   });
 });
 

@@ -8,6 +8,7 @@ import { mixAdapters } from "../merge/mixAdapters.js";
 import { majorityScore } from "../testbed/majority.js";
 import { evalRecords, scoreBackend } from "../testbed/references.js";
 import type { ProgressSink } from "../util/progress.js";
+import type { AdapterRows } from "./finetune.js";
 import { type DemoSetup, targetRow } from "./setup.js";
 import type { ScoreGrid, TaskScore } from "./tables.js";
 import type { WeightRows } from "./weights.js";
@@ -39,9 +40,10 @@ function variantScore(rougeL: Summary, exactMatch: Summary, predictions: string[
 }
 
 /**
- * Each target's test records under the majority answer, the base model, its own adapter and every
- * mixed variant (mixed linearly into `tmp`, evaluated with llama.cpp, then removed). `grid` starts
- * with one empty row per variant to report and is filled here.
+ * Each target's test records under the majority answer, the base model, its own adapter, every
+ * mixed variant (mixed linearly into `tmp`, evaluated with llama.cpp, then removed) and every
+ * variant of `trained` (an adapter directory per target). `grid` starts with one empty row per
+ * variant to report and is filled here.
  */
 export async function evaluateTargets(
   setup: DemoSetup,
@@ -49,16 +51,24 @@ export async function evaluateTargets(
   weightRows: WeightRows,
   {
     mixed,
+    trained = new Map(),
     grid,
     tmp,
     signal,
     progress,
-  }: { mixed: string[]; grid: ScoreGrid; tmp: string; signal?: AbortSignal; progress?: ProgressSink },
+  }: {
+    mixed: string[];
+    trained?: AdapterRows;
+    grid: ScoreGrid;
+    tmp: string;
+    signal?: AbortSignal;
+    progress?: ProgressSink;
+  },
 ): Promise<TargetRow[]> {
   const { entries, targets, settings } = setup;
   const adapters = entries.map((e) => e.adapterPath as string);
   const rows: TargetRow[] = [];
-  const units = targets.length * (mixed.length + 2);
+  const units = targets.length * (mixed.length + trained.size + 2);
   let done = 0;
   const tick = (task: string) =>
     progress?.({ phase: "demo", done: ++done, total: units, unit: "evaluations", detail: task });
@@ -113,6 +123,11 @@ export async function evaluateTargets(
       });
       put(variant, await evalAdapter(dir, records));
       await rm(dir, { recursive: true, force: true });
+      tick(task);
+    }
+    for (const [variant, dirs] of trained) {
+      throwIfAborted(signal);
+      put(variant, await evalAdapter(dirs.get(task) as string, records));
       tick(task);
     }
     rows.push(row);

@@ -80,7 +80,7 @@ export function demoHtml({
   candidates: string[];
 }): string {
   const loramixRows = LORAMIX_ROWS.filter((v) => grid.get(v)?.size);
-  const references = [...BASELINES, ...loramixRows];
+  const baselines = BASELINES.filter((v) => grid.get(v)?.size);
   const ci = (x: number) => (Number.isFinite(x) ? `±${x.toFixed(2)}` : "");
   // One table per score and group of columns, so that each fits a 1400 px page without wrapping.
   // The family column only beside the baselines: the configurations' table needs its width.
@@ -96,7 +96,11 @@ export function demoHtml({
     ]),
   ];
   const gapBars = (score: "rougeL" | "exactMatch"): GapBar[] =>
-    [...loramixRows, ...configs, "nearest", "uniform", "majority"].map((v) => ({
+    [
+      ...loramixRows,
+      ...configs,
+      ...(["nearest", "uniform", "scratch", "majority"] as const).filter((v) => grid.get(v)?.size),
+    ].map((v) => ({
       label:
         (LORAMIX_TITLES as Record<string, string>)[v] ?? (BASELINE_TITLES as Record<string, string>)[v] ?? v,
       share: gapClosed(grid, v, score),
@@ -154,13 +158,17 @@ export function demoHtml({
     "<h2>Per task</h2>",
     `<p>${[...BASELINES.map((b) => `${escapeHtml(b)}: ${escapeHtml(BASELINE_TITLES[b])}`), ...LORAMIX_ROWS.map((r) => `${escapeHtml(r)}: ${escapeHtml(LORAMIX_TITLES[r])}`)].join("; ")}.</p>`,
     "<p>Each cell: the task's mean ± the half-width of its 95% interval (1.96 · sample std / √n over its n test records). Two variants whose intervals overlap on a task are not told apart by that task.</p>",
-    "<h3>Rouge-L: baselines and loramix</h3>",
-    `<div class="per-task">${htmlTable(perTask(references, "rougeL", true), "per-task")}</div>`,
+    "<h3>Rouge-L: baselines</h3>",
+    `<div class="per-task">${htmlTable(perTask(baselines, "rougeL", true), "per-task")}</div>`,
+    "<h3>Rouge-L: loramix</h3>",
+    `<div class="per-task">${htmlTable(perTask(loramixRows, "rougeL", false), "per-task-loramix")}</div>`,
     "<h3>Rouge-L: the paper's configurations</h3>",
     "<p>att = attentional, norm = normalized, neur = neural weighting; WD, KL, JS, MMD: the distance.</p>",
     `<div class="per-task">${htmlTable(perTask(configs, "rougeL", false), "per-task-configs")}</div>`,
-    "<h3>Exact match: baselines and loramix</h3>",
-    `<div class="per-task">${htmlTable(perTask(references, "exactMatch", true), "per-task-em")}</div>`,
+    "<h3>Exact match: baselines</h3>",
+    `<div class="per-task">${htmlTable(perTask(baselines, "exactMatch", true), "per-task-em")}</div>`,
+    "<h3>Exact match: loramix</h3>",
+    `<div class="per-task">${htmlTable(perTask(loramixRows, "exactMatch", false), "per-task-loramix-em")}</div>`,
     "<h3>Exact match: the paper's configurations</h3>",
     `<div class="per-task">${htmlTable(perTask(configs, "exactMatch", false), "per-task-configs-em")}</div>`,
     "</body></html>",

@@ -2,17 +2,19 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Metric } from "../distances/metric.js";
-import { throwIfAborted } from "../errors.js";
+import { throwIfAborted, usageError } from "../errors.js";
 import type { ProfileSide } from "../profiles/profile.js";
 import { DEFAULT_NEAREST, MIXTURE_TEMPERATURES } from "../select/candidates.js";
 import { DEFAULT_SCORE_EXAMPLES } from "../select/selectByLoss.js";
 import { openTestbedBackend } from "../testbed/backend.js";
 import { DEFAULT_TESTBED } from "../testbed/paths.js";
 import { DEFAULT_EVAL, type EvalSettings } from "../testbed/references.js";
+import { DEFAULT_FINETUNE_STEPS } from "../train/finetuneLora.js";
 import { checkOutDir } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
 import { WEIGHT_METHODS, type WeightMethod } from "../weights/methods.js";
 import { evaluateTargets, type TargetRow } from "./evaluate.js";
+import { finetunePerTarget } from "./finetune.js";
 import { type DemoMeasurements, demoTables, writeDemoReport } from "./report.js";
 import { selectPerTarget } from "./select.js";
 import { openDemoSetup } from "./setup.js";
@@ -30,7 +32,8 @@ export type { TargetRow, VariantScore } from "./evaluate.js";
 
 /**
  * Test records per task by default (the testbed issue: per-task numbers that mean something).
- * 11 tasks × 19 variants × 50 records plus selection and fitting took 646 s on 2 cores (2026-12-03).
+ * 11 tasks × 21 variants × 50 records plus selection, fitting and fine-tuning took 555 s on 2 cores
+ * (2026-12-06).
  */
 export const DEMO_LIMIT = 50;
 
@@ -56,6 +59,11 @@ export interface DemoOptions {
   scoreExamples?: number;
   /** Also evaluate --select fit (default true). */
   fit?: boolean;
+  /**
+   * Training steps that fine-tune the --select fit mix per target (generate's default), evaluated
+   * beside the same steps from the seeded initialisation; 0 (or no fit) leaves both rows out.
+   */
+  finetune?: number;
   /** Hidden width of the neural weighting's MLP (paper: 4000; the testbed's 60 entries need far less). */
   mlpHidden?: number;
   threads?: number;
@@ -99,12 +107,15 @@ export async function runDemo({
   candidates: nearest = DEFAULT_NEAREST,
   scoreExamples: examples = DEFAULT_SCORE_EXAMPLES,
   fit = true,
+  finetune = DEFAULT_FINETUNE_STEPS,
   mlpHidden = 64,
   threads = 1,
   signal,
   progress,
 }: DemoOptions): Promise<DemoResult> {
   const started = performance.now();
+  if (!(Number.isInteger(finetune) && finetune >= 0))
+    throw usageError(`finetune must be a whole number of steps ≥ 0, got ${finetune}`);
   await checkOutDir(out, "demo");
   const setup = await openDemoSetup({ testbed, shared, targets, all, limit, maxNewTokens });
   const { settings } = setup;
@@ -136,10 +147,15 @@ export async function runDemo({
       progress,
     });
     notes.push(...selectNotes);
+    const trained =
+      fit && finetune > 0
+        ? await finetunePerTarget(setup, paper.weightRows, { steps: finetune, tmp, signal, progress })
+        : undefined;
+    if (trained) notes.push(...trained.notes);
 
     const mixed = [
       ...paper.configs,
-      ...LORAMIX_ROWS.filter((r) => fit || r !== "select-fit"),
+      ...LORAMIX_ROWS.filter((r) => r !== "finetuned" && (fit || r !== "select-fit")),
       "nearest",
       "uniform",
     ];
@@ -148,6 +164,7 @@ export async function runDemo({
     );
     const rows = await evaluateTargets(setup, opened.backend, paper.weightRows, {
       mixed,
+      ...(trained ? { trained: trained.adapters } : {}),
       grid,
       tmp,
       signal,

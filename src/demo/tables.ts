@@ -3,7 +3,7 @@ import { type Summary, summarize } from "../eval/metrics.js";
 import type { WeightMethod } from "../weights/methods.js";
 
 /** The input-independent and reference rows printed under every table. */
-export const BASELINES = ["base", "majority", "nearest", "uniform", "trained"] as const;
+export const BASELINES = ["base", "majority", "nearest", "uniform", "scratch", "trained"] as const;
 export type Baseline = (typeof BASELINES)[number];
 
 export const BASELINE_TITLES: Record<Baseline, string> = {
@@ -11,21 +11,24 @@ export const BASELINE_TITLES: Record<Baseline, string> = {
   majority: "majority answer of the train split",
   nearest: "nearest single adapter (JS, top-1)",
   uniform: "uniform average of the bank",
+  scratch: "the same fine-tuning from the seeded init (no bank)",
   trained: "the task's own trained adapter",
 };
 
 /**
  * loramix's own rows: the nearest adapter by the answers' distribution (output-side JS),
- * `generate --select loss` (candidates scored on the target's train records) and `--select fit`
- * (the best candidates' mix refined on the same loss; the default, bench/select-fit.mjs).
+ * `generate --select loss` (candidates scored on the target's train records), `--select fit`
+ * (the best candidates' mix refined on the same loss, bench/select-fit.mjs) as a mix only, and
+ * the default: that mix fine-tuned by a few training steps on the train records (bench/finetune.mjs).
  */
-export const LORAMIX_ROWS = ["nearest-output", "select-loss", "select-fit"] as const;
+export const LORAMIX_ROWS = ["nearest-output", "select-loss", "select-fit", "finetuned"] as const;
 export type LoramixRow = (typeof LORAMIX_ROWS)[number];
 
 export const LORAMIX_TITLES: Record<LoramixRow, string> = {
   "nearest-output": "loramix: nearest adapter by output-side JS",
-  "select-loss": "loramix: --select loss",
-  "select-fit": "loramix: --select fit (default)",
+  "select-loss": "loramix: --select loss --finetune 0",
+  "select-fit": "loramix: --select fit --finetune 0 (mix only)",
+  finetuned: "loramix: --select fit + fine-tune (default)",
 };
 
 /** The paper's column order (Tables 1 and 3). */
@@ -86,7 +89,8 @@ export function tableRows(grid: ScoreGrid, score: Score, layout: TableLayout): s
   }
   for (const r of LORAMIX_ROWS)
     if (grid.get(r)?.size) rows.push([LORAMIX_TITLES[r], formatSummary(variantSummary(grid, r, score))]);
-  for (const b of BASELINES) rows.push([BASELINE_TITLES[b], formatSummary(variantSummary(grid, b, score))]);
+  for (const b of BASELINES)
+    if (grid.get(b)?.size) rows.push([BASELINE_TITLES[b], formatSummary(variantSummary(grid, b, score))]);
   return rows;
 }
 
@@ -101,8 +105,8 @@ export function gapRows(grid: ScoreGrid, score: Score, layout: TableLayout): str
   }
   for (const r of LORAMIX_ROWS)
     if (grid.get(r)?.size) rows.push([LORAMIX_TITLES[r], formatGap(gapClosed(grid, r, score))]);
-  for (const b of ["nearest", "uniform", "majority"] as const)
-    rows.push([BASELINE_TITLES[b], formatGap(gapClosed(grid, b, score))]);
+  for (const b of ["nearest", "uniform", "scratch", "majority"] as const)
+    if (grid.get(b)?.size) rows.push([BASELINE_TITLES[b], formatGap(gapClosed(grid, b, score))]);
   return rows;
 }
 
@@ -181,9 +185,16 @@ export function verdict(grid: ScoreGrid, configs: string[], score: Score): strin
 export function recommendation(grid: ScoreGrid, configs: string[], score: Score): string {
   const label = score === "rougeL" ? "Rouge-L" : "exact match";
   const mean = (v: string) => variantSummary(grid, v, score)?.mean;
-  // A demo run with --no-fit has no default row: the verdict is then about --select loss.
-  const row: LoramixRow = grid.has("select-fit") ? "select-fit" : "select-loss";
-  const flag = row === "select-fit" ? "--select fit" : "--select loss";
+  // A demo run with --finetune 0 or --no-fit has no default row: the verdict is then about the best
+  // of loramix's rows it ran.
+  const has = (v: string) => (grid.get(v)?.size ?? 0) > 0;
+  const row: LoramixRow = has("finetuned") ? "finetuned" : has("select-fit") ? "select-fit" : "select-loss";
+  const flag = {
+    finetuned: "loramix's default (--select fit + fine-tune)",
+    "select-fit": "--select fit --finetune 0",
+    "select-loss": "--select loss --finetune 0",
+    "nearest-output": "",
+  }[row];
   const ours = mean(row);
   if (ours === undefined) return `${label}: ${flag} was not evaluated.`;
   const paper = bestConfig(grid, configs, score);
@@ -194,7 +205,17 @@ export function recommendation(grid: ScoreGrid, configs: string[], score: Score)
     { name: "the majority answer", mean: mean("majority"), kind: "baseline" },
     { name: "the nearest single adapter", mean: mean("nearest"), kind: "generated" },
     { name: "the nearest adapter by output side", mean: mean("nearest-output"), kind: "generated" },
-    ...(row === "select-fit"
+    ...(row === "finetuned"
+      ? [
+          { name: "the same mix without fine-tuning", mean: mean("select-fit"), kind: "generated" } as Rival,
+          {
+            name: "the same training steps without the bank",
+            mean: mean("scratch"),
+            kind: "generated",
+          } as Rival,
+        ]
+      : []),
+    ...(row !== "select-loss"
       ? [{ name: "--select loss", mean: mean("select-loss"), kind: "generated" } as Rival]
       : []),
     { name: `the best paper configuration (${paper?.name ?? "—"})`, mean: paper?.mean, kind: "generated" },
@@ -204,7 +225,10 @@ export function recommendation(grid: ScoreGrid, configs: string[], score: Score)
   const beaten = known.filter((r) => ours > r.mean).map((r) => r.name);
   const lost = known.filter((r) => ours <= r.mean);
   const listed = (rows: typeof known) => rows.map((r) => `${r.name} (${r.mean.toFixed(3)})`).join(", ");
-  const needs = "it needs only the base model and the dataset's train records";
+  const needs =
+    row === "finetuned"
+      ? "it needs the base model's Hugging Face folder and the dataset's train records"
+      : "it needs only the base model and the dataset's train records";
   const higher = lost.filter((r) => r.kind === "generated");
   const advice = lost.every((r) => r.kind === "own")
     ? `Use ${flag}: ${needs}.`

@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { indexBank } from "../bank/indexBank.js";
 import { type Bank, withBank } from "../bank/store.js";
 import { checkAdaptersUnchanged } from "../bank/unchanged.js";
@@ -25,12 +26,15 @@ import {
 import { loadTokenizer } from "../tokenizers/load.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { DEFAULT_MAX_LENGTH, DEFAULT_MAX_OUTPUT_TOKENS } from "../train/examples.js";
+import { DEFAULT_FINETUNE_STEPS, finetuneUnavailable } from "../train/finetuneLora.js";
+import { TRAIN_DEFAULTS } from "../train/trainLora.js";
 import { checkOutDir } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
 import { loadBankMlp, mlpKey } from "../weights/bankMlp.js";
 import { gramKey } from "../weights/gram.js";
 import { methodWeights, neuralSideError, WEIGHT_METHODS, type WeightMethod } from "../weights/methods.js";
 import { selectWeights } from "../weights/select.js";
+import { type FinetuneRecord, mixAndFinetune } from "./finetune.js";
 import { type Flatness, flatness } from "./flatness.js";
 import { type CandidateWeight, provenanceRecord } from "./provenance.js";
 import { targetProfile } from "./target.js";
@@ -64,7 +68,14 @@ export interface GenerateOptions {
   candidates?: number;
   /** Train records each candidate is scored on (select fit and loss). */
   scoreExamples?: number;
-  /** Context and answer budget of the scored sequences: `loramix train`'s rule (default 512, capped by the model, and 128). */
+  /**
+   * Training steps that fine-tune the chosen mix on the dataset's train records (select fit and loss;
+   * `finetuneLora`), when `model` is a Hugging Face Llama directory small enough for the CPU
+   * trainer. Default DEFAULT_FINETUNE_STEPS there, else the mix is kept as it is (and a note says
+   * why); 0 turns fine-tuning off; a positive number where it cannot run is an error.
+   */
+  finetune?: number;
+  /** Context and answer budget of the scored and fine-tuned sequences: `loramix train`'s rule (default 512, capped by the model, and 128). */
   context?: number;
   answerTokens?: number;
   merge?: MixMode;
@@ -92,12 +103,14 @@ export interface GenerateResult {
   synthetic: boolean;
   /** select fit and loss: every candidate with its loss, and the choice. */
   selection?: Selection;
+  /** The fine-tuning of the mix on the train records, when it ran. */
+  finetune?: FinetuneRecord;
   /** How spread the weights are, and whether the mixture is likely to act like the base model. */
   flatness: Flatness;
   /** What the user should know about how the adapter was chosen (fallbacks, short datasets). */
   notes: string[];
-  /** Seconds per phase: profile, distances, weights, mix. */
-  timings: Record<"profile" | "distances" | "weights" | "mix", number>;
+  /** Seconds per phase: profile, distances, weights, mix, finetune (0 when it did not run). */
+  timings: Record<"profile" | "distances" | "weights" | "mix" | "finetune", number>;
 }
 
 /**
@@ -126,6 +139,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
     scoreServer,
     candidates: nearestCount,
     scoreExamples: exampleCount,
+    finetune: finetuneAsked,
     context,
     answerTokens = DEFAULT_MAX_OUTPUT_TOKENS,
     merge = "linear",
@@ -160,7 +174,18 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
       [t],
     );
   }
+  if (finetuneAsked !== undefined && !(Number.isInteger(finetuneAsked) && finetuneAsked >= 0))
+    throw usageError(`finetune must be a whole number of steps ≥ 0, got ${finetuneAsked}`);
+  if (select === "method" && (finetuneAsked ?? 0) > 0) {
+    const [r, s] = [option("finetune"), option("select", "fit")];
+    throw usageError(
+      `fine-tuning applies to select fit and loss; the paper's configurations stay as mixed: drop ${r.text}, or use ${s.text}`,
+      [r, s],
+    );
+  }
   await checkOutDir(out, "adapter");
+  const notes: string[] = [];
+  const finetuneSteps = await finetunePlan(select, model, finetuneAsked, notes);
   const candidates = bank.entries().filter((e) => e.adapterPath !== null);
   if (candidates.length === 0) {
     throw new LoramixError(
@@ -198,7 +223,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
   const { profile, source, train } = await targetProfile(bank, data, {
     dataOptions,
     side,
-    keep: exampleCount ?? DEFAULT_SCORE_EXAMPLES,
+    keep: Math.max(exampleCount ?? DEFAULT_SCORE_EXAMPLES, finetuneSteps * TRAIN_DEFAULTS.batchSize),
     threads,
     signal,
     progress,
@@ -208,10 +233,11 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
   const distances = await distancesToCandidates(profile, profiles, metric, { mmd, signal, progress });
   const distanceSeconds = lap();
   // A new dataset has no self entry: the normalized statistics are over its N distances (SPEC §4).
-  const notes: string[] = [];
   let selection: Selection | undefined;
   let fit: FitResult | undefined;
   let raw: Float64Array;
+  /** The sequence rule candidates were scored with, which fine-tuning trains with. */
+  let rule: { maxLength: number; maxOutputTokens: number } | undefined;
   if (select === "method") raw = methodWeights(method, distances, { temperature, mlp });
   else {
     const ids = candidates.map((e) => e.id);
@@ -231,10 +257,14 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
         scoreServer,
         context,
       );
+      rule = {
+        maxLength: context ?? Math.min(DEFAULT_MAX_LENGTH, contextSize),
+        maxOutputTokens: answerTokens,
+      };
       try {
         const examples = scoreExamples(train, tokenizer, {
           count: exampleCount,
-          context: context ?? Math.min(DEFAULT_MAX_LENGTH, contextSize),
+          context: rule.maxLength,
           answerTokens,
           eosId,
         });
@@ -350,20 +380,42 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
     weights: rows,
     synthetic: { count: syntheticCount, of: candidates.length },
   });
-  const mix = await mixAdapters({
-    adapters: candidates.map((e) => e.adapterPath as string),
-    weights: [...weights],
-    mode: merge,
-    out,
-    config,
-    ...(bank.baseModel !== null ? { baseModel: bank.baseModel } : {}),
-    signal,
-    progress,
-  });
+  const mixTo = (dir: string) =>
+    mixAdapters({
+      adapters: candidates.map((e) => e.adapterPath as string),
+      weights: [...weights],
+      mode: merge,
+      out: dir,
+      config,
+      ...(bank.baseModel !== null ? { baseModel: bank.baseModel } : {}),
+      signal,
+      progress,
+    });
+  let mix: MixResult;
+  let finetune: FinetuneRecord | undefined;
+  if (finetuneSteps > 0 && rule !== undefined && train !== null) {
+    ({ mix, finetune } = await mixAndFinetune(mixTo, {
+      model: model as string,
+      records: train,
+      steps: finetuneSteps,
+      ...rule,
+      out,
+      signal,
+      progress,
+    }));
+    notes.push(
+      `fine-tune: ${finetune.steps} training steps on ${finetune.examples} train records lowered the batch loss from ${finetune.firstLoss.toFixed(4)} to ${finetune.finalLoss.toFixed(4)} (${finetune.seconds.toFixed(1)} s)`,
+    );
+  } else {
+    // finetunePlan returned steps only for a usable model, so the target is a profile here.
+    if (finetuneSteps > 0) notes.push("not fine-tuned: a profile has no train records to fine-tune on");
+    mix = await mixTo(out);
+  }
   if (mix.rank > VLLM_MAX_LORA_RANK)
     notes.push(
       `the adapter has rank ${mix.rank}: vLLM refuses LoRAs above its --max-lora-rank (default ${VLLM_MAX_LORA_RANK}); start it with --max-lora-rank ${[32, 64, 128, 256, 320, 512].find((r) => r >= mix.rank) ?? mix.rank}`,
     );
+  const spread = flatness(weights, await contributorsNorm(candidates, weights, signal));
   return {
     out: mix.out,
     weights: rows,
@@ -376,10 +428,49 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
     },
     synthetic: syntheticCount > 0,
     ...(selection ? { selection } : {}),
-    flatness: flatness(weights, await contributorsNorm(candidates, weights, signal)),
+    ...(finetune ? { finetune } : {}),
+    // The warning is about a mix that acts like the base model; a fine-tuned one was fitted to the data.
+    flatness: finetune ? { ...spread, warning: null } : spread,
     notes,
-    timings: { profile: profileSeconds, distances: distanceSeconds, weights: weightSeconds, mix: lap() },
+    timings: {
+      profile: profileSeconds,
+      distances: distanceSeconds,
+      weights: weightSeconds,
+      mix: lap() - (finetune?.seconds ?? 0),
+      finetune: finetune?.seconds ?? 0,
+    },
   };
+}
+
+/**
+ * Fine-tuning steps for this run: the asked number, or by default DEFAULT_FINETUNE_STEPS for select
+ * fit and loss when the CPU trainer can run `model` (a note says why not otherwise). An explicit
+ * number the trainer cannot honour is refused before any work.
+ */
+async function finetunePlan(
+  select: "fit" | "loss" | "method",
+  model: string | undefined,
+  asked: number | undefined,
+  notes: string[],
+): Promise<number> {
+  if (select === "method" || asked === 0) return 0;
+  const [m, r] = [option("model"), option("finetune")];
+  if (model === undefined) {
+    if (asked !== undefined)
+      throw usageError(
+        `fine-tuning trains from the base model: give ${m.text}, a Hugging Face model directory`,
+        [m],
+      );
+    notes.push(
+      "not fine-tuned: no base model given (pass --model, a Hugging Face model directory, to fine-tune the mix)",
+    );
+    return 0;
+  }
+  const why = await finetuneUnavailable(resolve(model));
+  if (why === null) return asked ?? DEFAULT_FINETUNE_STEPS;
+  if (asked !== undefined) throw usageError(`${why}; drop ${r.text}`, [r]);
+  notes.push(`not fine-tuned: ${why}`);
+  return 0;
 }
 
 /**

@@ -1,4 +1,6 @@
 /** `loramix/generate`: the whole method for a new dataset: profile, distances, weights, mix, provenance. */
+
+export { type FinetuneRecord, mixAndFinetune } from "./finetune.js";
 export { FLAT_EFFECTIVE, type Flatness, flatness } from "./flatness.js";
 export {
   type GenerateOptions,

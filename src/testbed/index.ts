@@ -4,10 +4,12 @@ export {
   type BuildOptions,
   type BuildResult,
   buildTestbed,
+  DEFAULT_SEED,
   type TaskReference,
   type TaskTrainer,
   type TrainTaskOptions,
 } from "./build.js";
 export { majorityAnswer, majorityScore } from "./majority.js";
 export { DEFAULT_TESTBED } from "./paths.js";
+export { DEFAULT_EVAL, type EvalSettings, evalRecords, scoreBackend } from "./references.js";
 export { type Family, SELECTION_RULE, type Selection, selectTasks } from "./tasks.js";

@@ -17,6 +17,16 @@ export {
   type TrainExample,
   truncationRule,
 } from "./examples.js";
+export {
+  DEFAULT_FINETUNE_LR,
+  DEFAULT_FINETUNE_STEPS,
+  type FinetuneOptions,
+  type FinetuneResult,
+  finetuneLora,
+  finetuneUnavailable,
+  llamaParameters,
+  MAX_FINETUNE_PARAMETERS,
+} from "./finetuneLora.js";
 export { type LlamaWeights, loadLlamaWeights } from "./llamaWeights.js";
 export {
   initLora,
@@ -31,5 +41,8 @@ export {
   TRAIN_DEFAULTS,
   type TrainLoraOptions,
   type TrainLoraResult,
+  type TrainStepsOptions,
+  type TrainStepsResult,
   trainLora,
+  trainSteps,
 } from "./trainLora.js";

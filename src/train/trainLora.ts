@@ -18,8 +18,16 @@ import {
   type TrainExample,
   truncationRule,
 } from "./examples.js";
-import { loadLlamaWeights } from "./llamaWeights.js";
-import { DEFAULT_ALPHA, DEFAULT_RANK, DEFAULT_TARGETS, initLora, loraConfig, loraTensors } from "./lora.js";
+import { type LlamaWeights, loadLlamaWeights } from "./llamaWeights.js";
+import {
+  DEFAULT_ALPHA,
+  DEFAULT_RANK,
+  DEFAULT_TARGETS,
+  initLora,
+  type LoraWeights,
+  loraConfig,
+  loraTensors,
+} from "./lora.js";
 import { TfjsLlama } from "./tfjsLlama.js";
 
 export const TRAIN_DEFAULTS = {
@@ -128,59 +136,20 @@ export async function trainLora({
   if (examples.length === 0) throw inputError(out, "no training records with an output");
 
   const lora = initLora(weights.config, { seed, r, alpha, targets: DEFAULT_TARGETS });
-  const params = lora.pairs.flatMap((p) => [p.a, p.b]);
-  const optimizer = new AdamW(params, { lr, weightDecay });
-  const random = seededRandom(shuffleSeed);
-  const net = await TfjsLlama.fromWeights(weights);
-  const tf = net.tf;
-  const losses: number[] = [];
-  let queue: TrainExample[][] = [];
-  let epochs = 0;
-  let tokens = 0;
-  const loopStarted = performance.now();
-  try {
-    for (let step = 0; step < steps; step++) {
-      await yieldToEventLoop(signal);
-      if (queue.length === 0) {
-        queue = epochBatches(examples, batchSize, random);
-        epochs++;
-      }
-      const batch = makeBatch(queue.shift() as TrainExample[]);
-      const inputs = net.batchInputs(batch);
-      const binding = net.bindLora(lora);
-      try {
-        const { value, grads } = tf.tidy(() =>
-          tf.valueAndGrads(
-            (...factors) => net.outputLoss(inputs, batch, { ...binding, tensors: factors }).mean,
-          )(binding.tensors),
-        );
-        const loss = (await value.data())[0] as number;
-        const gradData = await Promise.all(grads.map((g) => g.data() as Promise<Float32Array>));
-        tf.dispose([value, ...grads]);
-        if (!Number.isFinite(loss)) throw new Error(`training diverged: loss ${loss} at step ${step + 1}`);
-        clipGlobalNorm(gradData, maxGradNorm);
-        optimizer.step(gradData, (lr * (steps - step)) / steps);
-        losses.push(loss);
-      } finally {
-        tf.dispose([inputs.ids, inputs.cos, inputs.sin, inputs.mask, ...binding.tensors]);
-      }
-      for (let b = 0; b < batch.rows; b++) tokens += batch.length - (batch.pads[b] as number);
-      const seconds = (performance.now() - loopStarted) / 1000;
-      progress?.({
-        phase: "train",
-        done: step + 1,
-        total: steps,
-        unit: "steps",
-        detail: `loss ${recentMean(losses).toFixed(3)}, ${Math.round(tokens / seconds)} tokens/s`,
-      });
-    }
-  } finally {
-    net.dispose();
-  }
+  const loop = await trainSteps(weights, lora, examples, {
+    steps,
+    batchSize,
+    lr,
+    weightDecay,
+    maxGradNorm,
+    shuffleSeed,
+    signal,
+    progress,
+  });
+  const { losses, tokens, epochs } = loop;
   throwIfAborted(signal);
 
   const seconds = (performance.now() - started) / 1000;
-  const loopSeconds = (performance.now() - loopStarted) / 1000;
   const result: TrainLoraResult = {
     out: resolve(out),
     steps,
@@ -191,7 +160,7 @@ export async function trainLora({
     losses,
     tokens,
     seconds,
-    tokensPerSecond: tokens / loopSeconds,
+    tokensPerSecond: tokens / loop.seconds,
   };
   const sidecar = {
     trainer: "loramix train (tfjs wasm)",
@@ -230,7 +199,90 @@ export async function trainLora({
   return result;
 }
 
-function recentMean(losses: number[], n = 10): number {
+export interface TrainStepsOptions {
+  steps: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  maxGradNorm: number;
+  shuffleSeed: number;
+  signal?: AbortSignal;
+  progress?: ProgressSink;
+}
+
+export interface TrainStepsResult {
+  /** Mean output-token loss of each step's batch, before that step's update. */
+  losses: number[];
+  tokens: number;
+  epochs: number;
+  seconds: number;
+}
+
+/**
+ * The training loop of `trainLora` and `finetuneLora`: `steps` AdamW updates of `lora`'s A and B
+ * factors (in place) on mini-batches of `examples` in a seeded order, the learning rate decayed
+ * linearly to 0, gradients clipped to a global norm.
+ */
+export async function trainSteps(
+  weights: LlamaWeights,
+  lora: LoraWeights,
+  examples: readonly TrainExample[],
+  { steps, batchSize, lr, weightDecay, maxGradNorm, shuffleSeed, signal, progress }: TrainStepsOptions,
+): Promise<TrainStepsResult> {
+  const params = lora.pairs.flatMap((p) => [p.a, p.b]);
+  const optimizer = new AdamW(params, { lr, weightDecay });
+  const random = seededRandom(shuffleSeed);
+  const net = await TfjsLlama.fromWeights(weights);
+  const tf = net.tf;
+  const losses: number[] = [];
+  let queue: TrainExample[][] = [];
+  let epochs = 0;
+  let tokens = 0;
+  const started = performance.now();
+  try {
+    for (let step = 0; step < steps; step++) {
+      await yieldToEventLoop(signal);
+      if (queue.length === 0) {
+        queue = epochBatches(examples, batchSize, random);
+        epochs++;
+      }
+      const batch = makeBatch(queue.shift() as TrainExample[]);
+      const inputs = net.batchInputs(batch);
+      const binding = net.bindLora(lora);
+      try {
+        const { value, grads } = tf.tidy(() =>
+          tf.valueAndGrads(
+            (...factors) => net.outputLoss(inputs, batch, { ...binding, tensors: factors }).mean,
+          )(binding.tensors),
+        );
+        const loss = (await value.data())[0] as number;
+        const gradData = await Promise.all(grads.map((g) => g.data() as Promise<Float32Array>));
+        tf.dispose([value, ...grads]);
+        if (!Number.isFinite(loss)) throw new Error(`training diverged: loss ${loss} at step ${step + 1}`);
+        clipGlobalNorm(gradData, maxGradNorm);
+        optimizer.step(gradData, (lr * (steps - step)) / steps);
+        losses.push(loss);
+      } finally {
+        tf.dispose([inputs.ids, inputs.cos, inputs.sin, inputs.mask, ...binding.tensors]);
+      }
+      for (let b = 0; b < batch.rows; b++) tokens += batch.length - (batch.pads[b] as number);
+      const seconds = (performance.now() - started) / 1000;
+      progress?.({
+        phase: "train",
+        done: step + 1,
+        total: steps,
+        unit: "steps",
+        detail: `loss ${recentMean(losses).toFixed(3)}, ${Math.round(tokens / seconds)} tokens/s`,
+      });
+    }
+  } finally {
+    net.dispose();
+  }
+  throwIfAborted(signal);
+  return { losses, tokens, epochs, seconds: (performance.now() - started) / 1000 };
+}
+
+export function recentMean(losses: number[], n = 10): number {
   const tail = losses.slice(-n);
   return tail.reduce((a, b) => a + b, 0) / tail.length;
 }

@@ -7,10 +7,11 @@ import { METRICS, type Metric } from "../../distances/metric.js";
 import { DEFAULT_NEAREST } from "../../select/candidates.js";
 import { DEFAULT_SCORE_EXAMPLES } from "../../select/selectByLoss.js";
 import { DEFAULT_TESTBED, sharedDir } from "../../testbed/paths.js";
+import { DEFAULT_FINETUNE_STEPS } from "../../train/finetuneLora.js";
 import type { ProgressSink } from "../../util/progress.js";
 import { WEIGHT_METHODS, type WeightMethod } from "../../weights/methods.js";
 import { createProgress, info, interrupt, printJson, printResult } from "../context.js";
-import { JSON_OPTION, listOf, positiveInt, SIDE_ARG, sideOption } from "../options.js";
+import { integerAtLeast, JSON_OPTION, listOf, positiveInt, SIDE_ARG, sideOption } from "../options.js";
 
 export default defineCommand({
   meta: {
@@ -51,7 +52,13 @@ export default defineCommand({
     fit: {
       type: "boolean",
       default: true,
-      description: "Evaluate --select fit, generate's default (--no-fit: --select loss only)",
+      description: "Evaluate --select fit (--no-fit: --select loss only, and no fine-tuning)",
+    },
+    finetune: {
+      type: "string",
+      default: String(DEFAULT_FINETUNE_STEPS),
+      description:
+        "Training steps that fine-tune the --select fit mix, generate's default, shown beside the same steps without the bank (0: neither)",
     },
     testbed: { type: "string", description: "Testbed directory (default: the shipped one)" },
     threads: { type: "string", default: "1", description: "llama.cpp threads" },
@@ -87,6 +94,7 @@ export default defineCommand({
           args.method === undefined ? undefined : listOf<WeightMethod>("method", args.method, WEIGHT_METHODS),
         side: sideOption(args.side),
         fit: args.fit !== false,
+        finetune: integerAtLeast("finetune", args.finetune, 0),
         candidates: positiveInt("candidates", args.candidates),
         scoreExamples: positiveInt("score-examples", args["score-examples"]),
         testbed,
@@ -117,7 +125,7 @@ export default defineCommand({
       printResult(`Every score, weight and prediction: ${files.results}`);
       printResult(`Heatmaps and per-task intervals: ${files.report} (open it in a browser)`);
       printResult(
-        "Next, on your own data: npx loramix generate BANK --data YOUR.jsonl --model BASE.gguf --out my-adapter (see the README's step-by-step section)",
+        "Next, on your own data: npx loramix generate BANK --data YOUR.jsonl --model BASE_MODEL_DIR --out my-adapter (see the README's step-by-step section)",
       );
     } finally {
       progress.stop();

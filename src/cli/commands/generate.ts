@@ -8,9 +8,18 @@ import { DEFAULT_NEAREST, MIXTURE_TEMPERATURES } from "../../select/candidates.j
 import { DEFAULT_FIT_TOP, DEFAULT_FIT_TRIALS } from "../../select/fitWeights.js";
 import { DEFAULT_SCORE_EXAMPLES } from "../../select/selectByLoss.js";
 import { DEFAULT_MAX_LENGTH, DEFAULT_MAX_OUTPUT_TOKENS } from "../../train/examples.js";
+import { DEFAULT_FINETUNE_STEPS } from "../../train/finetuneLora.js";
 import { WEIGHT_METHODS, type WeightMethod } from "../../weights/methods.js";
 import { createProgress, info, interrupt, printJson, printResult } from "../context.js";
-import { JSON_OPTION, oneOf, optionalNumber, positiveInt, SIDE_ARG, sideOption } from "../options.js";
+import {
+  integerAtLeast,
+  JSON_OPTION,
+  oneOf,
+  optionalNumber,
+  positiveInt,
+  SIDE_ARG,
+  sideOption,
+} from "../options.js";
 
 /** Rows of the contributor table; loramix.json has every candidate. */
 const SHOWN = 10;
@@ -64,9 +73,13 @@ export default defineCommand({
       default: String(DEFAULT_SCORE_EXAMPLES),
       description: "Train records each candidate is scored on (--select fit/loss)",
     },
+    finetune: {
+      type: "string",
+      description: `Training steps that fine-tune the chosen mix on the train records (--select fit/loss; default ${DEFAULT_FINETUNE_STEPS} when --model is a Hugging Face Llama directory the CPU trainer runs, else none; 0: keep the mix as it is)`,
+    },
     context: {
       type: "string",
-      description: `Tokens per scored sequence, loramix train's rule (default ${DEFAULT_MAX_LENGTH}, capped by the model's context)`,
+      description: `Tokens per scored and fine-tuned sequence, loramix train's rule (default ${DEFAULT_MAX_LENGTH}, capped by the model's context)`,
     },
     "answer-tokens": {
       type: "string",
@@ -152,6 +165,7 @@ export default defineCommand({
         scoreServer: scoreServer(args["score-url"], args["score-model"], process.env[args["api-key-env"]]),
         candidates: positiveInt("candidates", args.candidates),
         scoreExamples: positiveInt("score-examples", args["score-examples"]),
+        finetune: integerAtLeast("finetune", args.finetune, 0),
         context: positiveInt("context", args.context),
         answerTokens: positiveInt("answer-tokens", args["answer-tokens"]),
         merge,
@@ -225,8 +239,14 @@ function printTables(result: GenerateResult, merge: MixMode, totalSeconds: numbe
   );
   printResult(
     `time: profile ${t.profile.toFixed(2)} s, distances ${t.distances.toFixed(2)} s, weights ${t.weights.toFixed(3)} s, ` +
-      `mix ${t.mix.toFixed(2)} s; total ${totalSeconds.toFixed(2)} s`,
+      `mix ${t.mix.toFixed(2)} s${result.finetune ? `, fine-tune ${t.finetune.toFixed(2)} s` : ""}; total ${totalSeconds.toFixed(2)} s`,
   );
+  if (result.finetune) {
+    const r = result.finetune;
+    printResult(
+      `fine-tuned: ${r.steps} steps × ${r.batchSize} on ${r.examples} train records, batch loss ${r.firstLoss.toFixed(4)} → ${r.finalLoss.toFixed(4)}, ${r.seconds.toFixed(1)} s`,
+    );
+  }
   const norm = result.flatness.updateNorm;
   printResult(
     `effective adapters (1/Σw²): ${result.flatness.effective.toFixed(2)}; update norm ratio: ${norm === null ? "not computed (too many contributors)" : norm.toFixed(3)}`,

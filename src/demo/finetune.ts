@@ -1,0 +1,91 @@
+import { join } from "node:path";
+import { loadDataset } from "../datasets/load.js";
+import { throwIfAborted } from "../errors.js";
+import { summarize } from "../eval/metrics.js";
+import { mixAndFinetune } from "../generate/finetune.js";
+import { mixAdapters } from "../merge/mixAdapters.js";
+import { DEFAULT_SEED } from "../testbed/build.js";
+import { DEFAULT_FINETUNE_LR } from "../train/finetuneLora.js";
+import { TRAIN_DEFAULTS } from "../train/trainLora.js";
+import { TrainPool } from "../train/trainPool.js";
+import type { ProgressSink } from "../util/progress.js";
+import { type DemoSetup, targetRow } from "./setup.js";
+import type { WeightRows } from "./weights.js";
+
+/** variant → target → the adapter directory to evaluate. */
+export type AdapterRows = Map<string, Map<string, string>>;
+
+/**
+ * loramix's default per target: the `--select fit` mix fine-tuned by `steps` training steps on the
+ * target's first steps × batch train records ("finetuned"), beside the control that shows what the
+ * bank adds: the same steps on the same records from the testbed's seeded initialisation, without
+ * a bank ("scratch"). The two run side by side (the control in a worker thread); adapters are
+ * written under `tmp`.
+ */
+export async function finetunePerTarget(
+  setup: DemoSetup,
+  weightRows: WeightRows,
+  {
+    steps,
+    tmp,
+    signal,
+    progress,
+  }: { steps: number; tmp: string; signal?: AbortSignal; progress?: ProgressSink },
+): Promise<{ adapters: AdapterRows; notes: string[] }> {
+  const { entries, targets, settings, paths } = setup;
+  const fit = weightRows.get("select-fit");
+  if (fit === undefined) throw new Error("finetunePerTarget needs the select-fit weights");
+  const adapters = entries.map((e) => e.adapterPath as string);
+  const finetuned = new Map<string, string>();
+  const scratch = new Map<string, string>();
+  const seconds = { finetuned: [] as number[], scratch: [] as number[] };
+  const rule = { maxLength: settings.context, maxOutputTokens: settings.maxNewTokens };
+  const pool = new TrainPool(1);
+  try {
+    for (const [t, task] of targets.entries()) {
+      throwIfAborted(signal);
+      const entry = entries[setup.column.get(task) as number] as (typeof entries)[number];
+      const dataset = await loadDataset(entry.dataPath, entry.dataOptions);
+      const records = dataset.splits.train
+        .filter((r) => r.output.length > 0)
+        .slice(0, steps * TRAIN_DEFAULTS.batchSize);
+      const outFinetuned = join(tmp, `${task}-finetuned`);
+      const outScratch = join(tmp, `${task}-scratch`);
+      const [r, s] = await Promise.all([
+        mixAndFinetune(
+          (dir) => mixAdapters({ adapters, weights: [...targetRow(setup, fit, task)], out: dir, signal }),
+          { model: paths.model, records, steps, ...rule, out: outFinetuned, signal },
+        ),
+        pool.train({
+          model: paths.model,
+          records,
+          out: outScratch,
+          steps,
+          seed: DEFAULT_SEED,
+          ...rule,
+          signal,
+        }),
+      ]);
+      finetuned.set(task, outFinetuned);
+      scratch.set(task, outScratch);
+      seconds.finetuned.push(r.finetune.seconds);
+      seconds.scratch.push(s.seconds);
+      progress?.({ phase: "finetune", done: t + 1, total: targets.length, unit: "targets", detail: task });
+    }
+  } finally {
+    await pool.close();
+  }
+  const per = (v: number[]) => {
+    const s = summarize(v);
+    return `${s.mean.toFixed(1)} ± ${s.std.toFixed(1)} s per target`;
+  };
+  return {
+    adapters: new Map([
+      ["finetuned", finetuned],
+      ["scratch", scratch],
+    ]),
+    notes: [
+      `fine-tune: the --select fit mix trained ${steps} steps × ${TRAIN_DEFAULTS.batchSize} on the target's first ${steps * TRAIN_DEFAULTS.batchSize} train records (lr ${DEFAULT_FINETUNE_LR}, linear decay), ${per(seconds.finetuned)}; control: the same steps, learning rate and records from the testbed's seeded initialisation (seed ${DEFAULT_SEED}), no bank, ${per(seconds.scratch)}; the two run side by side`,
+    ],
+  };
+}

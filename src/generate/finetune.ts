@@ -1,0 +1,79 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { DatasetRecord } from "../datasets/record.js";
+import { ADAPTER_CONFIG, ADAPTER_RECORD } from "../formats/fileNames.js";
+import { saveAdapter } from "../formats/peft.js";
+import type { MixResult } from "../merge/mixAdapters.js";
+import { type FinetuneResult, finetuneLora } from "../train/finetuneLora.js";
+import type { ProgressSink } from "../util/progress.js";
+
+/** What loramix.json and the result say about a fine-tuning. */
+export type FinetuneRecord = Omit<FinetuneResult, "tensors">;
+
+/**
+ * Mixes into a scratch folder with `mix`, fine-tunes that mix on `records` with the CPU trainer,
+ * and writes the fine-tuned adapter to `out` (the mix's adapter_config.json, dtype and tensor order;
+ * its loramix.json plus a "finetune" section) in one atomic step: an interrupted run leaves neither
+ * the mix nor a half-trained adapter at `out`.
+ */
+export async function mixAndFinetune(
+  mix: (scratch: string) => Promise<MixResult>,
+  {
+    model,
+    records,
+    steps,
+    lr,
+    maxLength,
+    maxOutputTokens,
+    out,
+    signal,
+    progress,
+  }: {
+    model: string;
+    records: readonly DatasetRecord[];
+    steps: number;
+    /** Peak learning rate (default: finetuneLora's). */
+    lr?: number;
+    maxLength: number;
+    maxOutputTokens: number;
+    out: string;
+    signal?: AbortSignal;
+    progress?: ProgressSink;
+  },
+): Promise<{ mix: MixResult; finetune: FinetuneRecord }> {
+  const scratch = await mkdtemp(join(tmpdir(), "loramix-finetune-"));
+  try {
+    const mixDir = join(scratch, "mix");
+    const mixed = await mix(mixDir);
+    const { tensors, ...finetune } = await finetuneLora({
+      model,
+      adapter: mixDir,
+      records,
+      steps,
+      ...(lr === undefined ? {} : { lr }),
+      maxLength,
+      maxOutputTokens,
+      signal,
+      progress,
+    });
+    const config = JSON.parse(await readFile(join(mixDir, ADAPTER_CONFIG), "utf8")) as Record<
+      string,
+      unknown
+    >;
+    const record = JSON.parse(await readFile(join(mixDir, ADAPTER_RECORD), "utf8")) as Record<
+      string,
+      unknown
+    >;
+    await saveAdapter(out, {
+      config,
+      tensors,
+      extraFiles: {
+        [ADAPTER_RECORD]: `${JSON.stringify({ ...record, finetune: { ...finetune, model: resolve(model) } }, null, 2)}\n`,
+      },
+    });
+    return { mix: { ...mixed, out }, finetune };
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
