@@ -7,7 +7,8 @@
 // the mix alone, the task's own 200-step adapter and the majority answer.
 // Usage: node bench/finetune.mjs [testbed dir]   (after npm run build)
 //   STEPS=50,100 (default), LR=0.004 (default: the fine-tuning default)  OUT=dir keeps one JSON per task, so a run resumes and two shards
-//   (SHARD=0 SHARDS=2, SHARD=1 SHARDS=2) share the 2 cores; the table is printed from OUT.
+//   (SHARD=0 SHARDS=2, SHARD=1 SHARDS=2) share the 2 cores; the table is printed from OUT. A row
+//   missing from a task's file (deleted, say) is computed again on the next run.
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -22,7 +23,7 @@ import {
   majorityScore,
   scoreBackend,
 } from "../dist/testbed/index.js";
-import { DEFAULT_FINETUNE_LR, TRAIN_DEFAULTS } from "../dist/train/index.js";
+import { DEFAULT_FINETUNE_LR, finetuneRecords, TRAIN_DEFAULTS } from "../dist/train/index.js";
 import { mean, openSelectBench } from "./select-setup.mjs";
 
 const STEPS = (process.env.STEPS ?? "50,100").split(",").map(Number);
@@ -79,40 +80,42 @@ for await (const { i, id, train, distances, mask } of bench.tasks(64, 8)) {
     row.majority = { rougeL: majority.rougeL.mean, exactMatch: majority.exactMatch.mean };
   }
   for (const steps of STEPS) {
-    if (row.steps[steps]) continue;
-    const records = dataset.splits.train
-      .filter((r) => r.output.length > 0)
-      .slice(0, steps * TRAIN_DEFAULTS.batchSize);
-    const finetunedDir = join(tmp, "finetuned");
-    const scratchDir = join(tmp, "scratch");
-    const t0 = performance.now();
-    const { finetune } = await mixAndFinetune(
-      (dir) => mixAdapters({ adapters, weights: row.weights, out: dir }),
-      {
+    row.steps[steps] ??= {};
+    const done = row.steps[steps];
+    if (done.finetuned && done.scratch) continue;
+    const records = finetuneRecords(dataset.splits.train, steps);
+    if (!done.finetuned) {
+      const dir = join(tmp, "finetuned");
+      const t0 = performance.now();
+      const { finetune } = await mixAndFinetune(
+        (mixDir) => mixAdapters({ adapters, weights: row.weights, out: mixDir }),
+        { model: MODEL, records, steps, lr: LR, ...rule, out: dir },
+      );
+      const seconds = (performance.now() - t0) / 1000;
+      done.finetuned = { ...(await scoreDir(dir, valid)), seconds, finalLoss: finetune.finalLoss };
+      await rm(dir, { recursive: true, force: true });
+    }
+    if (!done.scratch) {
+      // The seeded initialisation of A; the batches in the fine-tuning's order.
+      const dir = join(tmp, "scratch");
+      const t0 = performance.now();
+      await trainLora({
         model: MODEL,
         records,
+        out: dir,
         steps,
         lr: LR,
+        seed: DEFAULT_SEED,
+        shuffleSeed: TRAIN_DEFAULTS.seed,
         ...rule,
-        out: finetunedDir,
-      },
-    );
-    const t1 = performance.now();
-    await trainLora({ model: MODEL, records, out: scratchDir, steps, lr: LR, seed: DEFAULT_SEED, ...rule });
-    const t2 = performance.now();
-    row.steps[steps] = {
-      finetuned: {
-        ...(await scoreDir(finetunedDir, valid)),
-        seconds: (t1 - t0) / 1000,
-        finalLoss: finetune.finalLoss,
-      },
-      scratch: { ...(await scoreDir(scratchDir, valid)), seconds: (t2 - t1) / 1000 },
-    };
-    await rm(finetunedDir, { recursive: true, force: true });
-    await rm(scratchDir, { recursive: true, force: true });
+      });
+      const seconds = (performance.now() - t0) / 1000;
+      done.scratch = { ...(await scoreDir(dir, valid)), seconds };
+      await rm(dir, { recursive: true, force: true });
+    }
     writeFileSync(file, `${JSON.stringify(row)}\n`);
     process.stderr.write(
-      `${id} ${steps} steps: finetuned ${row.steps[steps].finetuned.rougeL.toFixed(3)}, scratch ${row.steps[steps].scratch.rougeL.toFixed(3)}, own ${row.own.rougeL.toFixed(3)}, majority ${row.majority.rougeL.toFixed(3)}\n`,
+      `${id} ${steps} steps: finetuned ${done.finetuned.rougeL.toFixed(3)}, scratch ${done.scratch.rougeL.toFixed(3)}, own ${row.own.rougeL.toFixed(3)}, majority ${row.majority.rougeL.toFixed(3)}\n`,
     );
   }
   writeFileSync(file, `${JSON.stringify(row)}\n`);
@@ -123,7 +126,7 @@ await bench.close();
 const rows = readdirSync(OUT)
   .filter((f) => f.endsWith(".json"))
   .map((f) => JSON.parse(readFileSync(join(OUT, f), "utf8")))
-  .filter((r) => STEPS.every((s) => r.steps[s]));
+  .filter((r) => STEPS.every((s) => r.steps[s]?.finetuned && r.steps[s]?.scratch));
 const m = (pick, digits = 3) => mean(rows.map(pick)).toFixed(digits);
 console.log(
   `fine-tuning steps on ${rows.length} non-held-out tasks of ${testbed} (valid split, up to ${settings.limit} records each)`,

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addEntry } from "../src/bank/add.js";
@@ -10,9 +10,13 @@ import type { DatasetRecord } from "../src/datasets/record.js";
 import { bankDistanceMatrix } from "../src/distances/matrix.js";
 import { LoramixError } from "../src/errors.js";
 import { loadAdapter } from "../src/formats/peft.js";
+import { mixAndFinetune } from "../src/generate/finetune.js";
 import { flatness } from "../src/generate/flatness.js";
 import { generateAdapter } from "../src/generate/generateAdapter.js";
+import { mixAdapters } from "../src/merge/mixAdapters.js";
+import { isSyntheticAdapter, SYNTHETIC_MARKER } from "../src/merge/sources.js";
 import { MAX_CONTRIBUTORS, updateNormRatio } from "../src/merge/updateNorm.js";
+import { profileRecords, profileToJson } from "../src/profiles/profile.js";
 import { lossCandidates } from "../src/select/candidates.js";
 import { fitWeights } from "../src/select/fitWeights.js";
 import { LlamaScorer } from "../src/select/llamaScorer.js";
@@ -399,6 +403,30 @@ describe("candidates scored with llama.cpp on real adapters", () => {
     );
   }, 300_000);
 
+  it("a fine-tuned mix keeps the mix's records: loramix.json and the synthetic marker", async () => {
+    const out = join(tmp.dir, "finetuned-synthetic");
+    const { finetune } = await mixAndFinetune(
+      async (dir) => {
+        const mixed = await mixAdapters({
+          adapters: [bank.entries()[0]?.adapterPath as string],
+          weights: [1],
+          out: dir,
+          config: { note: "kept" },
+        });
+        // As mixAdapters marks a mix of synth-bank adapters.
+        writeFileSync(join(dir, SYNTHETIC_MARKER), `${JSON.stringify({ synthetic: true })}\n`);
+        return mixed;
+      },
+      { model: TINY_MODEL, records: train, steps: 2, maxLength: 128, maxOutputTokens: 16, out },
+    );
+    expect(isSyntheticAdapter(out)).toBe(true);
+    const record = JSON.parse(readFileSync(join(out, "loramix.json"), "utf8"));
+    expect(record.note).toBe("kept");
+    expect(record.finetune.steps).toBe(2);
+    expect(record.finetune.examples).toBe(finetune.examples);
+    expect(finetune.examples).toBe(16);
+  }, 120_000);
+
   it("an interrupted fine-tuning leaves no output", async () => {
     const out = join(tmp.dir, "gen-interrupted");
     const controller = new AbortController();
@@ -446,6 +474,15 @@ describe("candidates scored with llama.cpp on real adapters", () => {
     await expect(
       generateAdapter(bank, { ...quick, model: TINY_MODEL, finetune: -1, out: never }),
     ).rejects.toThrow(/finetune must be a whole number of steps ≥ 0, got -1/);
+    // A profile.json has no train records: refused right after it is read, before any scoring.
+    const profile = join(tmp.dir, "target.profile.json");
+    writeFileSync(
+      profile,
+      JSON.stringify(profileToJson(await profileRecords(train, { tokenizer: TINY_MODEL, side: "output" }))),
+    );
+    await expect(
+      generateAdapter(bank, { ...quick, data: profile, model: TINY_MODEL, finetune: 3, out: never }),
+    ).rejects.toThrow(/target\.profile\.json: a profile has no train records to fine-tune on/);
     expect(existsSync(never)).toBe(false);
     const noted = await generateAdapter(bank, {
       ...quick,

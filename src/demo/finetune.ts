@@ -5,12 +5,20 @@ import { summarize } from "../eval/metrics.js";
 import { mixAndFinetune } from "../generate/finetune.js";
 import { mixAdapters } from "../merge/mixAdapters.js";
 import { DEFAULT_SEED } from "../testbed/build.js";
-import { DEFAULT_FINETUNE_LR } from "../train/finetuneLora.js";
+import { DEFAULT_FINETUNE_LR, finetuneRecords } from "../train/finetuneLora.js";
 import { TRAIN_DEFAULTS } from "../train/trainLora.js";
 import { TrainPool } from "../train/trainPool.js";
 import type { ProgressSink } from "../util/progress.js";
 import { type DemoSetup, targetRow } from "./setup.js";
 import type { WeightRows } from "./weights.js";
+
+/** Both results, or the first rejection once both have settled. */
+async function settleBoth<A, B>(work: [Promise<A>, Promise<B>]): Promise<[A, B]> {
+  const [a, b] = await Promise.allSettled(work);
+  if (a.status === "rejected") throw a.reason;
+  if (b.status === "rejected") throw b.reason;
+  return [a.value, b.value];
+}
 
 /** variant → target → the adapter directory to evaluate. */
 export type AdapterRows = Map<string, Map<string, string>>;
@@ -46,12 +54,11 @@ export async function finetunePerTarget(
       throwIfAborted(signal);
       const entry = entries[setup.column.get(task) as number] as (typeof entries)[number];
       const dataset = await loadDataset(entry.dataPath, entry.dataOptions);
-      const records = dataset.splits.train
-        .filter((r) => r.output.length > 0)
-        .slice(0, steps * TRAIN_DEFAULTS.batchSize);
+      const records = finetuneRecords(dataset.splits.train, steps);
       const outFinetuned = join(tmp, `${task}-finetuned`);
       const outScratch = join(tmp, `${task}-scratch`);
-      const [r, s] = await Promise.all([
+      // Both settle before anything moves on, so a failure of one leaves no write under `tmp` behind.
+      const [r, s] = await settleBoth([
         mixAndFinetune(
           (dir) => mixAdapters({ adapters, weights: [...targetRow(setup, fit, task)], out: dir, signal }),
           { model: paths.model, records, steps, ...rule, out: outFinetuned, signal },
@@ -61,7 +68,10 @@ export async function finetunePerTarget(
           records,
           out: outScratch,
           steps,
+          lr: DEFAULT_FINETUNE_LR,
+          // The seeded initialisation of A; the batches come in the fine-tuning's order.
           seed: DEFAULT_SEED,
+          shuffleSeed: TRAIN_DEFAULTS.seed,
           ...rule,
           signal,
         }),
@@ -85,7 +95,7 @@ export async function finetunePerTarget(
       ["scratch", scratch],
     ]),
     notes: [
-      `fine-tune: the --select fit mix trained ${steps} steps × ${TRAIN_DEFAULTS.batchSize} on the target's first ${steps * TRAIN_DEFAULTS.batchSize} train records (lr ${DEFAULT_FINETUNE_LR}, linear decay), ${per(seconds.finetuned)}; control: the same steps, learning rate and records from the testbed's seeded initialisation (seed ${DEFAULT_SEED}), no bank, ${per(seconds.scratch)}; the two run side by side`,
+      `fine-tune: the --select fit mix trained ${steps} steps × ${TRAIN_DEFAULTS.batchSize} on the target's first ${steps * TRAIN_DEFAULTS.batchSize} train records (lr ${DEFAULT_FINETUNE_LR}, linear decay), ${per(seconds.finetuned)}; control: the same steps, learning rate, records and batch order from the testbed's seeded initialisation (seed ${DEFAULT_SEED}), no bank, ${per(seconds.scratch)}; the two run side by side`,
     ],
   };
 }

@@ -185,16 +185,16 @@ export function verdict(grid: ScoreGrid, configs: string[], score: Score): strin
 export function recommendation(grid: ScoreGrid, configs: string[], score: Score): string {
   const label = score === "rougeL" ? "Rouge-L" : "exact match";
   const mean = (v: string) => variantSummary(grid, v, score)?.mean;
-  // A demo run with --finetune 0 or --no-fit has no default row: the verdict is then about the best
-  // of loramix's rows it ran.
+  // A demo run with --finetune 0 or --no-fit has no default row: the verdict is then about the
+  // mix it made instead, --select fit, else --select loss.
   const has = (v: string) => (grid.get(v)?.size ?? 0) > 0;
-  const row: LoramixRow = has("finetuned") ? "finetuned" : has("select-fit") ? "select-fit" : "select-loss";
-  const flag = {
+  const flags = {
     finetuned: "loramix's default (--select fit + fine-tune)",
     "select-fit": "--select fit --finetune 0",
     "select-loss": "--select loss --finetune 0",
-    "nearest-output": "",
-  }[row];
+  } as const;
+  const row = has("finetuned") ? "finetuned" : has("select-fit") ? "select-fit" : "select-loss";
+  const flag = flags[row];
   const ours = mean(row);
   if (ours === undefined) return `${label}: ${flag} was not evaluated.`;
   const paper = bestConfig(grid, configs, score);

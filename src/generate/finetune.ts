@@ -1,8 +1,8 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { DatasetRecord } from "../datasets/record.js";
-import { ADAPTER_CONFIG, ADAPTER_RECORD } from "../formats/fileNames.js";
+import { ADAPTER_CONFIG, ADAPTER_RECORD, ADAPTER_WEIGHTS } from "../formats/fileNames.js";
 import { saveAdapter } from "../formats/peft.js";
 import type { MixResult } from "../merge/mixAdapters.js";
 import { type FinetuneResult, finetuneLora } from "../train/finetuneLora.js";
@@ -61,17 +61,19 @@ export async function mixAndFinetune(
       string,
       unknown
     >;
+    // The mix's own records (loramix.json, the synthetic marker) travel with the fine-tuned adapter.
+    const extraFiles: Record<string, string> = {};
+    for (const name of await readdir(mixDir)) {
+      if (name !== ADAPTER_CONFIG && name !== ADAPTER_WEIGHTS && name !== ADAPTER_RECORD)
+        extraFiles[name] = await readFile(join(mixDir, name), "utf8");
+    }
     const record = JSON.parse(await readFile(join(mixDir, ADAPTER_RECORD), "utf8")) as Record<
       string,
       unknown
     >;
-    await saveAdapter(out, {
-      config,
-      tensors,
-      extraFiles: {
-        [ADAPTER_RECORD]: `${JSON.stringify({ ...record, finetune: { ...finetune, model: resolve(model) } }, null, 2)}\n`,
-      },
-    });
+    extraFiles[ADAPTER_RECORD] =
+      `${JSON.stringify({ ...record, finetune: { ...finetune, model: resolve(model) } }, null, 2)}\n`;
+    await saveAdapter(out, { config, tensors, extraFiles });
     return { mix: { ...mixed, out }, finetune };
   } finally {
     await rm(scratch, { recursive: true, force: true });

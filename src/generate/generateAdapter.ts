@@ -223,6 +223,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
   const { profile, source, train } = await targetProfile(bank, data, {
     dataOptions,
     side,
+    // finetuneLora trains on the first steps × batch records (finetuneRecords), so that many are kept.
     keep: Math.max(exampleCount ?? DEFAULT_SCORE_EXAMPLES, finetuneSteps * TRAIN_DEFAULTS.batchSize),
     threads,
     signal,
@@ -230,6 +231,12 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
   });
   const profileSeconds = lap();
   throwIfAborted(signal);
+  if (finetuneSteps > 0 && train === null && finetuneAsked !== undefined) {
+    throw usageError(
+      `${source.path}: a profile has no train records to fine-tune on; give the dataset itself, or drop ${option("finetune").text}`,
+      [option("finetune")],
+    );
+  }
   const distances = await distancesToCandidates(profile, profiles, metric, { mmd, signal, progress });
   const distanceSeconds = lap();
   // A new dataset has no self entry: the normalized statistics are over its N distances (SPEC §4).

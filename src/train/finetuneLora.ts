@@ -99,6 +99,18 @@ export interface FinetuneResult {
 }
 
 /**
+ * The records fine-tuning trains on: the first steps × batchSize with an output, in split order,
+ * so a streamed dataset need only keep that many (generate) and a control can train on the same.
+ */
+export function finetuneRecords<R extends DatasetRecord>(
+  records: readonly R[],
+  steps: number,
+  batchSize: number = TRAIN_DEFAULTS.batchSize,
+): R[] {
+  return records.filter((r) => r.output.length > 0).slice(0, steps * batchSize);
+}
+
+/**
  * A few steps of loramix train's loop (AdamW, linear decay, clipped gradients) that start from a
  * mixed adapter instead of the seeded initialisation. A mix carries the answer format and label
  * words of the bank's nearest tasks; the steps fit it to the dataset's own labels and their
@@ -125,11 +137,15 @@ export async function finetuneLora({
     throw usageError(`fine-tuning lr must be a positive number, got ${lr}`);
   const started = performance.now();
   const weights = await loadLlamaWeights(model);
+  if (maxLength > weights.config.contextLength) {
+    throw usageError(
+      `${model}: fine-tuning sequences of ${maxLength} tokens exceed the model's context of ${weights.config.contextLength}`,
+    );
+  }
   const tokenizer = await loadTokenizer(weights.dir);
   const eosId = weights.config.eosTokenId ?? 2;
   const examples: TrainExample[] = [];
-  for (const record of records) {
-    if (examples.length === steps * batchSize) break;
+  for (const record of finetuneRecords(records, steps, batchSize)) {
     const e = buildExample(record, tokenizer, { maxLength, maxOutputTokens, eosId });
     if (e) examples.push(e);
   }

@@ -23,6 +23,7 @@ export {
   type FinetuneOptions,
   type FinetuneResult,
   finetuneLora,
+  finetuneRecords,
   finetuneUnavailable,
   llamaParameters,
   MAX_FINETUNE_PARAMETERS,

@@ -147,7 +147,6 @@ export async function trainLora({
     progress,
   });
   const { losses, tokens, epochs } = loop;
-  throwIfAborted(signal);
 
   const seconds = (performance.now() - started) / 1000;
   const result: TrainLoraResult = {
