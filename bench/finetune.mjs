@@ -153,6 +153,6 @@ for (const s of STEPS) {
   const wins = (b) => rows.filter((r) => r.steps[s].finetuned.rougeL > b(r) + 1e-9).length;
   const losses = (b) => rows.filter((r) => r.steps[s].finetuned.rougeL < b(r) - 1e-9).length;
   console.log(
-    `${s} steps, finetuned vs own adapter: higher on ${wins((r) => r.own.rougeL)}, lower on ${losses((r) => r.own.rougeL)}; vs majority: higher on ${wins((r) => r.majority.rougeL)}, lower on ${losses((r) => r.majority.rougeL)}`,
+    `${s} steps, finetuned vs own adapter: higher on ${wins((r) => r.own.rougeL)}, lower on ${losses((r) => r.own.rougeL)}; vs majority: higher on ${wins((r) => r.majority.rougeL)}, lower on ${losses((r) => r.majority.rougeL)}; vs the same steps without the bank: higher on ${wins((r) => r.steps[s].scratch.rougeL)}, lower on ${losses((r) => r.steps[s].scratch.rougeL)}`,
   );
 }

@@ -32,7 +32,7 @@ export type { TargetRow, VariantScore } from "./evaluate.js";
 
 /**
  * Test records per task by default (the testbed issue: per-task numbers that mean something).
- * 11 tasks × 21 variants × 50 records plus selection, fitting and fine-tuning took 555 s on 2 cores
+ * 11 tasks × 21 variants × 50 records plus selection, fitting and fine-tuning took 515 s on 2 cores
  * (2026-12-06).
  */
 export const DEMO_LIMIT = 50;
