@@ -1,7 +1,6 @@
 import { join } from "node:path";
 import { loadDataset } from "../datasets/load.js";
 import { throwIfAborted } from "../errors.js";
-import { summarize } from "../eval/metrics.js";
 import { mixAndFinetune } from "../generate/finetune.js";
 import { mixAdapters } from "../merge/mixAdapters.js";
 import { DEFAULT_SEED } from "../testbed/build.js";
@@ -10,6 +9,7 @@ import { TRAIN_DEFAULTS } from "../train/trainLora.js";
 import { TrainPool } from "../train/trainPool.js";
 import type { ProgressSink } from "../util/progress.js";
 import { type DemoSetup, targetRow } from "./setup.js";
+import { secondsPerTarget } from "./tables.js";
 import type { WeightRows } from "./weights.js";
 
 /** Both results, or the first rejection once both have settled. */
@@ -85,17 +85,13 @@ export async function finetunePerTarget(
   } finally {
     await pool.close();
   }
-  const per = (v: number[]) => {
-    const s = summarize(v);
-    return `${s.mean.toFixed(1)} ± ${s.std.toFixed(1)} s per target`;
-  };
   return {
     adapters: new Map([
       ["finetuned", finetuned],
       ["scratch", scratch],
     ]),
     notes: [
-      `fine-tune: the --select fit mix trained ${steps} steps × ${TRAIN_DEFAULTS.batchSize} on the target's first ${steps * TRAIN_DEFAULTS.batchSize} train records (lr ${DEFAULT_FINETUNE_LR}, linear decay), ${per(seconds.finetuned)}; control: the same steps, learning rate, records and batch order from the testbed's seeded initialisation (seed ${DEFAULT_SEED}), no bank, ${per(seconds.scratch)}; the two run side by side`,
+      `fine-tune: the --select fit mix trained ${steps} steps × ${TRAIN_DEFAULTS.batchSize} on the target's first ${steps * TRAIN_DEFAULTS.batchSize} train records (lr ${DEFAULT_FINETUNE_LR}, linear decay), ${secondsPerTarget(seconds.finetuned)}; control: the same steps, learning rate, records and batch order from the testbed's seeded initialisation (seed ${DEFAULT_SEED}), no bank, ${secondsPerTarget(seconds.scratch)}; the two run side by side`,
     ],
   };
 }

@@ -2,14 +2,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Metric } from "../distances/metric.js";
-import { throwIfAborted, usageError } from "../errors.js";
+import { throwIfAborted } from "../errors.js";
 import type { ProfileSide } from "../profiles/profile.js";
 import { DEFAULT_NEAREST, MIXTURE_TEMPERATURES } from "../select/candidates.js";
 import { DEFAULT_SCORE_EXAMPLES } from "../select/selectByLoss.js";
 import { openTestbedBackend } from "../testbed/backend.js";
 import { DEFAULT_TESTBED } from "../testbed/paths.js";
 import { DEFAULT_EVAL, type EvalSettings } from "../testbed/references.js";
-import { DEFAULT_FINETUNE_STEPS } from "../train/finetuneLora.js";
+import { checkFinetuneSteps, DEFAULT_FINETUNE_STEPS } from "../train/finetuneLora.js";
 import { checkOutDir } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
 import { WEIGHT_METHODS, type WeightMethod } from "../weights/methods.js";
@@ -114,8 +114,7 @@ export async function runDemo({
   progress,
 }: DemoOptions): Promise<DemoResult> {
   const started = performance.now();
-  if (!(Number.isInteger(finetune) && finetune >= 0))
-    throw usageError(`finetune must be a whole number of steps ≥ 0, got ${finetune}`);
+  checkFinetuneSteps(finetune);
   await checkOutDir(out, "demo");
   const setup = await openDemoSetup({ testbed, shared, targets, all, limit, maxNewTokens });
   const { settings } = setup;

@@ -1,13 +1,13 @@
 import { loadDataset } from "../datasets/load.js";
 import { throwIfAborted } from "../errors.js";
 import type { LlamaBackend } from "../eval/llamaBackend.js";
-import { summarize } from "../eval/metrics.js";
 import { lossCandidates } from "../select/candidates.js";
 import { DEFAULT_FIT_TOP, DEFAULT_FIT_TRIALS, fitWeights } from "../select/fitWeights.js";
 import { LlamaScorer } from "../select/llamaScorer.js";
 import { scoreExamples, selectByLoss } from "../select/selectByLoss.js";
 import type { ProgressSink } from "../util/progress.js";
 import { type DemoSetup, targetRow } from "./setup.js";
+import { secondsPerTarget } from "./tables.js";
 import type { WeightRows } from "./weights.js";
 
 /** One target's --select loss run (and --select fit on top), as results.json records it. */
@@ -83,14 +83,13 @@ export async function selectPerTarget(
   paper.weightRows.set("select-loss", selected);
   if (fit) paper.weightRows.set("select-fit", fitted);
 
-  const selectSeconds = summarize(Object.values(selections).map((x) => x.seconds));
   const notes = [
-    `--select loss: ${selectSeconds.mean.toFixed(1)} ± ${selectSeconds.std.toFixed(1)} s per target to score its candidates`,
+    `--select loss: ${secondsPerTarget(Object.values(selections).map((x) => x.seconds))} to score its candidates`,
   ];
   if (fit) {
-    const fitSeconds = summarize(Object.values(selections).map((x) => x.fit?.seconds ?? 0));
+    const fitSeconds = Object.values(selections).map((x) => x.fit?.seconds ?? 0);
     notes.push(
-      `--select fit: ${DEFAULT_FIT_TRIALS} trials over the ${DEFAULT_FIT_TOP} best candidates, ${fitSeconds.mean.toFixed(1)} ± ${fitSeconds.std.toFixed(1)} s per target on top of selection`,
+      `--select fit: ${DEFAULT_FIT_TRIALS} trials over the ${DEFAULT_FIT_TOP} best candidates, ${secondsPerTarget(fitSeconds)} on top of selection`,
     );
   }
   return { selections, notes };

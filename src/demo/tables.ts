@@ -69,6 +69,12 @@ export function formatSummary(s: Summary | undefined): string {
   return s === undefined ? "—" : `${s.mean.toFixed(3)} ± ${s.std.toFixed(3)}`;
 }
 
+/** Seconds per target as the demo's notes give them: mean ± std over the targets. */
+export function secondsPerTarget(seconds: number[]): string {
+  const s = summarize(seconds);
+  return `${s.mean.toFixed(1)} ± ${s.std.toFixed(1)} s per target`;
+}
+
 export function formatGap(g: number | undefined): string {
   return g === undefined ? "—" : `${Math.round(g * 100)}%`;
 }

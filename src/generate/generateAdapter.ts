@@ -26,7 +26,7 @@ import {
 import { loadTokenizer } from "../tokenizers/load.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { DEFAULT_MAX_LENGTH, DEFAULT_MAX_OUTPUT_TOKENS } from "../train/examples.js";
-import { DEFAULT_FINETUNE_STEPS, finetuneUnavailable } from "../train/finetuneLora.js";
+import { checkFinetuneSteps, DEFAULT_FINETUNE_STEPS, finetuneUnavailable } from "../train/finetuneLora.js";
 import { TRAIN_DEFAULTS } from "../train/trainLora.js";
 import { checkOutDir } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
@@ -174,8 +174,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
       [t],
     );
   }
-  if (finetuneAsked !== undefined && !(Number.isInteger(finetuneAsked) && finetuneAsked >= 0))
-    throw usageError(`finetune must be a whole number of steps ≥ 0, got ${finetuneAsked}`);
+  if (finetuneAsked !== undefined) checkFinetuneSteps(finetuneAsked);
   if (select === "method" && (finetuneAsked ?? 0) > 0) {
     const [r, s] = [option("finetune"), option("select", "fit")];
     throw usageError(

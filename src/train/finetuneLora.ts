@@ -28,6 +28,12 @@ import { recentMean, TRAIN_DEFAULTS, trainSteps } from "./trainLora.js";
 export const DEFAULT_FINETUNE_STEPS = 100;
 export const DEFAULT_FINETUNE_LR = 4e-3;
 
+/** Refuses a fine-tuning step count that is not a whole number ≥ 0 (0: no fine-tuning). */
+export function checkFinetuneSteps(steps: number): void {
+  if (!(Number.isInteger(steps) && steps >= 0))
+    throw usageError(`finetune must be a whole number of steps ≥ 0, got ${steps}`);
+}
+
 /**
  * Parameters the CPU trainer takes at most. tfjs-wasm holds the model in float32 inside a 32-bit
  * WebAssembly heap (4 GiB at most) beside the activations, so a 1 GB model is already near the
@@ -151,7 +157,7 @@ export async function finetuneLora({
   }
   if (examples.length === 0) throw inputError(model, "no train records with an output to fine-tune on");
   const start = await loadAdapter(adapter);
-  const lora = await readLora(adapter, weights.config);
+  const lora = await readLora(start, weights.config);
   const loop = await trainSteps(weights, lora, examples, {
     steps,
     batchSize,

@@ -18,6 +18,7 @@ export {
   truncationRule,
 } from "./examples.js";
 export {
+  checkFinetuneSteps,
   DEFAULT_FINETUNE_LR,
   DEFAULT_FINETUNE_STEPS,
   type FinetuneOptions,

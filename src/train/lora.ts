@@ -5,7 +5,7 @@ import {
   type LlamaProjection,
   projectionShape,
 } from "../formats/llamaConfig.js";
-import { loadAdapter, loraScaling } from "../formats/peft.js";
+import { type Adapter, loadAdapter, loraScaling } from "../formats/peft.js";
 import { SafetensorsReader, type TensorToWrite } from "../formats/safetensors.js";
 import { seededRandom } from "../util/prng.js";
 import { projectionModule } from "./llamaWeights.js";
@@ -95,9 +95,12 @@ export function loraConfig(lora: LoraWeights, baseModel: string): Record<string,
 
 const MODULE_PATTERN = /^base_model\.model\.model\.layers\.(\d+)\.(?:self_attn|mlp)\.([a-z_]+)$/;
 
-/** A PEFT adapter directory as LoRA weights for `config`'s model; modules the model lacks are refused. */
-export async function readLora(dir: string, config: LlamaConfig): Promise<LoraWeights> {
-  const adapter = await loadAdapter(dir);
+/**
+ * A PEFT adapter (its directory, or the adapter already loaded) as LoRA weights for `config`'s model;
+ * modules the model lacks are refused.
+ */
+export async function readLora(source: string | Adapter, config: LlamaConfig): Promise<LoraWeights> {
+  const adapter = typeof source === "string" ? await loadAdapter(source) : source;
   const pairs: LoraPair[] = [];
   await using reader = await SafetensorsReader.open(adapter.file);
   for (const m of adapter.modules) {
