@@ -13,6 +13,9 @@ import { loadTokenizer } from "../src/tokenizers/load.js";
 import type { Tokenizer } from "../src/tokenizers/tokenizer.js";
 import { REPO, TINY_MODEL } from "./helpers/shared.js";
 
+/** The scorer's sequences: these tests build their examples by hand. */
+const SEQUENCES = { tokenizer: {} as Tokenizer, eosId: 2, contextSize: 128 };
+
 type Route = (body: Record<string, unknown>, res: ServerResponse) => Promise<void> | void;
 
 /** An HTTP server on 127.0.0.1 with JSON POST routes, recording every request body by path. */
@@ -120,7 +123,7 @@ describe("llama-server: choosing the adapter, token-id prompts, the prompt cache
   });
 
   it("cannot score candidates: says so in one line", async () => {
-    const scorer = new OpenAIScorer({ baseUrl: server.baseUrl, model: "tiny", retries: 0 });
+    const scorer = new OpenAIScorer({ baseUrl: server.baseUrl, model: "tiny", retries: 0 }, SEQUENCES);
     const error = await scorer
       .losses(null, [{ ids: Int32Array.from([1, 5, 6]), outputStart: 2 }])
       .catch((e: unknown) => e);
@@ -200,7 +203,7 @@ describe("vLLM: candidates scored on the server", () => {
   });
 
   it("gives the losses llama.cpp gives, loads each adapter under its own name and unloads it", async () => {
-    const scorer = new OpenAIScorer({ baseUrl: server.baseUrl, model: "tiny" });
+    const scorer = new OpenAIScorer({ baseUrl: server.baseUrl, model: "tiny" }, SEQUENCES);
     const local = LlamaScorer.over(llama);
     const adapter = join(REPO, "testbed/adapters/task155_count_nouns_verbs");
     for (const dir of [null, adapter]) {
@@ -221,7 +224,7 @@ describe("vLLM: candidates scored on the server", () => {
   it("a server that cannot load adapters at run time says how to enable it", async () => {
     const bare = await serve({ "/v1/completions": stand.routes["/v1/completions"] });
     try {
-      const scorer = new OpenAIScorer({ baseUrl: bare.baseUrl, model: "tiny", retries: 0 });
+      const scorer = new OpenAIScorer({ baseUrl: bare.baseUrl, model: "tiny", retries: 0 }, SEQUENCES);
       await expect(
         scorer.losses(join(REPO, "testbed/adapters/task155_count_nouns_verbs"), examples),
       ).rejects.toThrow(

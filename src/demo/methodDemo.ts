@@ -7,7 +7,7 @@ import { initBank } from "../bank/store.js";
 import { loadDataset } from "../datasets/load.js";
 import { inputError } from "../errors.js";
 import { generateAdapter } from "../generate/generateAdapter.js";
-import type { CandidateWeight } from "../generate/provenance.js";
+import type { CandidateWeight } from "../generate/record.js";
 import { type LooResult, runLoo } from "../loo/runLoo.js";
 import { synthBank } from "../synth/synthBank.js";
 import type { ProgressSink } from "../util/progress.js";

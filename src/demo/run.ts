@@ -5,7 +5,7 @@ import type { Metric } from "../distances/metric.js";
 import { throwIfAborted } from "../errors.js";
 import type { ProfileSide } from "../profiles/profile.js";
 import { DEFAULT_NEAREST, MIXTURE_TEMPERATURES } from "../select/candidates.js";
-import { DEFAULT_SCORE_EXAMPLES } from "../select/selectByLoss.js";
+import { DEFAULT_SCORE_EXAMPLES } from "../select/examples.js";
 import { openTestbedBackend } from "../testbed/backend.js";
 import { DEFAULT_TESTBED } from "../testbed/paths.js";
 import { DEFAULT_EVAL, type EvalSettings } from "../testbed/references.js";

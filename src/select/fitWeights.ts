@@ -1,11 +1,8 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { throwIfAborted, usageError } from "../errors.js";
-import { mixAdapters } from "../merge/mixAdapters.js";
 import { seededRandom } from "../util/prng.js";
 import type { ProgressSink } from "../util/progress.js";
-import type { CandidateScorer, ScoreExample } from "./scorer.js";
+import type { ScoreExample } from "./scorer.js";
+import type { WeightScorer } from "./scoreWeights.js";
 import type { ScoredCandidate } from "./selectByLoss.js";
 
 /**
@@ -16,13 +13,22 @@ import type { ScoredCandidate } from "./selectByLoss.js";
 export const DEFAULT_FIT_TOP = 8;
 export const DEFAULT_FIT_TRIALS = 16;
 
+/** How the fit searches: over the `top` best candidates, `trials` scorings, from `seed`. */
+export interface FitOptions {
+  top?: number;
+  trials?: number;
+  seed?: number;
+}
+
 export interface FitResult {
-  /** Weights over the bank's adapters (sum 1). */
+  /** Weights over the bank's adapters (sum 1): the best candidate's when no trial beat it. */
   weights: Float64Array;
   loss: number;
   /** The starting point's loss: the best candidate's. */
   startLoss: number;
   trials: number;
+  /** Trials that could not be scored (each counted as a rejected step), with the first reason. */
+  failed: { count: number; first: string } | null;
   seconds: number;
 }
 
@@ -40,8 +46,7 @@ function gaussian(random: () => number): number {
  * Step size follows the 1/5th success rule; the search is seeded, hence reproducible.
  */
 export async function fitWeights({
-  scorer,
-  adapters,
+  weigher,
   scored,
   examples,
   top = DEFAULT_FIT_TOP,
@@ -49,14 +54,10 @@ export async function fitWeights({
   seed = 0,
   signal,
   progress,
-}: {
-  scorer: CandidateScorer;
-  adapters: readonly string[];
+}: FitOptions & {
+  weigher: WeightScorer;
   scored: readonly ScoredCandidate[];
   examples: readonly ScoreExample[];
-  top?: number;
-  trials?: number;
-  seed?: number;
   signal?: AbortSignal;
   progress?: ProgressSink;
 }): Promise<FitResult> {
@@ -70,6 +71,8 @@ export async function fitWeights({
     .slice(0, top);
   const best = pool[0];
   if (best === undefined) throw usageError("no scored candidate to start the fit from");
+  const unfitted = { weights: best.weights, loss: best.loss, startLoss: best.loss, failed: null };
+  if (pool.length < 2) return { ...unfitted, trials: 0, seconds: 0 };
   const combine = (logits: Float64Array) => {
     const max = Math.max(...logits);
     const e = Array.from(logits, (x) => Math.exp(x - max));
@@ -81,48 +84,40 @@ export async function fitWeights({
     }
     return w;
   };
-  if (pool.length < 2)
-    return { weights: best.weights, loss: best.loss, startLoss: best.loss, trials: 0, seconds: 0 };
 
-  const scratch = await mkdtemp(join(tmpdir(), "loramix-fit-"));
-  try {
-    const lossOf = async (weights: Float64Array, k: number) => {
-      const dir = join(scratch, String(k));
-      await mixAdapters({ adapters: [...adapters], weights: [...weights], out: dir, signal });
-      try {
-        const l = await scorer.losses(dir, examples, { signal });
-        return l.reduce((s, v) => s + v, 0) / l.length;
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
-    };
-    const random = seededRandom(seed);
-    // Logit 4 on the best: ~89% of the weight with 8 candidates, so the first steps stay near it.
-    let x = Float64Array.from(pool, (_, m) => (m === 0 ? 4 : 0));
-    let weights = best.weights;
-    let loss = best.loss;
-    let sigma = 1;
-    for (let t = 0; t < trials; t++) {
-      throwIfAborted(signal);
-      const y = Float64Array.from(x, (v) => v + sigma * gaussian(random));
-      const w = combine(y);
-      const l = await lossOf(w, t);
-      if (l < loss) {
-        x = y;
-        weights = w;
-        loss = l;
-        sigma *= 1.5;
-      } else sigma *= 0.9;
-      progress?.({
-        phase: "fit",
-        done: t + 1,
-        total: trials,
-        unit: "trials",
-        detail: `loss ${loss.toFixed(4)}`,
-      });
-    }
-    return { weights, loss, startLoss: best.loss, trials, seconds: (performance.now() - started) / 1000 };
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
+  const random = seededRandom(seed);
+  // Logit 4 on the best: ~89% of the weight with 8 candidates, so the first steps stay near it.
+  let x = Float64Array.from(pool, (_, m) => (m === 0 ? 4 : 0));
+  let { weights, loss } = unfitted;
+  let failed = null as FitResult["failed"];
+  let sigma = 1;
+  for (let t = 0; t < trials; t++) {
+    throwIfAborted(signal);
+    const y = Float64Array.from(x, (v) => v + sigma * gaussian(random));
+    const w = combine(y);
+    const trial = await weigher.score(w, examples, signal);
+    if (trial.error !== undefined)
+      failed = { count: (failed?.count ?? 0) + 1, first: failed?.first ?? trial.error };
+    if (trial.loss < loss) {
+      x = y;
+      weights = w;
+      loss = trial.loss;
+      sigma *= 1.5;
+    } else sigma *= 0.9;
+    progress?.({
+      phase: "fit",
+      done: t + 1,
+      total: trials,
+      unit: "trials",
+      detail: `loss ${loss.toFixed(4)}`,
+    });
   }
+  return {
+    weights,
+    loss,
+    startLoss: best.loss,
+    trials,
+    failed,
+    seconds: (performance.now() - started) / 1000,
+  };
 }

@@ -1,5 +1,7 @@
 import { throwIfAborted } from "../errors.js";
 import { LlamaBackend, type LlamaBackendOptions } from "../eval/llamaBackend.js";
+import type { Tokenizer } from "../tokenizers/tokenizer.js";
+import { endTokenId } from "../train/examples.js";
 import type { CandidateScorer, ScoreExample } from "./scorer.js";
 
 /**
@@ -16,6 +18,18 @@ export class LlamaScorer implements CandidateScorer {
     private readonly owned: boolean,
   ) {
     this.name = backend.name;
+  }
+
+  get tokenizer(): Tokenizer {
+    return this.backend.tokenizer;
+  }
+
+  get eosId(): number {
+    return endTokenId(this.backend.eosId);
+  }
+
+  get contextSize(): number {
+    return this.backend.contextSize;
   }
 
   static async open(options: LlamaBackendOptions): Promise<LlamaScorer> {

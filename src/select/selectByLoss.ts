@@ -1,47 +1,9 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { DatasetRecord } from "../datasets/record.js";
 import { LoramixError, throwIfAborted, usageError } from "../errors.js";
-import { mixAdapters } from "../merge/mixAdapters.js";
-import type { Tokenizer } from "../tokenizers/tokenizer.js";
-import { buildExample } from "../train/examples.js";
 import type { ProgressSink } from "../util/progress.js";
 import type { Candidate } from "./candidates.js";
+import { type FitOptions, type FitResult, fitWeights } from "./fitWeights.js";
 import type { CandidateScorer, ScoreExample } from "./scorer.js";
-
-/** Train records scored per candidate by default (chosen on the bank, see testbed/TRAINING.md). */
-export const DEFAULT_SCORE_EXAMPLES = 64;
-
-/**
- * The first `count` records with an output, in split order (SPEC §7 candidate loss), built by
- * `loramix train`'s sequence rule (the prompt cut from the left to fit `context − answerTokens`,
- * the first output + EOS): a candidate is judged on what training would have fitted.
- */
-export function scoreExamples(
-  records: readonly DatasetRecord[],
-  tokenizer: Tokenizer,
-  {
-    count = DEFAULT_SCORE_EXAMPLES,
-    context,
-    answerTokens,
-    eosId,
-  }: { count?: number; context: number; answerTokens: number; eosId: number },
-): ScoreExample[] {
-  if (!(Number.isInteger(count) && count >= 1))
-    throw usageError(`score examples must be a positive integer, got ${count}`);
-  const out: ScoreExample[] = [];
-  for (const record of records) {
-    if (out.length === count) break;
-    const e = buildExample(record, tokenizer, {
-      maxLength: context,
-      maxOutputTokens: answerTokens,
-      eosId,
-    });
-    if (e) out.push({ ids: e.ids, outputStart: e.outputStart });
-  }
-  return out;
-}
+import { WeightScorer } from "./scoreWeights.js";
 
 export interface ScoredCandidate extends Candidate {
   /** Mean over the examples of the mean output cross-entropy (nats/token); NaN when scoring failed. */
@@ -51,13 +13,19 @@ export interface ScoredCandidate extends Candidate {
   error?: string;
 }
 
-export interface Selection {
+/** What `--select loss` (and `fit` on top of it) found, and the weights it chose. */
+export interface LossSelection {
   scored: ScoredCandidate[];
   /** Index into `scored` of the lowest loss. */
   chosen: number;
   /** The base model's loss on the same examples: what "no adapter" would give. */
   baseLoss: number;
+  /** The refinement of the best candidates' mix (select fit), when asked for. */
+  fit?: FitResult;
+  /** The chosen weights over the bank's adapters: the fit's, which never lose to the best candidate's. */
+  weights: Float64Array;
   examples: number;
+  /** Seconds spent scoring the candidates (the fit's are in `fit.seconds`). */
   seconds: number;
 }
 
@@ -67,102 +35,65 @@ export interface SelectOptions {
   adapters: readonly string[];
   candidates: readonly Candidate[];
   examples: readonly ScoreExample[];
+  /** Refine the best candidates' mix on the same examples (`--select fit`); absent: `--select loss`. */
+  fit?: FitOptions;
   signal?: AbortSignal;
   progress?: ProgressSink;
 }
 
-function mean(values: Float64Array): number {
-  let s = 0;
-  for (const v of values) s += v;
-  return s / values.length;
-}
-
 /**
- * Scores every candidate on the same examples and picks the lowest loss. A single adapter is
- * scored from its own directory; a mixture is mixed (linear, SPEC §5) into a scratch directory
- * that is removed once scored, so at most one mixture is on disk at a time.
+ * The one selection path of generate, the demo and the benches: every candidate and the base
+ * model scored on the same examples, the lowest loss kept (ties to the first listed), then, for
+ * `--select fit`, its mix with the next best refined on the same loss. A candidate that fails to
+ * score is reported and passed over; when all fail, the first one's reason is thrown.
  */
 export async function selectByLoss({
   scorer,
   adapters,
   candidates,
   examples,
+  fit,
   signal,
   progress,
-}: SelectOptions): Promise<Selection> {
+}: SelectOptions): Promise<LossSelection> {
   if (candidates.length === 0) throw usageError("no candidates to score");
   if (examples.length === 0) throw usageError("no examples to score the candidates on");
+  await using weigher = new WeightScorer(scorer, adapters);
   const started = performance.now();
-  const scratch = await mkdtemp(join(tmpdir(), "loramix-select-"));
-  try {
-    const total = candidates.length + 1;
-    const tick = (done: number, detail: string) =>
-      progress?.({ phase: "score", done, total, unit: "candidates", detail });
-    tick(0, "base model");
-    const baseLoss = mean(await scorer.losses(null, examples, { signal }));
-    tick(1, "base model");
-    const scored: ScoredCandidate[] = [];
-    for (const [k, candidate] of candidates.entries()) {
-      throwIfAborted(signal);
-      const t = performance.now();
-      const loss = await scoreOne(
-        scorer,
-        adapters,
-        candidate,
-        examples,
-        join(scratch, String(k)),
-        signal,
-      ).then(
-        (v) => ({ loss: v }),
-        (error: unknown) => {
-          if (error instanceof LoramixError && error.code === "ABORTED") throw error;
-          return { loss: Number.NaN, error: error instanceof Error ? error.message : String(error) };
-        },
-      );
-      scored.push({ ...candidate, ...loss, seconds: (performance.now() - t) / 1000 });
-      tick(k + 2, candidate.label);
-    }
-    let chosen = -1;
-    for (const [k, c] of scored.entries()) {
-      if (Number.isFinite(c.loss) && (chosen < 0 || c.loss < (scored[chosen] as ScoredCandidate).loss))
-        chosen = k;
-    }
-    if (chosen < 0) {
-      throw new LoramixError(
-        "BACKEND",
-        `every candidate failed to score; the first: ${scored[0]?.label}: ${scored[0]?.error}`,
-      );
-    }
-    return {
-      scored,
-      chosen,
-      baseLoss,
-      examples: examples.length,
-      seconds: (performance.now() - started) / 1000,
-    };
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
+  const total = candidates.length + 1;
+  const tick = (done: number, detail: string) =>
+    progress?.({ phase: "score", done, total, unit: "candidates", detail });
+  tick(0, "base model");
+  const baseLoss = await weigher.base(examples, signal);
+  tick(1, "base model");
+  const scored: ScoredCandidate[] = [];
+  for (const [k, candidate] of candidates.entries()) {
+    throwIfAborted(signal);
+    const t = performance.now();
+    const result = await weigher.score(candidate.weights, examples, signal);
+    scored.push({ ...candidate, ...result, seconds: (performance.now() - t) / 1000 });
+    tick(k + 2, candidate.label);
   }
-}
-
-async function scoreOne(
-  scorer: CandidateScorer,
-  adapters: readonly string[],
-  candidate: Candidate,
-  examples: readonly ScoreExample[],
-  scratch: string,
-  signal: AbortSignal | undefined,
-): Promise<number> {
-  if (candidate.kind === "single") {
-    const j = candidate.weights.indexOf(1);
-    const dir = adapters[j];
-    if (dir === undefined) throw usageError(`${candidate.label}: no adapter at index ${j}`);
-    return mean(await scorer.losses(dir, examples, { signal }));
+  let chosen = -1;
+  for (const [k, c] of scored.entries()) {
+    if (Number.isFinite(c.loss) && (chosen < 0 || c.loss < (scored[chosen] as ScoredCandidate).loss))
+      chosen = k;
   }
-  await mixAdapters({ adapters: [...adapters], weights: [...candidate.weights], out: scratch, signal });
-  try {
-    return mean(await scorer.losses(scratch, examples, { signal }));
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
+  if (chosen < 0) {
+    throw new LoramixError(
+      "BACKEND",
+      `every candidate failed to score; the first: ${scored[0]?.label}: ${scored[0]?.error}`,
+    );
   }
+  const seconds = (performance.now() - started) / 1000;
+  const refined = fit ? await fitWeights({ ...fit, weigher, scored, examples, signal, progress }) : undefined;
+  return {
+    scored,
+    chosen,
+    baseLoss,
+    ...(refined ? { fit: refined } : {}),
+    weights: refined?.weights ?? (scored[chosen] as ScoredCandidate).weights,
+    examples: examples.length,
+    seconds,
+  };
 }

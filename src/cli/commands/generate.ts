@@ -5,9 +5,9 @@ import { usageError } from "../../errors.js";
 import { type GenerateResult, generateAdapter } from "../../generate/generateAdapter.js";
 import { MIX_MODES, type MixMode } from "../../merge/mixAdapters.js";
 import { DEFAULT_NEAREST, MIXTURE_TEMPERATURES } from "../../select/candidates.js";
+import { DEFAULT_SCORE_EXAMPLES } from "../../select/examples.js";
 import { DEFAULT_FIT_TOP, DEFAULT_FIT_TRIALS } from "../../select/fitWeights.js";
-import { DEFAULT_SCORE_EXAMPLES } from "../../select/selectByLoss.js";
-import { DEFAULT_MAX_LENGTH, DEFAULT_MAX_OUTPUT_TOKENS } from "../../train/examples.js";
+import { DEFAULT_RULE } from "../../train/examples.js";
 import { DEFAULT_FINETUNE_STEPS } from "../../train/finetuneLora.js";
 import { WEIGHT_METHODS, type WeightMethod } from "../../weights/methods.js";
 import { createProgress, info, interrupt, printJson, printResult } from "../context.js";
@@ -79,11 +79,11 @@ export default defineCommand({
     },
     context: {
       type: "string",
-      description: `Tokens per scored and fine-tuned sequence, loramix train's rule (default ${DEFAULT_MAX_LENGTH}, capped by the model's context)`,
+      description: `Tokens per scored and fine-tuned sequence, loramix train's rule (default ${DEFAULT_RULE.context}, capped by the model's context)`,
     },
     "answer-tokens": {
       type: "string",
-      default: String(DEFAULT_MAX_OUTPUT_TOKENS),
+      default: String(DEFAULT_RULE.answerTokens),
       description: "Output tokens kept per scored sequence, end token included",
     },
     side: {
@@ -163,7 +163,7 @@ export default defineCommand({
         model: args.model,
         tokenizer: args.tokenizer,
         scoreServer: scoreServer(args["score-url"], args["score-model"], process.env[args["api-key-env"]]),
-        candidates: positiveInt("candidates", args.candidates),
+        nearest: positiveInt("candidates", args.candidates),
         scoreExamples: positiveInt("score-examples", args["score-examples"]),
         finetune: integerAtLeast("finetune", args.finetune, 0),
         context: positiveInt("context", args.context),
@@ -238,7 +238,7 @@ function printTables(result: GenerateResult, merge: MixMode, totalSeconds: numbe
       `mixed ${result.mix.used} of ${result.weights.length} adapters (${merge}, rank ${result.mix.rank})`,
   );
   printResult(
-    `time: profile ${t.profile.toFixed(2)} s, distances ${t.distances.toFixed(2)} s, weights ${t.weights.toFixed(3)} s, ` +
+    `time: profile ${t.profile.toFixed(2)} s, distances ${t.distances.toFixed(2)} s, select ${t.select.toFixed(3)} s, ` +
       `mix ${t.mix.toFixed(2)} s${result.finetune ? `, fine-tune ${t.finetune.toFixed(2)} s` : ""}; total ${totalSeconds.toFixed(2)} s`,
   );
   if (result.finetune) {
@@ -247,8 +247,8 @@ function printTables(result: GenerateResult, merge: MixMode, totalSeconds: numbe
       `fine-tuned: ${r.steps} steps × ${r.batchSize} on ${r.examples} train records, batch loss ${r.firstLoss.toFixed(4)} → ${r.finalLoss.toFixed(4)}, ${r.seconds.toFixed(1)} s`,
     );
   }
-  const norm = result.flatness.updateNorm;
+  const { updateNorm, updateNormSkipped } = result.flatness;
   printResult(
-    `effective adapters (1/Σw²): ${result.flatness.effective.toFixed(2)}; update norm ratio: ${norm === null ? "not computed (too many contributors)" : norm.toFixed(3)}`,
+    `effective adapters (1/Σw²): ${result.flatness.effective.toFixed(2)}; update norm ratio: ${updateNorm === null ? `not computed (${updateNormSkipped})` : updateNorm.toFixed(3)}`,
   );
 }
