@@ -22,7 +22,8 @@ import { profileRecords, profileToJson } from "../src/profiles/profile.js";
 import { lossCandidates } from "../src/select/candidates.js";
 import { scoreExamples } from "../src/select/examples.js";
 import { fitWeights } from "../src/select/fitWeights.js";
-import { LlamaScorer } from "../src/select/llamaScorer.js";
+import { LlamaScorer, MIN_SHARED_PREFIX, scoringTokens } from "../src/select/llamaScorer.js";
+import { planSchedule } from "../src/select/schedule.js";
 import type { CandidateScorer, ScoreExample } from "../src/select/scorer.js";
 import { WeightScorer } from "../src/select/scoreWeights.js";
 import { selectByLoss } from "../src/select/selectByLoss.js";
@@ -159,6 +160,7 @@ class FakeScorer implements CandidateScorer {
   readonly tokenizer = {} as Tokenizer;
   readonly eosId = 2;
   readonly contextSize = 128;
+  readonly reusesPrefix = false;
   readonly asked: (string | null)[] = [];
   constructor(private readonly loss: (adapter: string | null) => number) {}
   async losses(adapter: string | null, examples: readonly ScoreExample[]): Promise<Float64Array> {
@@ -184,7 +186,7 @@ describe("selectByLoss", () => {
   it("keeps the lowest loss, reports the base model's and a candidate that failed", async () => {
     const losses: Record<string, number> = { "/a": 2, "/b": Number.NaN, "/c": 1.5 };
     const scorer = new FakeScorer((a) => (a === null ? 3 : (losses[a] as number)));
-    const s = await selectByLoss({ scorer, adapters, candidates, examples });
+    const s = await selectByLoss({ scorer, adapters, candidates, examples, budget: null });
     expect(scorer.asked).toEqual([null, "/a", "/b", "/c"]);
     expect(s.baseLoss).toBe(3);
     expect(s.chosen).toBe(2);
@@ -194,15 +196,80 @@ describe("selectByLoss", () => {
 
   it("fails with the reason when no candidate could be scored, and stops on abort", async () => {
     const failing = new FakeScorer((a) => (a === null ? 1 : Number.NaN));
-    await expect(selectByLoss({ scorer: failing, adapters, candidates, examples })).rejects.toThrow(
-      /every candidate failed to score; the first: a: cannot score \/a/,
-    );
+    await expect(
+      selectByLoss({ scorer: failing, adapters, candidates, examples, budget: null }),
+    ).rejects.toThrow(/every candidate failed to score; the first: a: cannot score \/a/);
     const controller = new AbortController();
     controller.abort();
     const scorer = new FakeScorer(() => 1);
     await expect(
-      selectByLoss({ scorer, adapters, candidates, examples, signal: controller.signal }),
+      selectByLoss({ scorer, adapters, candidates, examples, budget: null, signal: controller.signal }),
     ).rejects.toMatchObject({ code: "ABORTED" });
+  });
+});
+
+describe("successive halving under a token budget", () => {
+  /** `n` examples of `length` tokens whose first `shared` tokens are the same, the answer last. */
+  const examplesOf = (n: number, length: number, shared: number): ScoreExample[] =>
+    Array.from({ length: n }, (_, i) => ({
+      ids: Int32Array.from({ length }, (_, t) => (t < shared ? 7 : 100 + i * length + t)),
+      outputStart: length - 1,
+    }));
+
+  it("counts the shared prefix once, as llama.cpp evaluates it", () => {
+    // 3 examples of 50 tokens sharing 40: the prefix once, then 49 − 40 tokens each.
+    expect(scoringTokens(examplesOf(3, 50, 40), true)).toBe(40 + 3 * 9);
+    expect(scoringTokens(examplesOf(3, 50, 40), false)).toBe(3 * 49);
+    // One example, or a prefix under MIN_SHARED_PREFIX, is evaluated whole.
+    expect(scoringTokens(examplesOf(1, 50, 40), true)).toBe(49);
+    expect(scoringTokens(examplesOf(3, 50, MIN_SHARED_PREFIX - 1), true)).toBe(3 * 49);
+  });
+
+  it("plans the hand-worked schedule and refuses a budget below its smallest", () => {
+    // 8 examples of 10 tokens, nothing shared: 9 tokens each. n₀ = 1: the base model 9, then
+    // 5 × 9, 3 × 9 (the second example), 2 × 18 (the third and fourth): 117 ≤ 200 = half the budget;
+    // n₀ = 2 would take 18 + 5·18 + 3·18 + 2·36 = 234. The fit: (400 − 117) / 36 = 7 trials of 4 records.
+    const examples = examplesOf(8, 10, 0);
+    const s = planSchedule({ candidates: 5, examples, budget: 400, fitTrials: 16, reusesPrefix: false });
+    expect(s.stages).toEqual([
+      { candidates: 5, records: 1 },
+      { candidates: 3, records: 2 },
+      { candidates: 2, records: 4 },
+    ]);
+    expect(s.fit).toEqual({ trials: 7, records: 4 });
+    expect(s.tokens).toEqual({ selection: 117, fit: 7 * 36 });
+    // No budget: every candidate on every example, then every trial (loramix before budgets).
+    const all = planSchedule({ candidates: 5, examples, budget: null, fitTrials: 16, reusesPrefix: false });
+    expect(all.stages).toEqual([{ candidates: 5, records: 8 }]);
+    expect(all.fit).toEqual({ trials: 16, records: 8 });
+    expect(() =>
+      planSchedule({ candidates: 5, examples, budget: 100, fitTrials: 16, reusesPrefix: false }),
+    ).toThrow(
+      /a budget of 100 tokens cannot score 5 candidates and the base model on one example each; the smallest that works is 117/,
+    );
+  });
+
+  it("scores the better half on more records each round and keeps the last round's best", async () => {
+    const names = ["/a", "/b", "/c", "/d", "/e"];
+    const losses: Record<string, number> = { "/a": 5, "/b": 1, "/c": 4, "/d": 2, "/e": 3 };
+    const scorer = new FakeScorer((a) => (a === null ? 9 : (losses[a] as number)));
+    const candidates = names.map((n, j) => ({
+      label: n,
+      kind: "single" as const,
+      weights: Float64Array.from(names, (_, k) => (k === j ? 1 : 0)),
+    }));
+    const s = await selectByLoss({
+      scorer,
+      adapters: names,
+      candidates,
+      examples: examplesOf(8, 10, 0),
+      budget: 200,
+    });
+    expect(scorer.asked).toEqual([null, "/a", "/b", "/c", "/d", "/e", "/b", "/d", "/e", "/b", "/d"]);
+    expect(s.scored.map((c) => c.examples)).toEqual([1, 4, 1, 4, 2]);
+    expect(s.scored[s.chosen]?.label).toBe("/b");
+    expect(s.tokens).toBe(117);
+    expect(s.fit).toBeUndefined();
   });
 });
 
@@ -235,17 +302,15 @@ describe("fitWeights", () => {
       }
       return loss;
     };
-    const scored = [0, 1, 2].map((j) => ({
+    const pool = [0, 1, 2].map((j) => ({
       label: `nearest ${j + 1}`,
       kind: "single" as const,
       weights: one(j),
-      loss: j === 2 ? 10 * half() : half(),
-      seconds: 0,
     }));
     const examples: ScoreExample[] = [{ ids: Int32Array.from([1, 2]), outputStart: 1 }];
     const run = async () => {
       await using weigher = new WeightScorer(scorer, dirs);
-      return fitWeights({ weigher, scored, examples, top: 3, trials: 12 });
+      return fitWeights({ weigher, pool, startLoss: half(), examples, trials: 12 });
     };
     const a = await run();
     expect(a.startLoss).toBe(half());

@@ -33,10 +33,18 @@ export async function selectPerTarget(
   {
     nearest,
     examples: exampleCount,
+    budget,
     fit,
     signal,
     progress,
-  }: { nearest: number; examples: number; fit: boolean; signal?: AbortSignal; progress?: ProgressSink },
+  }: {
+    nearest: number;
+    examples: number;
+    budget: number | null;
+    fit: boolean;
+    signal?: AbortSignal;
+    progress?: ProgressSink;
+  },
 ): Promise<{ selections: Record<string, TargetSelection>; notes: string[] }> {
   const { entries, ids, targets, settings } = setup;
   const n = ids.length;
@@ -59,6 +67,7 @@ export async function selectPerTarget(
         mask: ids.map((_, j) => j === i),
       }),
       examples,
+      budget,
       ...(fit ? { fit: {} } : {}),
       signal,
     });

@@ -4,7 +4,9 @@ import { inputError } from "../errors.js";
 import { lossCandidates } from "../select/candidates.js";
 import { scoreExamples } from "../select/examples.js";
 import { openScorer } from "../select/openScorer.js";
-import { type LossSelection, selectByLoss } from "../select/selectByLoss.js";
+import { type LossSelection, type SelectionEstimate, selectByLoss } from "../select/selectByLoss.js";
+import { loadTokenizer } from "../tokenizers/load.js";
+import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import type { ProgressSink } from "../util/progress.js";
 import { methodWeights } from "../weights/methods.js";
 import type { TrainedMlp } from "../weights/mlp.js";
@@ -33,6 +35,7 @@ export interface ChoiceInputs {
   mlp: TrainedMlp | undefined;
   signal?: AbortSignal;
   progress?: ProgressSink;
+  onEstimate?: (estimate: SelectionEstimate) => void;
 }
 
 type Strategy = (plan: GeneratePlan, inputs: ChoiceInputs) => Promise<WeightChoice>;
@@ -79,6 +82,7 @@ async function byLoss(plan: GeneratePlan, inputs: ChoiceInputs): Promise<WeightC
   const notes: string[] = [];
   let selection: LossSelection;
   try {
+    notes.push(...(await vocabularyNote(scorer.tokenizer, inputs.bankTokenizer, train)));
     const examples = scoreExamples(train, scorer, scoring.rule, scoring.examples);
     if (examples.length === 0)
       throw inputError(source.path, "no train records with an output to score candidates on");
@@ -91,14 +95,34 @@ async function byLoss(plan: GeneratePlan, inputs: ChoiceInputs): Promise<WeightC
       adapters: entries.map((e) => e.adapterPath as string),
       candidates,
       examples,
+      budget: scoring.budget,
       ...(scoring.fit ? { fit: scoring.fit } : {}),
       signal,
       progress,
+      ...(inputs.onEstimate ? { onEstimate: inputs.onEstimate } : {}),
     });
   } finally {
     await scorer.dispose();
   }
   return { weights: selection.weights, selection, notes: [...notes, ...selectionNotes(selection)] };
+}
+
+/**
+ * Profiles count the bank's tokens, scoring the model's own: when the two tokenize the dataset
+ * differently (a GGUF whose vocabulary is not the bank's), the user is told which does what.
+ */
+async function vocabularyNote(
+  model: Tokenizer,
+  bankSpec: string,
+  train: readonly DatasetRecord[],
+): Promise<string[]> {
+  const bank = await loadTokenizer(bankSpec);
+  const sample = train.slice(0, 4).map((r) => `${r.input}${r.output[0] ?? ""}`);
+  const same = sample.every((text) => bank.encode(text).join() === model.encode(text).join());
+  if (same) return [];
+  return [
+    `the model's vocabulary (${model.vocabSize} tokens) tokenizes this dataset differently from the bank's tokenizer ${bank.name} (${bank.vocabSize}): distances use the bank's profiles, scoring the model's own tokens`,
+  ];
 }
 
 /** Failed candidates, what the fit did, and a bank with nothing close to the task. */

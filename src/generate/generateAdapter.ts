@@ -87,6 +87,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
       mlp,
       signal,
       progress,
+      ...(options.onEstimate ? { onEstimate: options.onEstimate } : {}),
     }),
   );
   const weights = plan.prune ? pruneWeights(choice.weights, plan.prune) : choice.weights;

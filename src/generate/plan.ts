@@ -9,6 +9,8 @@ import { DEFAULT_NEAREST } from "../select/candidates.js";
 import { DEFAULT_SCORE_EXAMPLES } from "../select/examples.js";
 import type { FitOptions } from "../select/fitWeights.js";
 import type { ScoreServer } from "../select/openScorer.js";
+import { DEFAULT_BUDGET } from "../select/schedule.js";
+import type { SelectionEstimate } from "../select/selectByLoss.js";
 import { promptBudget } from "../tokenizers/fitPrompt.js";
 import { checkRuleFits, DEFAULT_RULE, type SequenceRule } from "../train/examples.js";
 import { checkFinetuneSteps, DEFAULT_FINETUNE_STEPS, finetuneUnavailable } from "../train/finetuneLora.js";
@@ -47,8 +49,15 @@ export interface GenerateOptions {
   scoreServer?: ScoreServer;
   /** Nearest single adapters among the scored candidates (select fit and loss). */
   nearest?: number;
-  /** Train records each candidate is scored on (select fit and loss). */
+  /** Train records a candidate may be scored on at most (select fit and loss). */
   scoreExamples?: number;
+  /**
+   * Tokens llama.cpp may evaluate to select and fit (select fit and loss; default DEFAULT_BUDGET),
+   * spent by successive halving; null: every candidate on every record, then every fit trial.
+   */
+  budget?: number | null;
+  /** Told once scoring has started how long it should take, from the speed of the first scoring. */
+  onEstimate?: (estimate: SelectionEstimate) => void;
   /**
    * Training steps that fine-tune the chosen mix on the dataset's train records (select fit and loss;
    * `finetuneLora`), when `model` is a Hugging Face Llama directory small enough for the CPU
@@ -80,11 +89,13 @@ export interface ScoringPlan {
   model?: string;
   tokenizer?: string;
   server?: ScoreServer;
-  /** Tokens per llama.cpp context: the user's, else the model's trained context. */
-  contextSize?: number;
+  /** llama.cpp threads (default: every core). */
+  threads?: number;
   rule: SequenceRule;
-  /** Train records each candidate is scored on. */
+  /** Train records a candidate may be scored on at most. */
   examples: number;
+  /** Tokens selection and fit may evaluate; null: no limit. */
+  budget: number | null;
   /** The refinement of select fit; absent for select loss. */
   fit?: FitOptions;
 }
@@ -210,11 +221,15 @@ async function scoringPlan(options: GenerateOptions, select: "fit" | "loss"): Pr
   };
   if (trained !== null) checkRuleFits(rule, trained, resolve(model as string));
   promptBudget(rule.context, rule.answerTokens);
+  const budget = options.budget === undefined ? DEFAULT_BUDGET : options.budget;
+  if (budget !== null && !(Number.isSafeInteger(budget) && budget >= 1))
+    throw usageError(`budget must be a positive whole number of tokens, got ${budget}`, [option("budget")]);
   return {
     ...(server ? { server } : { model, tokenizer: options.tokenizer }),
-    ...(context === undefined ? {} : { contextSize: context }),
+    ...(options.threads === undefined ? {} : { threads: options.threads }),
     rule,
     examples: options.scoreExamples ?? DEFAULT_SCORE_EXAMPLES,
+    budget,
     ...(select === "fit" ? { fit: {} } : {}),
   };
 }

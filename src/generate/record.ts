@@ -1,5 +1,6 @@
 import { loramixVersion } from "../bank/store.js";
 import type { MmdMode } from "../distances/metric.js";
+import type { Schedule } from "../select/schedule.js";
 import type { LossSelection } from "../select/selectByLoss.js";
 import type { GeneratePlan } from "./plan.js";
 import type { TargetSource } from "./target.js";
@@ -20,11 +21,21 @@ export interface SelectionRecord {
   model?: string;
   /** The OpenAI-compatible server that scored instead, and the base model's name on it. */
   server?: { baseUrl: string; model: string };
-  examples: number;
+  /** How the budget was spent: the rounds of successive halving and the fit's trials (SPEC §7 schedule). */
+  schedule: Schedule;
+  /** Tokens llama.cpp evaluated. */
+  tokens: number;
   baseLoss: number;
   chosen: string | undefined;
-  fit?: { loss: number; startLoss: number; trials: number; kept: boolean; failed?: number };
-  candidates: { label: string; kind: string; loss: number | null; seconds: number; error?: string }[];
+  fit?: { loss: number; startLoss: number; trials: number; examples: number; kept: boolean; failed?: number };
+  candidates: {
+    label: string;
+    kind: string;
+    loss: number | null;
+    examples: number;
+    seconds: number;
+    error?: string;
+  }[];
 }
 
 /**
@@ -115,7 +126,8 @@ function selectionRecord(plan: GeneratePlan, s: LossSelection): SelectionRecord 
     ...(server
       ? { server: { baseUrl: server.baseUrl, model: server.model } }
       : { model: plan.scoring?.model }),
-    examples: s.examples,
+    schedule: s.schedule,
+    tokens: s.tokens,
     baseLoss: s.baseLoss,
     chosen: s.scored[s.chosen]?.label,
     ...(s.fit
@@ -124,6 +136,7 @@ function selectionRecord(plan: GeneratePlan, s: LossSelection): SelectionRecord 
             loss: s.fit.loss,
             startLoss: s.fit.startLoss,
             trials: s.fit.trials,
+            examples: s.fit.examples,
             kept: s.fit.loss < s.fit.startLoss,
             ...(s.fit.failed ? { failed: s.fit.failed.count } : {}),
           },
@@ -133,6 +146,7 @@ function selectionRecord(plan: GeneratePlan, s: LossSelection): SelectionRecord 
       label: c.label,
       kind: c.kind,
       loss: Number.isFinite(c.loss) ? c.loss : null,
+      examples: c.examples,
       seconds: c.seconds,
       ...(c.error ? { error: c.error } : {}),
     })),

@@ -1,6 +1,6 @@
 import { inputError, LoramixError } from "../errors.js";
 import { loadTokenizer } from "../tokenizers/load.js";
-import { DEFAULT_EOS_ID, DEFAULT_RULE } from "../train/examples.js";
+import { DEFAULT_EOS_ID, type SequenceRule } from "../train/examples.js";
 import { LlamaScorer } from "./llamaScorer.js";
 import { OpenAIScorer } from "./openaiScorer.js";
 import type { CandidateScorer } from "./scorer.js";
@@ -20,8 +20,10 @@ export interface OpenScorerOptions {
   server?: ScoreServer;
   /** The bank's tokenizer spec: the server's examples are built with it, and a GGUF's by default. */
   bankTokenizer: string;
-  /** Tokens per scored sequence; default: the model's trained context (llama.cpp), or DEFAULT_RULE's (server). */
-  contextSize?: number;
+  /** The sequence rule: its context is what each scored sequence may hold. */
+  rule: SequenceRule;
+  /** llama.cpp threads (default: every core). */
+  threads?: number;
 }
 
 /**
@@ -33,7 +35,8 @@ export async function openScorer({
   tokenizer,
   server,
   bankTokenizer,
-  contextSize,
+  rule,
+  threads,
 }: OpenScorerOptions): Promise<CandidateScorer> {
   if (server) {
     const bank = await loadTokenizer(bankTokenizer);
@@ -41,15 +44,18 @@ export async function openScorer({
     return new OpenAIScorer(server, {
       tokenizer: bank,
       eosId: eos.length === 1 ? (eos[0] as number) : DEFAULT_EOS_ID,
-      contextSize: contextSize ?? DEFAULT_RULE.context,
+      contextSize: rule.context,
     });
   }
   if (model === undefined) throw new Error("openScorer needs a model or a server");
   try {
     return await LlamaScorer.open({
       model,
-      tokenizer: tokenizer ?? (bankTokenizer === "mistral" ? undefined : bankTokenizer),
-      ...(contextSize === undefined ? {} : { contextSize }),
+      // A GGUF's own vocabulary by default; the bank's tokenizer.json only when it is the model's.
+      ...(tokenizer === undefined ? {} : { tokenizer }),
+      // Scored sequences need no more: a model's full trained context (32768 for Mistral) costs gigabytes of cache.
+      contextSize: rule.context,
+      ...(threads === undefined ? {} : { threads }),
     });
   } catch (error) {
     if (error instanceof LoramixError) throw error;

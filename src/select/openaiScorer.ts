@@ -22,6 +22,8 @@ export class OpenAIScorer implements CandidateScorer {
   readonly tokenizer: Tokenizer;
   readonly eosId: number;
   readonly contextSize: number;
+  /** A server's prompt cache is its own affair: every token is counted. */
+  readonly reusesPrefix = false;
 
   /**
    * The server tokenizes nothing: examples are built with `tokenizer` (the bank's, which must be

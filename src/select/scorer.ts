@@ -17,6 +17,8 @@ export interface CandidateScorer extends AsyncDisposable {
   readonly eosId: number;
   /** Tokens one scored sequence may hold. */
   readonly contextSize: number;
+  /** Whether examples sharing a prompt prefix cost it once (`scoringTokens` counts what is evaluated). */
+  readonly reusesPrefix: boolean;
   /**
    * Per example, the mean over ids[outputStart..] of −ln p(id | the ids before it), under the base
    * model with the PEFT adapter directory `adapter` (null: the base model alone).
@@ -26,5 +28,7 @@ export interface CandidateScorer extends AsyncDisposable {
     examples: readonly ScoreExample[],
     options?: { signal?: AbortSignal },
   ): Promise<Float64Array>;
+  /** Tells the scorer that `adapter` will not be scored again (its folder is about to go). */
+  release?(adapter: string): Promise<void>;
   dispose(): Promise<void>;
 }
