@@ -9,6 +9,7 @@ import { type AdapterLayout, compareLayouts } from "../formats/peft.js";
 import { type Profile, type ProfileSide, profileFromJson, profileToJson } from "../profiles/profile.js";
 import { loadTokenizer } from "../tokenizers/load.js";
 import { tempPathFor, writeFileAtomic } from "../util/atomic.js";
+import { forgetTemp } from "../util/scratch.js";
 import { checkTokenizerFits, resolveBaseModel } from "./baseModel.js";
 import { BANK_FILE, checkSchema, createSchema, SCHEMA_VERSION } from "./schema.js";
 
@@ -169,6 +170,8 @@ export class Bank {
     } catch (error) {
       await rm(tmp, { force: true });
       throw error;
+    } finally {
+      forgetTemp(tmp);
     }
     return Bank.open(dir);
   }

@@ -1,5 +1,4 @@
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { DatasetRecord } from "../datasets/record.js";
 import { ADAPTER_CONFIG, ADAPTER_RECORD, ADAPTER_WEIGHTS } from "../formats/fileNames.js";
@@ -7,6 +6,7 @@ import { saveAdapter } from "../formats/peft.js";
 import type { MixResult } from "../merge/mixAdapters.js";
 import { type FinetuneResult, finetuneLora } from "../train/finetuneLora.js";
 import type { ProgressSink } from "../util/progress.js";
+import { removeScratch, scratchDir } from "../util/scratch.js";
 
 /** What loramix.json and the result say about a fine-tuning. */
 export type FinetuneRecord = Omit<FinetuneResult, "tensors">;
@@ -42,7 +42,7 @@ export async function mixAndFinetune(
     progress?: ProgressSink;
   },
 ): Promise<{ mix: MixResult; finetune: FinetuneRecord }> {
-  const scratch = await mkdtemp(join(tmpdir(), "loramix-finetune-"));
+  const scratch = await scratchDir("finetune");
   try {
     const mixDir = join(scratch, "mix");
     const mixed = await mix(mixDir);
@@ -76,6 +76,6 @@ export async function mixAndFinetune(
     await saveAdapter(out, { config, tensors, extraFiles });
     return { mix: { ...mixed, out }, finetune };
   } finally {
-    await rm(scratch, { recursive: true, force: true });
+    await removeScratch(scratch);
   }
 }

@@ -1,10 +1,10 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { throwIfAborted, usageError } from "../errors.js";
 import { mixAdapters } from "../merge/mixAdapters.js";
 import { seededRandom } from "../util/prng.js";
 import type { ProgressSink } from "../util/progress.js";
+import { removeScratch, scratchDir } from "../util/scratch.js";
 import type { CandidateScorer, ScoreExample } from "./scorer.js";
 import type { ScoredCandidate } from "./selectByLoss.js";
 
@@ -84,7 +84,7 @@ export async function fitWeights({
   if (pool.length < 2)
     return { weights: best.weights, loss: best.loss, startLoss: best.loss, trials: 0, seconds: 0 };
 
-  const scratch = await mkdtemp(join(tmpdir(), "loramix-fit-"));
+  const scratch = await scratchDir("fit");
   try {
     const lossOf = async (weights: Float64Array, k: number) => {
       const dir = join(scratch, String(k));
@@ -123,6 +123,6 @@ export async function fitWeights({
     }
     return { weights, loss, startLoss: best.loss, trials, seconds: (performance.now() - started) / 1000 };
   } finally {
-    await rm(scratch, { recursive: true, force: true });
+    await removeScratch(scratch);
   }
 }

@@ -1,5 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { DatasetRecord } from "../datasets/record.js";
 import { LoramixError, throwIfAborted, usageError } from "../errors.js";
@@ -7,6 +6,7 @@ import { mixAdapters } from "../merge/mixAdapters.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { buildExample } from "../train/examples.js";
 import type { ProgressSink } from "../util/progress.js";
+import { removeScratch, scratchDir } from "../util/scratch.js";
 import type { Candidate } from "./candidates.js";
 import type { CandidateScorer, ScoreExample } from "./scorer.js";
 
@@ -93,7 +93,7 @@ export async function selectByLoss({
   if (candidates.length === 0) throw usageError("no candidates to score");
   if (examples.length === 0) throw usageError("no examples to score the candidates on");
   const started = performance.now();
-  const scratch = await mkdtemp(join(tmpdir(), "loramix-select-"));
+  const scratch = await scratchDir("select");
   try {
     const total = candidates.length + 1;
     const tick = (done: number, detail: string) =>
@@ -141,7 +141,7 @@ export async function selectByLoss({
       seconds: (performance.now() - started) / 1000,
     };
   } finally {
-    await rm(scratch, { recursive: true, force: true });
+    await removeScratch(scratch);
   }
 }
 

@@ -3,10 +3,26 @@ import { lstat, mkdir, open, readdir, readFile, rename, rm, writeFile } from "no
 import { basename, dirname, join } from "node:path";
 import { LoramixError, option } from "../errors.js";
 import { ADAPTER_CONFIG, ADAPTER_RECORD, TRAIN_RECORD } from "../formats/fileNames.js";
+import { RUN_TAG } from "./runTag.js";
+import { forgetTemp, trackTemp } from "./scratch.js";
+import { sweepBeside } from "./sweep.js";
 
-/** A sibling temp path: same directory, so the final rename never crosses file systems. */
+/**
+ * A sibling temp path, `.NAME.tmp-<run tag>-<random>`: same directory, so the final rename never
+ * crosses file systems; tracked, so a forced exit removes it, and tagged, so that after a kill the
+ * next run writing `path` does (sweep.ts).
+ */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${RUN_TAG}-${randomBytes(4).toString("hex")}`);
+  trackTemp(tmp);
+  return tmp;
+}
+
+/** Where `writeDirAtomic` sets an old output aside; a forced exit or a later sweep moves it back if the new one never landed. */
+function asidePathFor(path: string): string {
+  const old = join(dirname(path), `.${basename(path)}.old-${RUN_TAG}-${randomBytes(4).toString("hex")}`);
+  trackTemp(old, path);
+  return old;
 }
 
 /**
@@ -18,6 +34,7 @@ export async function writeFileAtomic(
   data: string | Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
 ): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
+  await sweepBeside(path);
   const tmp = tempPathFor(path);
   const handle = await open(tmp, "w");
   try {
@@ -33,6 +50,8 @@ export async function writeFileAtomic(
     await handle.close().catch(() => {});
     await rm(tmp, { force: true });
     throw error;
+  } finally {
+    forgetTemp(tmp);
   }
 }
 
@@ -65,6 +84,7 @@ async function markerKind(dir: string): Promise<string | null> {
  * long work starts and again by `writeDirAtomic`.
  */
 export async function checkOutDir(dir: string, kind: OutputKind): Promise<void> {
+  await sweepBeside(dir);
   const info = await lstat(dir).catch(() => null);
   if (info === null) return;
   if (!info.isDirectory()) {
@@ -106,9 +126,10 @@ export async function writeDirAtomic(
     await writeFile(join(tmp, OUTPUT_MARKER), `${JSON.stringify({ kind })}\n`);
   } catch (error) {
     await rm(tmp, { recursive: true, force: true });
+    forgetTemp(tmp);
     throw error;
   }
-  const old = tempPathFor(dir);
+  const old = asidePathFor(dir);
   let moved = false;
   try {
     await rename(dir, old);
@@ -116,9 +137,14 @@ export async function writeDirAtomic(
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
       await rm(tmp, { recursive: true, force: true });
+      forgetTemp(tmp);
+      forgetTemp(old);
       throw error;
     }
   }
+  // The commit point: from here on the new output is in place.
   await rename(tmp, dir);
+  forgetTemp(tmp);
   if (moved) await rm(old, { recursive: true, force: true });
+  forgetTemp(old);
 }
