@@ -386,6 +386,9 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
     weights: rows,
     synthetic: { count: syntheticCount, of: candidates.length },
   });
+  // Measured before the output is written: writing it is the commit point, after which an
+  // interrupt no longer stops the run.
+  const spread = flatness(weights, await contributorsNorm(candidates, weights, signal));
   const mixTo = (dir: string) =>
     mixAdapters({
       adapters: candidates.map((e) => e.adapterPath as string),
@@ -421,7 +424,6 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
     notes.push(
       `the adapter has rank ${mix.rank}: vLLM refuses LoRAs above its --max-lora-rank (default ${VLLM_MAX_LORA_RANK}); start it with --max-lora-rank ${[32, 64, 128, 256, 320, 512].find((r) => r >= mix.rank) ?? mix.rank}`,
     );
-  const spread = flatness(weights, await contributorsNorm(candidates, weights, signal));
   return {
     out: mix.out,
     weights: rows,
