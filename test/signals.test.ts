@@ -187,7 +187,8 @@ describe("the commit point", () => {
     run.child.kill("SIGINT");
     const { code, stderr } = await run.exit;
     expect(code, stderr).toBe(0);
-    if (stderr.includes("interrupting")) expect(stderr).toContain("finished before the interrupt took effect");
+    if (stderr.includes("interrupting"))
+      expect(stderr).toContain("finished before the interrupt took effect");
     expect(readdirSync(out)).toContain("adapter_model.safetensors");
     expect(made(tmp)).toEqual([]);
   }

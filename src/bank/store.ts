@@ -138,9 +138,18 @@ export class Bank {
       const config = join(json, "..", TOKENIZER_CONFIG_FILE);
       const target = join(dir, TOKENIZER_JSON);
       if (resolve(json) !== target) {
-        await writeFileAtomic(target, await readFile(json));
-        if (existsSync(config))
-          await writeFileAtomic(join(dir, TOKENIZER_CONFIG_FILE), await readFile(config));
+        const copies: [string, string][] = [[json, target]];
+        if (existsSync(config)) copies.push([config, join(dir, TOKENIZER_CONFIG_FILE)]);
+        // The folder may hold the user's files: the same tokenizer is kept, another one is never replaced.
+        for (const [from, to] of copies) {
+          const there = await readFile(to).catch(() => null);
+          if (there !== null && !there.equals(await readFile(from)))
+            throw inputError(
+              to,
+              `exists and is not ${from}; loramix does not replace a file it did not write: make the bank in a new folder, or remove the file yourself`,
+            );
+        }
+        for (const [from, to] of copies) await writeFileAtomic(to, await readFile(from));
       }
       spec = TOKENIZER_JSON;
     }
