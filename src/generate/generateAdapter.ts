@@ -219,7 +219,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
     t = now;
     return s;
   };
-  const { profile, source, train } = await targetProfile(bank, data, {
+  const { profile, source, train, warning } = await targetProfile(bank, data, {
     dataOptions,
     side,
     // finetuneLora trains on the first steps × batch records (finetuneRecords), so that many are kept.
@@ -229,6 +229,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
     progress,
   });
   const profileSeconds = lap();
+  if (warning !== null) notes.push(warning);
   throwIfAborted(signal);
   if (finetuneSteps > 0 && train === null && finetuneAsked !== undefined) {
     throw usageError(
