@@ -170,7 +170,7 @@ export class Bank {
           put.run("vocab_size", String(tok.vocabSize));
           put.run("created_at", new Date().toISOString());
           put.run("loramix_version", loramixVersion());
-          if (base) put.run(...baseModelMeta(dir, base.name));
+          if (base) for (const kv of baseModelMeta(dir, base.name)) put.run(...kv);
         })();
       } finally {
         db.close();
@@ -228,7 +228,30 @@ export class Bank {
     const id = this.meta(BASE_MODEL_ID);
     if (id !== undefined) return id;
     const path = this.meta(BASE_MODEL_PATH);
-    return path === undefined ? null : resolve(this.dir, path);
+    if (path === undefined) return null;
+    // Relative first: a bank moved together with its model. Then where the model was: a bank
+    // copied or moved alone, the model left in place.
+    const here = resolve(this.dir, path);
+    const recorded = this.meta(BASE_MODEL_ABSOLUTE);
+    return !existsSync(here) && recorded !== undefined && existsSync(recorded) ? recorded : here;
+  }
+
+  /**
+   * Why the bank's local base model is not found, or null: the bank was moved or copied without
+   * it (neither relative to the bank nor where it was recorded holds it). Generated adapters would
+   * name a folder that does not exist, and adapters cannot be checked against the model.
+   */
+  baseModelMissing(): string | null {
+    const path = this.meta(BASE_MODEL_PATH);
+    const found = this.baseModel;
+    if (path === undefined || found === null || existsSync(found)) return null;
+    const recorded = this.meta(BASE_MODEL_ABSOLUTE);
+    return (
+      `${this.dir}: the bank's base model is not at ${found} (recorded as ${path}, relative to the bank` +
+      `${recorded === undefined || recorded === found ? "" : `; not at ${recorded} either, where it was`}): ` +
+      "the bank was moved or copied without its model, so adapters made from it name a folder that does not exist; " +
+      `put the bank back beside the model, or the model (or a link to it) at ${found}`
+    );
   }
 
   /** Records the base model of a bank made without one; a bank's base model never changes. */
@@ -238,7 +261,7 @@ export class Bank {
     if (current !== null && current !== base.name)
       throw new LoramixError("BANK", `${this.dir}: the bank's base model is ${current}, not ${base.name}`);
     checkTokenizerFits(base, this.tokenizer, this.vocabSize);
-    this.setMeta(...baseModelMeta(this.dir, base.name));
+    for (const kv of baseModelMeta(this.dir, base.name)) this.setMeta(...kv);
   }
 
   get file(): string {
@@ -548,10 +571,18 @@ function sideKey(id: string, dataHash: string, tokenizer: string): string {
 /** An adapter refused for its layout; `differences` from compareLayouts(bank's layout, the adapter's). */
 const BASE_MODEL_ID = "base_model_id";
 const BASE_MODEL_PATH = "base_model_path";
+const BASE_MODEL_ABSOLUTE = "base_model_absolute_path";
 
-/** A local base model is stored relative to the bank, so a bank moved together with its model still finds it. */
-function baseModelMeta(dir: string, name: string): [string, string] {
-  return isAbsolute(name) ? [BASE_MODEL_PATH, relative(dir, name) || "."] : [BASE_MODEL_ID, name];
+/**
+ * A local base model is stored relative to the bank, so a bank moved together with its model still
+ * finds it, and as it was given, so a bank copied or moved alone finds it where it stayed.
+ */
+function baseModelMeta(dir: string, name: string): [string, string][] {
+  if (!isAbsolute(name)) return [[BASE_MODEL_ID, name]];
+  return [
+    [BASE_MODEL_PATH, relative(dir, name) || "."],
+    [BASE_MODEL_ABSOLUTE, name],
+  ];
 }
 
 export function layoutError(adapterPath: string, differences: string[]): LoramixError {

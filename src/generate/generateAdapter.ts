@@ -184,6 +184,8 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
   }
   await checkOutDir(out, "adapter");
   const notes: string[] = [];
+  const moved = bank.baseModelMissing();
+  if (moved !== null) notes.push(moved);
   const finetuneSteps = await finetunePlan(select, model, finetuneAsked, notes);
   const candidates = bank.entries().filter((e) => e.adapterPath !== null);
   if (candidates.length === 0) {
