@@ -10,6 +10,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkOutDir } from "../src/util/atomic.js";
 import { REPO, SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
 const TSX = pathToFileURL(createRequire(join(REPO, "package.json")).resolve("tsx")).href;
@@ -74,6 +75,21 @@ describe("eval --out", () => {
       expect(code, stderr).toBe(0);
       expect(readFileSync(join(out, "predictions.jsonl"), "utf8").trim().split("\n")).toHaveLength(2);
     }
+  });
+});
+
+describe("an eval folder from before the marker", () => {
+  it("is replaced when it holds loramix's two files, refused when metrics.json is the user's", async () => {
+    const { dir } = userFolder();
+    writeFileSync(
+      join(dir, "metrics.json"),
+      `${JSON.stringify({ std: "population (ddof 0) over records" }, null, 2)}\n`,
+    );
+    await checkOutDir(dir, "eval");
+    writeFileSync(join(dir, "metrics.json"), "{}\n");
+    await expect(checkOutDir(dir, "eval")).rejects.toThrow(
+      `${dir}: the folder holds files loramix did not write`,
+    );
   });
 });
 

@@ -67,7 +67,7 @@ export async function writeFileAtomic(
  * `--out` may name a missing path or such a file, and nothing else is ever replaced.
  */
 export interface OutFileKind {
-  /** "a profile", "a GGUF file loramix converted", ... */
+  /** As a message says it: "a profile", "a GGUF adapter", ... */
   what: string;
   written: (path: string) => Promise<boolean>;
 }
