@@ -131,32 +131,31 @@ describe("SIGTERM, SIGHUP and a second Ctrl-C", () => {
 });
 
 describe("what a SIGKILLed run leaves, the next run removes", () => {
-  it("scratch and the converted model in $TMPDIR: kept while the run lives, removed after it died", async () => {
+  it("scratch and the converted model in $TMPDIR: removed after the run died, never while a run lives", async () => {
     const { cwd, tmp } = await workspace();
-    const run = start(cwd, tmp, scoring(join(cwd, "adapter")));
-    expect(await when(run, () => made(tmp).some((f) => f.startsWith("loramix-select-")))).toBe(true);
-    const live = made(tmp);
-    // Another run while this one works touches none of its files.
-    const during = spawnSync(
-      process.execPath,
-      ["--import", TSX, join(REPO, "src/cli/main.ts"), "bank", "ls", testbed],
-      {
-        cwd,
-        env: { ...process.env, TMPDIR: tmp },
-        encoding: "utf8",
-      },
-    );
-    expect(during.status, during.stderr).toBe(0);
-    for (const f of live) expect(existsSync(join(tmp, f)), f).toBe(true);
-    run.child.kill("SIGKILL");
-    await run.exit;
+    const scratchSeen = () => made(tmp).some((f) => f.startsWith("loramix-select-"));
+    const killed = start(cwd, tmp, scoring(join(cwd, "killed")));
+    expect(await when(killed, scratchSeen)).toBe(true);
+    killed.child.kill("SIGKILL");
+    await killed.exit;
     const left = made(tmp);
     expect(left.some((f) => f.endsWith(".gguf"))).toBe(true);
-    const next = start(cwd, tmp, ["bank", "ls", testbed]);
-    const { code, stderr } = await next.exit;
-    expect(code, stderr).toBe(0);
+    expect(left.some((f) => f.startsWith("loramix-select-"))).toBe(true);
+
+    // The next run removes the dead run's files as it starts; a run started while it works
+    // removes nothing of its.
+    const live = start(cwd, tmp, scoring(join(cwd, "live")));
+    const swept = () => left.every((f) => !existsSync(join(tmp, f)));
+    expect(await when(live, () => swept() && made(tmp).length > 0)).toBe(true);
+    const during = await start(cwd, tmp, ["bank", "ls", testbed]).exit;
+    expect(during.code, during.stderr).toBe(0);
+    expect(during.stderr).not.toContain("removed");
+    live.child.kill("SIGTERM");
+    const { code, stderr } = await live.exit;
+    // 0 when it finished first.
+    expect([0, 143], stderr).toContain(code);
+    expect(stderr).toContain(`removed ${left.length} temporary files of killed loramix runs`);
     expect(made(tmp)).toEqual([]);
-    expect(stderr).toMatch(/removed \d+ temporary files? of killed loramix runs/);
   }, 300_000);
 
   it("a half-written output beside --out: removed by the next run writing there", async () => {
@@ -183,8 +182,8 @@ describe("the commit point", () => {
     const { cwd, tmp } = await workspace();
     const out = join(cwd, "adapter");
     const run = start(cwd, tmp, args(out));
-    expect(await when(run, () => existsSync(out))).toBe(true);
-    run.child.kill("SIGINT");
+    // Past the commit point little is left to do: a run that exits between two polls is no failure.
+    if (await when(run, () => existsSync(out))) run.child.kill("SIGINT");
     const { code, stderr } = await run.exit;
     expect(code, stderr).toBe(0);
     if (stderr.includes("interrupting"))
