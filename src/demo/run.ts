@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Metric } from "../distances/metric.js";
 import { throwIfAborted } from "../errors.js";
 import type { ProfileSide } from "../profiles/profile.js";
@@ -13,6 +10,7 @@ import { DEFAULT_EVAL, type EvalSettings } from "../testbed/references.js";
 import { checkFinetuneSteps, DEFAULT_FINETUNE_STEPS } from "../train/finetuneLora.js";
 import { checkOutDir } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
+import { removeScratch, scratchDir } from "../util/scratch.js";
 import { WEIGHT_METHODS, type WeightMethod } from "../weights/methods.js";
 import { evaluateTargets, type TargetRow } from "./evaluate.js";
 import { finetunePerTarget } from "./finetune.js";
@@ -122,7 +120,7 @@ export async function runDemo({
   await checkOutDir(out, "demo");
   const setup = await openDemoSetup({ testbed, shared, targets, all, limit, maxNewTokens });
   const { settings } = setup;
-  const tmp = await mkdtemp(join(tmpdir(), "loramix-demo-"));
+  const tmp = await scratchDir("demo");
   let closeBackend: (() => Promise<void>) | undefined;
   try {
     const paper = await paperWeights(setup, { metrics, methods, side, mlpHidden, signal, progress });
@@ -206,6 +204,6 @@ export async function runDemo({
   } finally {
     await closeBackend?.();
     setup.bank.close();
-    await rm(tmp, { recursive: true, force: true });
+    await removeScratch(tmp);
   }
 }

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
-import { readFile, rm, stat } from "node:fs/promises";
-import { availableParallelism, tmpdir } from "node:os";
+import { readFile, stat } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { Tokenizer as HfTokenizerImpl } from "@huggingface/tokenizers";
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
@@ -11,7 +11,7 @@ import { TOKENIZER_JSON } from "../formats/fileNames.js";
 import { checkGgufForLlama } from "../formats/ggufRead.js";
 import { loadTokenizer } from "../tokenizers/load.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
-import { tempPathFor } from "../util/atomic.js";
+import { removeScratch, scratchFile } from "../util/scratch.js";
 import type { CompletionOptions, Generation, InferenceBackend } from "./backend.js";
 import { GgufTokenizer } from "./ggufTokenizer.js";
 
@@ -152,7 +152,7 @@ export class LlamaBackend implements InferenceBackend {
       );
     } catch (error) {
       await llama.dispose();
-      for (const f of tempFiles) await rm(f, { force: true });
+      for (const f of tempFiles) await removeScratch(f);
       throw new LoramixError(
         "BACKEND",
         `${file}: llama.cpp cannot load the model: ${(error as Error).message}${recent.length > 0 ? ` (llama.cpp: ${recent.join("; ")})` : ""}`,
@@ -193,7 +193,7 @@ export class LlamaBackend implements InferenceBackend {
     if (file !== undefined) {
       this.adapterFiles.delete(key);
       this.tempFiles.splice(this.tempFiles.indexOf(file), 1);
-      await rm(file, { force: true });
+      await removeScratch(file);
     }
   }
 
@@ -258,7 +258,7 @@ export class LlamaBackend implements InferenceBackend {
     if (file === undefined) return;
     this.converted.delete(source);
     this.tempFiles.splice(this.tempFiles.indexOf(file), 1);
-    await rm(file, { force: true });
+    await removeScratch(file);
   }
 
   /** The base model's own context (no LoRA), created on first use. */
@@ -283,7 +283,7 @@ export class LlamaBackend implements InferenceBackend {
     await this.base?.dispose();
     await this.model.dispose();
     await this.llama.dispose();
-    for (const f of this.tempFiles) await rm(f, { force: true });
+    for (const f of this.tempFiles) await removeScratch(f);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -427,9 +427,12 @@ export class LlamaAdapterBackend implements InferenceBackend {
   }
 }
 
-/** A unique temp file that still ends in .gguf: converters pick the base's reader by that suffix. */
+/**
+ * A unique scratch file that still ends in .gguf (converters pick the base's reader by that suffix);
+ * for a model, a full copy of it, which a killed run's successor removes (src/util/sweep.ts).
+ */
 function tempGgufPath(source: string): string {
-  return join(tmpdir(), `${basename(tempPathFor(basename(source)))}.gguf`);
+  return scratchFile("gguf", `-${basename(source)}.gguf`);
 }
 
 /** The Hugging Face tokenizer's own decoder, for the ids llama.cpp generates. */

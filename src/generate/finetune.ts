@@ -1,5 +1,3 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { DatasetRecord } from "../datasets/record.js";
 import { saveAdapter } from "../formats/peft.js";
@@ -7,6 +5,7 @@ import { type MixResult, mixedFiles } from "../merge/mixAdapters.js";
 import type { SequenceRule } from "../train/examples.js";
 import { type FinetuneResult, finetuneLora } from "../train/finetuneLora.js";
 import type { ProgressSink } from "../util/progress.js";
+import { removeScratch, scratchDir } from "../util/scratch.js";
 
 /** What loramix.json and the result say about a fine-tuning. */
 export type FinetuneRecord = Omit<FinetuneResult, "tensors">;
@@ -43,7 +42,7 @@ export async function mixAndFinetune<R extends object>(
     progress?: ProgressSink;
   },
 ): Promise<{ mix: MixResult<R & { finetune: FinetuneSection }>; finetune: FinetuneRecord }> {
-  const scratch = await mkdtemp(join(tmpdir(), "loramix-finetune-"));
+  const scratch = await scratchDir("finetune");
   try {
     const mixDir = join(scratch, "mix");
     const mixed = await mix(mixDir);
@@ -65,6 +64,6 @@ export async function mixAndFinetune<R extends object>(
     });
     return { mix: { ...mixed, out, record }, finetune };
   } finally {
-    await rm(scratch, { recursive: true, force: true });
+    await removeScratch(scratch);
   }
 }

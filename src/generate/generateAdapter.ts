@@ -71,9 +71,11 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
   const plan = await resolvePlan(options);
   const { entries, profiles, mlp } = await prepareBank(bank, plan, signal, progress);
   const clock = new StepClock();
-  const { profile, source, train } = await clock.time("profile", () =>
+  const bankNotes = [bank.baseModelMissing()].filter((n): n is string => n !== null);
+  const { profile, source, train, warning } = await clock.time("profile", () =>
     readTarget(bank, plan, signal, progress),
   );
+  const targetNotes = warning === null ? [] : [warning];
   const distances = await clock.time("distances", () =>
     distancesToCandidates(profile, profiles, plan.metric, { mmd: plan.mmd, signal, progress }),
   );
@@ -107,10 +109,12 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
       : undefined,
     synthetic: { count: synthetic, of: entries.length },
   });
+  // Measured before the output is written: writing it is the commit point, after which an
+  // interrupt no longer stops the run.
+  const spread = flatness(weights, await mixUpdateNorm(entries, weights, signal));
   const written = await clock.time("mix", () =>
     writeAdapter(plan, { entries, weights, record, baseModel: bank.baseModel, train, signal, progress }),
   );
-  const spread = flatness(weights, await mixUpdateNorm(entries, weights, signal));
   const finetuneSeconds = written.finetune?.seconds ?? 0;
   return {
     out: written.mix.out,
@@ -127,7 +131,7 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
     ...(written.finetune ? { finetune: written.finetune } : {}),
     // The warning is about a mix that acts like the base model; a fine-tuned one was fitted to the data.
     flatness: written.finetune ? { ...spread, warning: null } : spread,
-    notes: [...plan.notes, ...choice.notes, ...written.notes],
+    notes: [...bankNotes, ...plan.notes, ...targetNotes, ...choice.notes, ...written.notes],
     timings: { ...clock.seconds, mix: clock.seconds.mix - finetuneSeconds, finetune: finetuneSeconds },
   };
 }

@@ -1,11 +1,11 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { LlamaContext, LlamaContextSequence, Token } from "node-llama-cpp";
 import { LoramixError, throwIfAborted } from "../errors.js";
 import { LlamaBackend, type LlamaBackendOptions } from "../eval/llamaBackend.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { endTokenId } from "../train/examples.js";
+import { removeScratch, scratchDir } from "../util/scratch.js";
 import type { CandidateScorer, ScoreExample } from "./scorer.js";
 
 /**
@@ -134,7 +134,7 @@ export class LlamaScorer implements CandidateScorer {
         Array.from((examples[0] as ScoreExample).ids.subarray(0, shared)) as Token[],
       );
       if (rest.length > 0) {
-        this.scratch ??= mkdtemp(join(tmpdir(), "loramix-score-"));
+        this.scratch ??= scratchDir("score");
         const state = join(await this.scratch, "prefix.state");
         await first.saveStateToFile(state);
         for (const s of rest) await s.loadStateFromFile(state, { acceptRisk: true });
@@ -158,7 +158,7 @@ export class LlamaScorer implements CandidateScorer {
   }
 
   async dispose(): Promise<void> {
-    if (this.scratch !== undefined) await rm(await this.scratch, { recursive: true, force: true });
+    if (this.scratch !== undefined) await removeScratch(await this.scratch);
     this.scratch = undefined;
     if (this.owned) await this.backend.dispose();
   }

@@ -1,8 +1,8 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { LoramixError } from "../errors.js";
 import { mixAdapters } from "../merge/mixAdapters.js";
+import { removeScratch, scratchDir } from "../util/scratch.js";
 import type { CandidateScorer, ScoreExample } from "./scorer.js";
 
 /** Per-example losses, or why they could not be had (the losses are then empty). */
@@ -107,7 +107,7 @@ export class WeightScorer {
   }
 
   private async freshDir(): Promise<string> {
-    this.scratch ??= mkdtemp(join(tmpdir(), "loramix-select-"));
+    this.scratch ??= scratchDir("select");
     return join(await this.scratch, String(this.made++));
   }
 
@@ -117,7 +117,7 @@ export class WeightScorer {
       if (dir !== null) await this.scorer.release?.(dir);
     }
     this.mixed.clear();
-    if (this.scratch !== undefined) await rm(await this.scratch, { recursive: true, force: true });
+    if (this.scratch !== undefined) await removeScratch(await this.scratch);
     this.scratch = undefined;
   }
 

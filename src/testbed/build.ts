@@ -12,7 +12,7 @@ import { METRICS } from "../distances/metric.js";
 import { inputError, throwIfAborted, usageError } from "../errors.js";
 import { ADAPTER_WEIGHTS } from "../formats/fileNames.js";
 import type { SequenceRule } from "../train/examples.js";
-import { writeFileAtomic } from "../util/atomic.js";
+import { checkOutDir, writeFileAtomic } from "../util/atomic.js";
 import { forEachConcurrent } from "../util/concurrent.js";
 import { hashPath } from "../util/hash.js";
 import type { ProgressSink } from "../util/progress.js";
@@ -121,6 +121,8 @@ export async function buildTestbed({
   if (!(Number.isInteger(steps) && steps >= 1))
     throw usageError(`steps must be a positive integer, got ${steps}`);
   const settings: EvalSettings = { ...DEFAULT_EVAL, ...evalOptions };
+  // A build resumes rather than replaces: a testbed is known by selection.json, written first.
+  await checkOutDir(paths.dir, "testbed", (names) => names.includes(TESTBED_FILES.selection));
 
   const answers = await analyzeSniDir(paths.sni, { signal });
   const full = selectTasks(answers);
@@ -130,8 +132,8 @@ export async function buildTestbed({
   }
   const chosen = tasks ? full.tasks.filter((t) => tasks.includes(t)) : full.tasks;
   const selection = restrict(full, chosen);
-  await writeFileAtomic(join(paths.dir, TESTBED_FILES.tasks), tasksMarkdown(full, answers));
   await writeFileAtomic(join(paths.dir, TESTBED_FILES.selection), `${JSON.stringify(selection, null, 2)}\n`);
+  await writeFileAtomic(join(paths.dir, TESTBED_FILES.tasks), tasksMarkdown(full, answers));
   await linkData(paths.dir, paths.sni);
   const familyOf = familyOfTask(selection);
 

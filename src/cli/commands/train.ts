@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { defineCommand } from "citty";
+import { checkAnswers, tallyAnswers } from "../../datasets/emptyAnswers.js";
 import { loadDataset } from "../../datasets/load.js";
 import { usageError } from "../../errors.js";
 import { TRAIN_RECORD } from "../../formats/fileNames.js";
@@ -60,6 +61,8 @@ export default defineCommand({
     const dataset = await loadDataset(resolve(args.data));
     const records = dataset.splits.train;
     info(`${dataset.path}: ${records.length} train records`);
+    const warning = checkAnswers(dataset.path, tallyAnswers(records));
+    if (warning !== null) info(`warning: ${warning}`);
     const progress = createProgress();
     try {
       const result = await trainLora({
