@@ -8,6 +8,8 @@ const MODEL_TESTS = [
   "cli",
   "demo",
   "eval",
+  "finetuneGuard",
+  "ggufModel",
   "fuzz",
   "kill",
   "llamaBackend",

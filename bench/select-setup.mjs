@@ -27,7 +27,13 @@ export async function openSelectBench(testbedArg, name) {
   const tmp = mkdtempSync(join(tmpdir(), `loramix-${name}-`));
   const gguf = join(tmp, "model.gguf");
   await hfToGguf({ modelDir: model, out: gguf });
-  const scorer = await LlamaScorer.open({ model: gguf, tokenizer: model, contextSize: DEFAULT_EVAL.context });
+  // One thread: two shards side by side use the two cores.
+  const scorer = await LlamaScorer.open({
+    model: gguf,
+    tokenizer: model,
+    contextSize: DEFAULT_EVAL.context,
+    threads: 1,
+  });
   const rule = testbedRule(DEFAULT_EVAL);
   const examples = (records, count) => scoreExamples(records, scorer, rule, count);
   return {

@@ -11,6 +11,7 @@ export type ErrorCode =
   | "TOKENIZER" // tokenizer missing or not the bank's
   | "USAGE" // bad option values
   | "BACKEND" // an inference backend failed
+  | "MEMORY" // the work does not fit the memory it may use (the CPU trainer's WebAssembly heap)
   | "ABORTED"; // the user interrupted (Ctrl-C)
 
 /**

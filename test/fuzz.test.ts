@@ -13,9 +13,10 @@ import { LoramixError } from "../src/errors.js";
 import { readGgufHeader, readGgufTensorF32 } from "../src/formats/ggufRead.js";
 import { loadAdapter } from "../src/formats/peft.js";
 import { readSafetensorsHeader, SafetensorsReader } from "../src/formats/safetensors.js";
+import { readSentencePieceModel } from "../src/tokenizers/sentencepieceModel.js";
 import { seededRandom } from "../src/util/prng.js";
 import { writeRecordsParquet } from "./helpers/parquet.js";
-import { REPO, SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
+import { MISTRAL_TOKENIZER_MODEL, REPO, SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
 const MUTANTS = Number(process.env.FUZZ_MUTANTS ?? 40);
 const SEED = Number(process.env.FUZZ_SEED ?? 1);
@@ -92,6 +93,7 @@ beforeAll(async () => {
   );
   writeFileSync(join(tmp.dir, "data-array.json"), JSON.stringify(small.Instances));
   writeRecordsParquet(join(tmp.dir, "data.parquet"), small.Instances);
+  cpSync(MISTRAL_TOKENIZER_MODEL, join(tmp.dir, "tokenizer.model"));
 }, 60_000);
 afterAll(async () => {
   if (process.env.FUZZ_MUTANTS)
@@ -130,6 +132,11 @@ const READERS: Reader[] = [
     read: (f) => loadDataset(f, { format: "sni" }),
   },
   { name: "Parquet", file: () => join(tmp.dir, "data.parquet"), read: (f) => loadDataset(f) },
+  {
+    name: "SentencePiece model",
+    file: () => join(tmp.dir, "tokenizer.model"),
+    read: (f) => readSentencePieceModel(f),
+  },
 ];
 
 describe(`mutation fuzzing (${MUTANTS} mutants per reader, seed ${SEED})`, () => {

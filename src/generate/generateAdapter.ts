@@ -13,6 +13,7 @@ import { loadBankMlp, mlpKey } from "../weights/bankMlp.js";
 import { gramKey } from "../weights/gram.js";
 import type { TrainedMlp } from "../weights/mlp.js";
 import { pruneWeights } from "../weights/prune.js";
+import { checkModelFitsBank } from "./checkModel.js";
 import { chooseWeights } from "./chooseWeights.js";
 import type { FinetuneRecord } from "./finetune.js";
 import { type Flatness, flatness } from "./flatness.js";
@@ -174,6 +175,7 @@ async function prepareBank(
       `${bank.dir}: the bank has no adapters to mix (add entries with --adapter)`,
     );
   }
+  if (plan.scoring?.info) await checkModelFitsBank(bank, entries, plan.scoring.info);
   await checkAdaptersUnchanged(bank, entries, signal);
   // One-side profiles are a cache over the entries' outputs or inputs: made here when missing, as
   // they take seconds; "both" profiles are the bank's own (SPEC §2) and come from `bank index`.

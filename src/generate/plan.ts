@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import type { DatasetOptions } from "../datasets/load.js";
 import { METRICS, type Metric, type MmdMode } from "../distances/metric.js";
 import { option, usageError } from "../errors.js";
-import { trainedContext } from "../formats/trainedContext.js";
+import { type ModelInfo, readModelInfo } from "../formats/modelInfo.js";
 import { MIX_MODES, type MixMode } from "../merge/mixAdapters.js";
 import { PROFILE_SIDES, type ProfileSide } from "../profiles/profile.js";
 import { DEFAULT_NEAREST } from "../select/candidates.js";
@@ -87,6 +87,8 @@ export interface GenerateOptions {
 /** How candidates are scored: on llama.cpp with `model`, or on `server`. */
 export interface ScoringPlan {
   model?: string;
+  /** The model's header: its context and shapes, checked against the bank's adapters before scoring. */
+  info?: ModelInfo;
   tokenizer?: string;
   server?: ScoreServer;
   /** llama.cpp threads (default: every core). */
@@ -182,6 +184,10 @@ export async function resolvePlan(options: GenerateOptions): Promise<GeneratePla
   const notes: string[] = [];
   const finetune = await finetunePlan(select, options.model, finetuneAsked, notes);
   const scoring = select === "method" ? null : await scoringPlan(options, select);
+  if (scoring?.info?.synthetic)
+    notes.push(
+      `${scoring.info.path} is a synthetic model (loramix synth-model: random weights): its losses and this adapter measure time and memory, nothing else`,
+    );
   return {
     data: options.data,
     dataOptions: options.dataOptions,
@@ -214,7 +220,8 @@ export async function resolvePlan(options: GenerateOptions): Promise<GeneratePla
 async function scoringPlan(options: GenerateOptions, select: "fit" | "loss"): Promise<ScoringPlan | null> {
   const { model, scoreServer: server, context } = options;
   if (model === undefined && server === undefined) return null;
-  const trained = server ? null : await trainedContext(model as string);
+  const info = server ? null : await readModelInfo(model as string);
+  const trained = info?.context ?? null;
   const rule: SequenceRule = {
     context: context ?? Math.min(DEFAULT_RULE.context, trained ?? DEFAULT_RULE.context),
     answerTokens: options.answerTokens ?? DEFAULT_RULE.answerTokens,
@@ -225,7 +232,7 @@ async function scoringPlan(options: GenerateOptions, select: "fit" | "loss"): Pr
   if (budget !== null && !(Number.isSafeInteger(budget) && budget >= 1))
     throw usageError(`budget must be a positive whole number of tokens, got ${budget}`, [option("budget")]);
   return {
-    ...(server ? { server } : { model, tokenizer: options.tokenizer }),
+    ...(server ? { server } : { model, tokenizer: options.tokenizer, info: info as ModelInfo }),
     ...(options.threads === undefined ? {} : { threads: options.threads }),
     rule,
     examples: options.scoreExamples ?? DEFAULT_SCORE_EXAMPLES,

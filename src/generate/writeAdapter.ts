@@ -5,7 +5,7 @@ import { loadAdapter } from "../formats/peft.js";
 import { type MixResult, mixAdapters } from "../merge/mixAdapters.js";
 import { type UpdateNorm, updateNormRatio } from "../merge/updateNorm.js";
 import type { ProgressSink } from "../util/progress.js";
-import { type FinetuneRecord, mixAndFinetune } from "./finetune.js";
+import { FINETUNE_TIME_LIMIT, FinetuneNotRun, type FinetuneRecord, mixAndFinetune } from "./finetune.js";
 import type { GeneratePlan } from "./plan.js";
 import type { AdapterRecord } from "./record.js";
 
@@ -55,23 +55,33 @@ export async function writeAdapter(
     });
   const notes: string[] = [];
   let written: Written;
-  // resolvePlan gives steps only for a model the trainer runs, so without train records the target is a profile.
-  if (plan.finetune > 0 && plan.scoring !== null && train !== null) {
-    const { mix, finetune } = await mixAndFinetune(mixTo, {
-      model: plan.scoring.model as string,
-      records: train,
-      steps: plan.finetune,
-      rule: plan.scoring.rule,
-      out: plan.out,
-      signal,
-      progress,
-    });
+  const tuned =
+    plan.finetune > 0 && plan.scoring !== null && train !== null
+      ? await mixAndFinetune(mixTo, {
+          model: plan.scoring.model as string,
+          records: train,
+          steps: plan.finetune,
+          rule: plan.scoring.rule,
+          out: plan.out,
+          limitSeconds: plan.finetuneAsked ? null : FINETUNE_TIME_LIMIT,
+          signal,
+          progress,
+        }).catch((error: unknown) => {
+          if (!(error instanceof FinetuneNotRun)) throw error;
+          notes.push(`not fine-tuned: ${error.message}`);
+          return null;
+        })
+      : null;
+  if (tuned) {
+    const { finetune } = tuned;
     notes.push(
       `fine-tune: ${finetune.steps} training steps on ${finetune.examples} train records lowered the batch loss from ${finetune.firstLoss.toFixed(4)} to ${finetune.finalLoss.toFixed(4)} (${finetune.seconds.toFixed(1)} s)`,
     );
-    written = { mix, finetune, notes };
+    written = { ...tuned, notes };
   } else {
-    if (plan.finetune > 0) notes.push("not fine-tuned: a profile has no train records to fine-tune on");
+    // resolvePlan gives steps only for a model the trainer runs: without train records the target is a profile.
+    if (plan.finetune > 0 && train === null)
+      notes.push("not fine-tuned: a profile has no train records to fine-tune on");
     written = { mix: await mixTo(plan.out), notes };
   }
   const rank = written.mix.rank;

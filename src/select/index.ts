@@ -13,14 +13,31 @@ export {
   type FitResult,
   fitWeights,
 } from "./fitWeights.js";
-export { LlamaScorer } from "./llamaScorer.js";
+export {
+  LlamaScorer,
+  MIN_SHARED_PREFIX,
+  SCORING_SEQUENCES,
+  scoringTokens,
+  sharedPrefix,
+} from "./llamaScorer.js";
 export { OpenAIScorer } from "./openaiScorer.js";
 export { type OpenScorerOptions, openScorer, type ScoreServer } from "./openScorer.js";
+export {
+  DEFAULT_BUDGET,
+  describeSchedule,
+  MIN_FIT_TRIALS,
+  planSchedule,
+  type Schedule,
+  type ScheduleOptions,
+  SELECTION_SHARE,
+  type Stage,
+} from "./schedule.js";
 export type { CandidateScorer, ScoreExample } from "./scorer.js";
-export { type WeightScore, WeightScorer } from "./scoreWeights.js";
+export { meanLoss, type WeightScore, WeightScorer } from "./scoreWeights.js";
 export {
   type LossSelection,
   type ScoredCandidate,
+  type SelectionEstimate,
   type SelectOptions,
   selectByLoss,
 } from "./selectByLoss.js";

@@ -30,6 +30,17 @@ export const SYNTH_LAYOUTS = {
     r: 16,
     alpha: 32,
   },
+  /** The same adapters for TinyLlama-1.1B's shape (synth-model --shape tinyllama-1b): 22 layers, hidden 2048, 4 kv heads × 64. */
+  "tinyllama-1b": {
+    baseModel: "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+    layers: 22,
+    hidden: 2048,
+    kvOut: 256,
+    r: 16,
+    alpha: 32,
+  },
+  /** The same adapters for synth-model --shape tiny: 2 layers, hidden 64, 2 kv heads × 16. */
+  "tiny-mistral": { baseModel: "loramix/tiny-synthetic", layers: 2, hidden: 64, kvOut: 32, r: 4, alpha: 8 },
   /** Same structure, small enough for tests: 2 layers, hidden 64, kv 16, r=4 (2,432 parameters). */
   tiny: { baseModel: "loramix/tiny-synthetic", layers: 2, hidden: 64, kvOut: 16, r: 4, alpha: 8 },
 } satisfies Record<string, SynthLayout>;

@@ -66,7 +66,7 @@ function parsePiece(r: Reader, index: number): SentencePiece {
 /** Protobuf wire format over bytes[pos, end), every read checked against `end`. */
 class Reader {
   private readonly view: DataView;
-  private static readonly utf8Decoder = new TextDecoder("utf-8", { fatal: true });
+  private static readonly utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
   constructor(
     private readonly bytes: Uint8Array,

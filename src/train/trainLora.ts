@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import type { DatasetRecord } from "../datasets/record.js";
-import { inputError, throwIfAborted, usageError } from "../errors.js";
+import { inputError, LoramixError, throwIfAborted, usageError } from "../errors.js";
 import { TRAIN_RECORD } from "../formats/fileNames.js";
 import { saveAdapter } from "../formats/peft.js";
 import { loadTokenizer } from "../tokenizers/load.js";
@@ -223,6 +223,34 @@ export interface TrainStepsResult {
  * linearly to 0, gradients clipped to a global norm.
  */
 export async function trainSteps(
+  weights: LlamaWeights,
+  lora: LoraWeights,
+  examples: readonly TrainExample[],
+  options: TrainStepsOptions,
+): Promise<TrainStepsResult> {
+  try {
+    return await runSteps(weights, lora, examples, options);
+  } catch (error) {
+    throw trainerOutOfMemory(error, weights.dir) ?? error;
+  }
+}
+
+/**
+ * tfjs-wasm holds the model and every activation in one 32-bit WebAssembly heap (4 GiB at most) and
+ * aborts with a RuntimeError when an allocation fails there: a user's model too large for this
+ * trainer, said in one line, not a crash.
+ */
+function trainerOutOfMemory(error: unknown, model: string): LoramixError | null {
+  const e = error as { name?: string; message?: string };
+  if (e?.name !== "RuntimeError" && !/^Aborted\(|out of memory/i.test(e?.message ?? "")) return null;
+  return new LoramixError(
+    "MEMORY",
+    `${model}: the CPU trainer ran out of memory (tfjs holds the model and its activations in one WebAssembly heap of 4 GiB at most): the model is too large to train here, or give shorter sequences (--context)`,
+    { cause: error },
+  );
+}
+
+async function runSteps(
   weights: LlamaWeights,
   lora: LoraWeights,
   examples: readonly TrainExample[],

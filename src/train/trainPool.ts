@@ -1,12 +1,15 @@
 import { throwIfAborted } from "../errors.js";
+import type { ProgressEvent } from "../util/progress.js";
 import { startWorker, WorkerChannel } from "../util/workers.js";
+import type { FinetuneOptions, FinetuneResult } from "./finetuneLora.js";
 import type { TrainLoraOptions, TrainLoraResult } from "./trainLora.js";
 
 export type TrainRequest =
   | { type: "train"; options: Omit<TrainLoraOptions, "signal" | "progress"> }
+  | { type: "finetune"; options: Omit<FinetuneOptions, "signal" | "progress"> }
   | { type: "abort" };
 
-type Channel = WorkerChannel<TrainRequest, TrainLoraResult | null>;
+type Channel = WorkerChannel<TrainRequest, TrainLoraResult | FinetuneResult | null, ProgressEvent>;
 
 /**
  * Worker threads that each train one LoRA at a time. tfjs-wasm runs on one thread under Node, so
@@ -24,13 +27,29 @@ export class TrainPool {
   }
 
   async train({ signal, progress: _progress, ...options }: TrainLoraOptions): Promise<TrainLoraResult> {
+    return (await this.run({ type: "train", options }, signal, undefined)) as TrainLoraResult;
+  }
+
+  /**
+   * `finetuneLora` on a worker, its steps reported to `progress`: a model too large for the
+   * trainer's WebAssembly heap then fails that worker, not the process.
+   */
+  async finetune({ signal, progress, ...options }: FinetuneOptions): Promise<FinetuneResult> {
+    return (await this.run({ type: "finetune", options }, signal, progress)) as FinetuneResult;
+  }
+
+  private async run(
+    request: Exclude<TrainRequest, { type: "abort" }>,
+    signal: AbortSignal | undefined,
+    progress: ((e: ProgressEvent) => void) | undefined,
+  ): Promise<TrainLoraResult | FinetuneResult | null> {
     throwIfAborted(signal);
     const channel = await this.acquire();
     const abort = () => void channel.request({ type: "abort" }).catch(() => {});
     try {
       throwIfAborted(signal);
       signal?.addEventListener("abort", abort, { once: true });
-      return (await channel.request({ type: "train", options })) as TrainLoraResult;
+      return await channel.request(request, progress ? { onEvent: progress } : {});
     } finally {
       signal?.removeEventListener("abort", abort);
       this.release(channel);

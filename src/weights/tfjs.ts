@@ -18,7 +18,20 @@ export function loadTfjs(): Promise<Tf> {
     wasm.setWasmPaths(
       `${dirname(require.resolve("@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm"))}/`,
     );
-    if (!(await tf.setBackend("wasm"))) throw new Error("tfjs: the wasm backend failed to initialise");
+    // The WebAssembly module binds console.warn as its error printer when it starts; its "Aborted()"
+    // when the heap runs out would land on stderr before loramix's own one-line error: dropped.
+    const warn = console.warn;
+    console.warn = (...args: unknown[]) => {
+      if (typeof args[0] === "string" && args[0].startsWith("Aborted(")) return;
+      warn(...args);
+    };
+    let ready: boolean;
+    try {
+      ready = await tf.setBackend("wasm");
+    } finally {
+      console.warn = warn;
+    }
+    if (!ready) throw new Error("tfjs: the wasm backend failed to initialise");
     await tf.ready();
     return tf;
   })();
