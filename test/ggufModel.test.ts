@@ -8,13 +8,13 @@ import { loadDataset } from "../src/datasets/load.js";
 import { LoramixError } from "../src/errors.js";
 import { GgufTokenizer } from "../src/eval/ggufTokenizer.js";
 import { LlamaBackend } from "../src/eval/llamaBackend.js";
-import { GGML_TYPES } from "../src/formats/gguf.js";
+import { GGML_TYPES, SYNTHETIC_MODEL_KEY } from "../src/formats/gguf.js";
 import { readGgufHeader } from "../src/formats/ggufRead.js";
 import { generateAdapter } from "../src/generate/generateAdapter.js";
 import { scoreExamples } from "../src/select/examples.js";
 import { LlamaScorer, sharedPrefix } from "../src/select/llamaScorer.js";
 import { synthBank } from "../src/synth/synthBank.js";
-import { SYNTH_MODEL_SHAPES, SYNTHETIC_MODEL_KEY, synthModel } from "../src/synth/synthModel.js";
+import { SYNTH_MODEL_SHAPES, synthModel } from "../src/synth/synthModel.js";
 import { MistralTokenizer } from "../src/tokenizers/mistral.js";
 import { readSentencePieceModel } from "../src/tokenizers/sentencepieceModel.js";
 import { MISTRAL_TOKENIZER_MODEL, REPO, SNI_DIR, tempDir } from "./helpers/shared.js";
@@ -96,7 +96,7 @@ describe("a GGUF without a tokenizer.json", () => {
     }
   }, 60_000);
 
-  it("scores examples sharing a prompt prefix side by side as it scores each alone", async () => {
+  it("reusing the prompt prefix examples share gives the losses of each example scored alone", async () => {
     const scorer = await LlamaScorer.open({ model: gguf, contextSize: 1024, threads: 1, kvCache: "f32" });
     try {
       const records = (await loadDataset(TASK)).splits.train;

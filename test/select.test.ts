@@ -22,7 +22,7 @@ import { profileRecords, profileToJson } from "../src/profiles/profile.js";
 import { lossCandidates } from "../src/select/candidates.js";
 import { scoreExamples } from "../src/select/examples.js";
 import { fitWeights } from "../src/select/fitWeights.js";
-import { LlamaScorer, MIN_SHARED_PREFIX, scoringTokens } from "../src/select/llamaScorer.js";
+import { LlamaScorer, scoringTokens } from "../src/select/llamaScorer.js";
 import { planSchedule } from "../src/select/schedule.js";
 import type { CandidateScorer, ScoreExample } from "../src/select/scorer.js";
 import { WeightScorer } from "../src/select/scoreWeights.js";
@@ -217,12 +217,13 @@ describe("successive halving under a token budget", () => {
     }));
 
   it("counts the shared prefix once, as llama.cpp evaluates it", () => {
-    // 3 examples of 50 tokens sharing 40: the prefix once, then 49 − 40 tokens each.
-    expect(scoringTokens(examplesOf(3, 50, 40), true)).toBe(40 + 3 * 9);
+    // 3 examples of 50 tokens sharing 40: the first whole (49: the last token is only predicted),
+    // then 49 − 40 tokens each.
+    expect(scoringTokens(examplesOf(3, 50, 40), true)).toBe(49 + 2 * 9);
     expect(scoringTokens(examplesOf(3, 50, 40), false)).toBe(3 * 49);
-    // One example, or a prefix under MIN_SHARED_PREFIX, is evaluated whole.
     expect(scoringTokens(examplesOf(1, 50, 40), true)).toBe(49);
-    expect(scoringTokens(examplesOf(3, 50, MIN_SHARED_PREFIX - 1), true)).toBe(3 * 49);
+    // What an example shares stops before its first answer token: that token's logits need it evaluated.
+    expect(scoringTokens(examplesOf(2, 50, 50), true)).toBe(49 + 1);
   });
 
   it("plans the hand-worked schedule and refuses a budget below its smallest", () => {

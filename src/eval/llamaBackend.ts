@@ -130,6 +130,11 @@ export class LlamaBackend implements InferenceBackend {
     try {
       const m = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
       const trained = m.trainContextSize;
+      // node-llama-cpp nests dotted keys: "loramix.synthetic" is metadata.loramix.synthetic.
+      if ((m.fileInfo.metadata as { loramix?: { synthetic?: unknown } }).loramix?.synthetic === true)
+        warn?.(
+          `${source}: a synthetic model (loramix synth-model: random weights): its outputs are noise, its speed is real`,
+        );
       if (contextSize !== undefined && contextSize > trained) {
         warn?.(
           `${source}: a context of ${contextSize} tokens exceeds the ${trained} the model was trained with; ` +

@@ -12,6 +12,9 @@ export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian uint32
 export const GGUF_VERSION = 3;
 export const GGUF_DEFAULT_ALIGNMENT = 32;
 
+/** The key that marks a GGUF loramix wrote with random weights (`loramix synth-model`): for timing only. */
+export const SYNTHETIC_MODEL_KEY = "loramix.synthetic";
+
 /** Metadata value type ids, as in the GGUF spec. */
 export const GGUF_VALUE_TYPE = {
   u8: 0,

@@ -10,9 +10,11 @@ export {
 } from "./fileNames.js";
 export {
   GGML_TYPES,
+  type GgufBlockType,
   type GgufMetadata,
   type GgufTensorToWrite,
   type GgufValue,
+  SYNTHETIC_MODEL_KEY,
   type WriteGgufOptions,
   writeGguf,
 } from "./gguf.js";
@@ -32,6 +34,7 @@ export {
   projectionShape,
   readLlamaConfig,
 } from "./llamaConfig.js";
+export { type ModelInfo, readModelInfo } from "./modelInfo.js";
 export {
   type Adapter,
   type AdapterConfig,

@@ -2,7 +2,7 @@ import { stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { inputError } from "../errors.js";
 import { HF_CONFIG } from "./fileNames.js";
-import type { GgufMetadata } from "./gguf.js";
+import { type GgufMetadata, SYNTHETIC_MODEL_KEY } from "./gguf.js";
 import { checkGgufForLlama } from "./ggufRead.js";
 import { type LlamaDims, readLlamaConfig } from "./llamaConfig.js";
 
@@ -45,7 +45,7 @@ export async function readModelInfo(model: string): Promise<ModelInfo> {
     architecture: arch,
     context: n("context_length"),
     dims: llamaDims(arch, n, metadata),
-    synthetic: metadata["loramix.synthetic"]?.value === true,
+    synthetic: metadata[SYNTHETIC_MODEL_KEY]?.value === true,
   };
 }
 

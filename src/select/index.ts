@@ -13,13 +13,7 @@ export {
   type FitResult,
   fitWeights,
 } from "./fitWeights.js";
-export {
-  LlamaScorer,
-  MIN_SHARED_PREFIX,
-  SCORING_SEQUENCES,
-  scoringTokens,
-  sharedPrefix,
-} from "./llamaScorer.js";
+export { LlamaScorer, scoringTokens, sharedPrefix } from "./llamaScorer.js";
 export { OpenAIScorer } from "./openaiScorer.js";
 export { type OpenScorerOptions, openScorer, type ScoreServer } from "./openScorer.js";
 export {

@@ -1,68 +1,60 @@
-import { rm } from "node:fs/promises";
-import { join } from "node:path";
-import type { LlamaContext, LlamaContextSequence, Token } from "node-llama-cpp";
+import type { LlamaContextSequence, Token } from "node-llama-cpp";
 import { LoramixError, throwIfAborted } from "../errors.js";
 import { LlamaBackend, type LlamaBackendOptions } from "../eval/llamaBackend.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { endTokenId } from "../train/examples.js";
-import { removeScratch, scratchDir } from "../util/scratch.js";
 import type { CandidateScorer, ScoreExample } from "./scorer.js";
-
-/**
- * Sequences scored side by side in one context: llama.cpp's CPU matrix products need batches of a
- * few hundred tokens to run at full speed (64-token batches ran at under half the rate of 512 on a
- * Mistral-7B-shaped model), and examples that share a prompt prefix leave only short suffixes.
- * Each sequence holds `contextSize` tokens of cache: 8 × 512 tokens of Mistral-7B are 512 MB.
- */
-export const SCORING_SEQUENCES = 8;
-
-/** A shared prefix shorter than this is evaluated with each example: copying its cache costs more. */
-export const MIN_SHARED_PREFIX = 32;
 
 /** The smallest positive float32 (subnormal): what a probability that underflowed was at most. */
 const MIN_FLOAT32 = 1.401298464324817e-45;
 
 /**
- * Tokens llama.cpp evaluates to score `examples` in one context, as `LlamaScorer` does: the shared
- * prefix once (when `reusesPrefix` and it is long enough), then each example's remaining tokens
- * (the last token is predicted, never evaluated). The schedule spends its budget in these tokens.
+ * Tokens at the start of `e` already in a sequence that holds `previous`: their common prefix, up
+ * to the token before the first answer token at most (its probability needs that token evaluated
+ * with the example).
  */
-export function scoringTokens(examples: readonly ScoreExample[], reusesPrefix: boolean): number {
-  const shared = reusesPrefix ? sharedPrefix(examples) : 0;
-  let tokens = shared;
-  for (const e of examples) tokens += e.ids.length - 1 - shared;
-  return tokens;
+function reusable(previous: ScoreExample | undefined, e: ScoreExample): number {
+  if (previous === undefined) return 0;
+  const limit = Math.min(previous.ids.length, e.outputStart - 1);
+  let k = 0;
+  while (k < limit && previous.ids[k] === e.ids[k]) k++;
+  return k;
 }
 
 /**
- * The tokens every example starts with, up to the first answer token's position at most (its
- * probability needs the token before it evaluated with the example); 0 when shorter than
- * MIN_SHARED_PREFIX or for a single example.
+ * Tokens llama.cpp evaluates to score `examples` in one context, as `LlamaScorer` does: each
+ * example after what it shares with the one before (when `reusesPrefix`), without its last token
+ * (predicted, never evaluated). The schedule spends its budget in these tokens.
  */
-export function sharedPrefix(examples: readonly ScoreExample[]): number {
-  if (examples.length < 2) return 0;
-  const first = examples[0] as ScoreExample;
-  let n = Math.min(...examples.map((e) => e.outputStart - 1));
-  for (const e of examples) {
-    let k = 0;
-    while (k < n && e.ids[k] === first.ids[k]) k++;
-    n = k;
+export function scoringTokens(examples: readonly ScoreExample[], reusesPrefix: boolean): number {
+  let tokens = 0;
+  for (const [i, e] of examples.entries()) {
+    tokens += e.ids.length - 1 - (reusesPrefix ? reusable(examples[i - 1], e) : 0);
   }
-  return n >= MIN_SHARED_PREFIX ? n : 0;
+  return tokens;
+}
+
+/** The tokens every example starts with (up to the first answer token's position): what is evaluated once. */
+export function sharedPrefix(examples: readonly ScoreExample[]): number {
+  if (examples.length === 0) return 0;
+  let n = (examples[0] as ScoreExample).ids.length;
+  for (const e of examples) n = Math.min(n, reusable(examples[0], e));
+  return n;
 }
 
 /**
  * Candidate losses with llama.cpp on this machine. The base model is loaded once; each candidate is
  * applied as a LoRA in a context of its own (a PEFT directory converted to a GGUF once per run),
  * freed once scored, so no copy of the model is made per candidate and any base model llama.cpp
- * runs can be scored. Within a context, the prompt prefix the examples share is evaluated once
- * and its cache copied to every sequence; the examples' remaining tokens are then evaluated on
- * SCORING_SEQUENCES sequences side by side, so that llama.cpp's batches stay large.
+ * runs can be scored. Within a context, each example reuses the cache of the prompt prefix it
+ * shares with the one before (a Super-NI definition and its examples: most of every prompt) and
+ * only its remaining tokens are evaluated. One sequence per context: node-llama-cpp 3.21.1 reads
+ * some of the probabilities of sequences evaluated side by side from another batch's logits
+ * (measured: the same 32 examples gave 0.386, 2.81 or 2.71 nats on 8 sequences, 0.386 always on one).
  */
 export class LlamaScorer implements CandidateScorer {
   readonly name: string;
   readonly reusesPrefix = true;
-  private scratch: Promise<string> | undefined;
 
   private constructor(
     readonly backend: LlamaBackend,
@@ -105,12 +97,15 @@ export class LlamaScorer implements CandidateScorer {
         );
     }
     const file = adapter === null ? null : await this.backend.adapterFile(adapter);
-    const context = await this.backend.context(
-      file,
-      Math.max(1, Math.min(SCORING_SEQUENCES, examples.length)),
-    );
+    const context = await this.backend.context(file, 1);
     try {
-      return await this.scoreOn(context, examples, signal);
+      const sequence = context.getSequence();
+      const out = new Float64Array(examples.length);
+      for (const [i, e] of examples.entries()) {
+        throwIfAborted(signal);
+        out[i] = await exampleLoss(sequence, e, reusable(examples[i - 1], e));
+      }
+      return out;
     } finally {
       await context.dispose();
     }
@@ -121,45 +116,7 @@ export class LlamaScorer implements CandidateScorer {
     await this.backend.forgetAdapterFile(adapter);
   }
 
-  private async scoreOn(
-    context: LlamaContext,
-    examples: readonly ScoreExample[],
-    signal: AbortSignal | undefined,
-  ): Promise<Float64Array> {
-    const sequences = Array.from({ length: context.totalSequences }, () => context.getSequence());
-    const shared = sharedPrefix(examples);
-    if (shared > 0) {
-      const [first, ...rest] = sequences as [LlamaContextSequence, ...LlamaContextSequence[]];
-      await first.evaluateWithoutGeneratingNewTokens(
-        Array.from((examples[0] as ScoreExample).ids.subarray(0, shared)) as Token[],
-      );
-      if (rest.length > 0) {
-        this.scratch ??= scratchDir("score");
-        const state = join(await this.scratch, "prefix.state");
-        await first.saveStateToFile(state);
-        for (const s of rest) await s.loadStateFromFile(state, { acceptRisk: true });
-        await rm(state, { force: true });
-      }
-    }
-    const out = new Float64Array(examples.length);
-    let next = 0;
-    // Every sequence takes the next example as soon as it is free; node-llama-cpp puts the
-    // sequences' pending tokens into one batch.
-    await Promise.all(
-      sequences.map(async (sequence) => {
-        while (next < examples.length) {
-          throwIfAborted(signal);
-          const i = next++;
-          out[i] = await exampleLoss(sequence, examples[i] as ScoreExample, shared);
-        }
-      }),
-    );
-    return out;
-  }
-
   async dispose(): Promise<void> {
-    if (this.scratch !== undefined) await removeScratch(await this.scratch);
-    this.scratch = undefined;
     if (this.owned) await this.backend.dispose();
   }
 
@@ -170,7 +127,7 @@ export class LlamaScorer implements CandidateScorer {
 
 /**
  * The mean of −ln p(ids[t] | ids[..t]) over the answer tokens, evaluating the example after the
- * first `shared` tokens already in the sequence (softmax of llama.cpp's raw logits; a token whose
+ * first `shared` tokens, which the sequence already holds (softmax of llama.cpp's raw logits; a token whose
  * float32 probability underflows gets ln of the smallest float32, so the loss stays finite).
  */
 async function exampleLoss(sequence: LlamaContextSequence, e: ScoreExample, shared: number): Promise<number> {

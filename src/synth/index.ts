@@ -8,7 +8,6 @@ export {
 } from "./synthBank.js";
 export {
   SYNTH_MODEL_SHAPES,
-  SYNTHETIC_MODEL_KEY,
   type SynthModelResult,
   type SynthModelShape,
   type SynthModelShapeName,

@@ -3,7 +3,13 @@ import { llamaHyperparameters, TOKEN_TYPE } from "../convert/hfToGguf.js";
 import { ggufTensorName } from "../convert/llamaNames.js";
 import { usageError } from "../errors.js";
 import { f32ToF16 } from "../formats/dtypes.js";
-import { type GgufMetadata, type GgufTensorToWrite, ggufTensorBytes, writeGguf } from "../formats/gguf.js";
+import {
+  type GgufMetadata,
+  type GgufTensorToWrite,
+  ggufTensorBytes,
+  SYNTHETIC_MODEL_KEY,
+  writeGguf,
+} from "../formats/gguf.js";
 import type { LlamaConfig } from "../formats/llamaConfig.js";
 import { readSentencePieceModel } from "../tokenizers/sentencepieceModel.js";
 import type { ProgressSink } from "../util/progress.js";
@@ -59,9 +65,6 @@ export const SYNTH_MODEL_SHAPES = {
 } satisfies Record<string, SynthModelShape>;
 
 export type SynthModelShapeName = keyof typeof SYNTH_MODEL_SHAPES;
-
-/** The GGUF key that marks a file loramix wrote with random weights; `synthModelNote` reads it. */
-export const SYNTHETIC_MODEL_KEY = "loramix.synthetic";
 
 /** Q4_0: an f16 scale and 32 four-bit values (q − 8) per block of 18 bytes. */
 const Q4_BLOCK = 32;

@@ -38,8 +38,8 @@ export default defineCommand({
       });
       progress.stop();
       info(
-        `${result.out}: synthetic ${shape} (random weights), ${(result.parameters / 1e9).toFixed(2)}B parameters, ` +
-          `${(result.bytes / 1e9).toFixed(2)} GB, ${result.seconds.toFixed(1)} s`,
+        `${result.out}: synthetic ${shape} (random weights), ${(result.parameters / 1e6).toFixed(1)}M parameters, ` +
+          `${(result.bytes / 1e6).toFixed(1)} MB, ${result.seconds.toFixed(1)} s`,
       );
     } finally {
       progress.stop();
