@@ -1,32 +1,16 @@
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { defineCommand } from "citty";
 import { describe, expect, it } from "vitest";
 import { eta } from "../src/cli/context.js";
 import { checkArgs, didYouMean } from "../src/cli/strictArgs.js";
 import { checkOutDir, OUTPUT_MARKER, writeDirAtomic } from "../src/util/atomic.js";
+import { loramix } from "./helpers/cli.js";
 import { REPO, SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
 const run = promisify(execFile);
-// Resolved from the repo: the CLI runs from a temp folder, where a bare "tsx" would not resolve.
-const TSX = pathToFileURL(createRequire(join(REPO, "package.json")).resolve("tsx")).href;
-
-/** The CLI as a user runs it, from a temp folder. */
-function loramix(cwd: string, ...args: string[]) {
-  return run(process.execPath, ["--import", TSX, join(REPO, "src/cli/main.ts"), ...args], { cwd }).then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: { code: number; stdout: string; stderr: string }) => ({
-      code: e.code,
-      stdout: e.stdout,
-      stderr: e.stderr,
-    }),
-  );
-}
-
 describe("the built command", () => {
   // npx runs the bin file itself; npm makes it executable only when it links the package, so a
   // rebuilt dist/ (a fresh clone at a path npx has cached) gave "Permission denied".

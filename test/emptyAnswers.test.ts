@@ -1,29 +1,10 @@
-/**
- * Empty answers: a train split whose outputs are all "" is refused before any scoring or training,
- * naming the file; one where only some are empty is fitted, with a warning naming it.
- */
-import { execFile } from "node:child_process";
 import { existsSync, symlinkSync, writeFileSync } from "node:fs";
 import { cp } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkAnswers, tallyAnswers } from "../src/datasets/emptyAnswers.js";
+import { loramix } from "./helpers/cli.js";
 import { REPO, SHARED, TINY_MODEL, tempDir } from "./helpers/shared.js";
-
-const TSX = pathToFileURL(createRequire(join(REPO, "package.json")).resolve("tsx")).href;
-
-function loramix(cwd: string, ...args: string[]): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", TSX, join(REPO, "src/cli/main.ts"), ...args],
-      { cwd },
-      (error, _o, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stderr }),
-    );
-  });
-}
 
 /** 80 yes/no records; the first `empty` of them answer "". */
 function dataset(file: string, empty: number): string {

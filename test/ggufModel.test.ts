@@ -74,7 +74,7 @@ describe("synth-model", () => {
       const { blockSize, typeSize } = GGML_TYPES[type] as { blockSize: number; typeSize: number };
       expect(t.nbytes, t.name).toBe((numel(t.dims) / blockSize) * typeSize);
     }
-    expect((meta["tokenizer.ggml.tokens"]?.value as string[]).length).toBe(32000);
+    expect(meta["tokenizer.ggml.tokens"]?.value).toHaveLength(32000);
   });
 });
 

@@ -1,32 +1,13 @@
-/**
- * One `--out` rule for every command that writes: a new path, an empty folder, or an earlier
- * output of the same kind that loramix wrote; a user's file or folder is refused with one line,
- * before the work, and left as it was.
- */
-import { execFile } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cp } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkOutDir } from "../src/util/atomic.js";
+import { loramix } from "./helpers/cli.js";
 import { REPO, SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
-const TSX = pathToFileURL(createRequire(join(REPO, "package.json")).resolve("tsx")).href;
 const TASK = join(SNI_DIR, "task1146_country_capital.json");
 const ADAPTER = join(REPO, "testbed/adapters/task022_cosmosqa_passage_inappropriate_binary");
-
-function loramix(cwd: string, ...args: string[]): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", TSX, join(REPO, "src/cli/main.ts"), ...args],
-      { cwd },
-      (error, _o, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stderr }),
-    );
-  });
-}
 
 /** A refusal: exit 1, one line naming `path`, no stack. */
 function expectRefused(result: { code: number; stderr: string }, path: string): void {
