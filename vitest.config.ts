@@ -14,6 +14,7 @@ const MODEL_TESTS = [
   "readme",
   "report",
   "select",
+  "serverFaults",
   "testbedBuild",
   "train",
 ];

@@ -368,17 +368,37 @@ describe("loramix eval", () => {
         TASK,
         "--limit",
         "3",
+        "--truncate",
+        "none",
         "--out",
         out,
       );
       const { records, metrics } = await readOutputs(out);
       expectConsistent(records, metrics);
       expect(metrics.n).toBe(3);
+      expect(metrics.truncate).toBe("none");
       // The scores are the result (stdout); where the files went is a message (stderr).
       expect(stdout).toContain(
         `openai:m@${server.baseUrl} on 3 test records: Rouge-L ${metrics.rougeL.mean.toFixed(4)}`,
       );
       expect(stderr).toContain(`wrote ${join(out, "predictions.jsonl")}`);
+      // The default --truncate left needs what this server does not say: the error names the options.
+      const refused = await cli(
+        "--backend",
+        "openai",
+        "--base-url",
+        server.baseUrl,
+        "--model-name",
+        "m",
+        "--data",
+        TASK,
+        "--out",
+        join(tmp.dir, "refused"),
+      ).catch((e: { code: number; stderr: string }) => e);
+      expect(refused).toMatchObject({
+        code: 2,
+        stderr: `loramix: openai:m@${server.baseUrl}: loramix does not know the model's tokenizer, so prompts cannot be fitted to the context: give --tokenizer (the model's tokenizer.json), or --truncate none\n`,
+      });
     } finally {
       await server.close();
     }

@@ -7,6 +7,7 @@ import { bankProfiles } from "../distances/matrix.js";
 import { METRICS, type Metric, type MmdMode } from "../distances/metric.js";
 import { distancesToCandidates } from "../distances/pairwise.js";
 import { inputError, LoramixError, option, throwIfAborted, usageError } from "../errors.js";
+import type { OpenAIBackendOptions } from "../eval/openaiBackend.js";
 import { loadAdapter } from "../formats/peft.js";
 import { MIX_MODES, type MixMode, type MixResult, mixAdapters } from "../merge/mixAdapters.js";
 import { isSyntheticAdapter } from "../merge/sources.js";
@@ -63,7 +64,7 @@ export interface GenerateOptions {
    * Score on an OpenAI-compatible server instead of llama.cpp (vLLM with runtime LoRA loading):
    * its base URL and the base model's served name. Examples are tokenized with the bank's tokenizer.
    */
-  scoreServer?: { baseUrl: string; model: string; apiKey?: string };
+  scoreServer?: Pick<OpenAIBackendOptions, "baseUrl" | "model" | "apiKey" | "timeoutMs" | "warn">;
   /** Nearest single adapters among the candidates (select fit and loss). */
   candidates?: number;
   /** Train records each candidate is scored on (select fit and loss). */
