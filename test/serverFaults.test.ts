@@ -1,14 +1,12 @@
-import { execFile } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { cp } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
-import { createRequire } from "node:module";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { LoramixError } from "../src/errors.js";
 import { OpenAIBackend } from "../src/eval/openaiBackend.js";
 import { OpenAIScorer } from "../src/select/openaiScorer.js";
+import { runLoramix } from "./helpers/cli.js";
 import { type RawHandler, startServer } from "./helpers/httpServer.js";
 import { REPO, tempDir } from "./helpers/shared.js";
 
@@ -18,7 +16,6 @@ import { REPO, tempDir } from "./helpers/shared.js";
  * one line, quickly, without following the server where it should not be followed.
  */
 
-const TSX = pathToFileURL(createRequire(join(REPO, "package.json")).resolve("tsx")).href;
 const ADAPTER = join(REPO, "testbed/adapters/task195_sentiment140_classification");
 const EXAMPLES = [{ ids: Int32Array.from([1, 5, 6, 7]), outputStart: 2 }];
 
@@ -53,26 +50,8 @@ beforeAll(async () => {
   return made.cleanup;
 });
 
-/** The CLI as a user runs it; `onSpawn` gets the child (to send it a signal). */
-function loramix(
-  args: string[],
-  { env = {}, onSpawn }: { env?: NodeJS.ProcessEnv; onSpawn?: (pid: number) => void } = {},
-) {
-  return new Promise<{ code: number; stderr: string; seconds: number }>((resolve) => {
-    const started = performance.now();
-    const child = execFile(
-      process.execPath,
-      ["--import", TSX, join(REPO, "src/cli/main.ts"), ...args],
-      { cwd: work, env: { ...process.env, ...env }, timeout: 100_000 },
-      (error, _stdout, stderr) =>
-        resolve({
-          code: error ? ((error as { code?: number }).code ?? 1) : 0,
-          stderr,
-          seconds: (performance.now() - started) / 1000,
-        }),
-    );
-    onSpawn?.(child.pid as number);
-  });
+function loramix(args: string[], options: { onSpawn?: (pid: number) => void } = {}) {
+  return runLoramix(args, { cwd: work, timeoutMs: 100_000, ...options });
 }
 
 function evalArgs(baseUrl: string, ...extra: string[]): string[] {

@@ -281,7 +281,9 @@ export class LlamaAdapterBackend implements InferenceBackend {
         }
       }
       return {
-        text: this.decoder.decode(ids, { skip_special_tokens: true }),
+        // No clean-up of spaces before punctuation: llama.cpp's own detokenizer (llama-server's
+        // text) does none, nor do these models' tokenizer_config.json; the library's default does.
+        text: this.decoder.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false }),
         tokens: ids.length,
         ids,
         stoppedBy,

@@ -1,8 +1,9 @@
-import { usageError } from "../errors.js";
+import { LoramixError, option, usageError } from "../errors.js";
 import type { TokenCounter } from "../tokenizers/fitPrompt.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import type { CompletionOptions, Generation, InferenceBackend } from "./backend.js";
 import { type RequestLimits, ServerClient, type ServerClientOptions, serverMessage } from "./serverClient.js";
+import { TokenBudget } from "./tokenBudget.js";
 
 export interface OpenAIBackendOptions extends ServerClientOptions {
   /** The served model name: with vLLM, the LoRA's name from --lora-modules NAME=PATH. */
@@ -52,6 +53,13 @@ export class OpenAIBackend implements InferenceBackend {
   /** The server's /tokenize, when loramix has no tokenizer of its own and the server has one. */
   countTokens: TokenCounter | undefined;
   private readonly client: ServerClient;
+  /**
+   * llama-server's slots share one KV cache of its n_ctx cells when it chose the number of slots
+   * itself (server.cpp: "n_parallel is set to auto, using n_parallel = 4 and kv_unified = true"), so
+   * requests whose prompts and answers together pass n_ctx fail with "Context size has been
+   * exceeded" (HTTP 500). Requests in flight are therefore kept within that many tokens.
+   */
+  private budget: TokenBudget | undefined;
 
   constructor(private readonly options: OpenAIBackendOptions) {
     const { model, tokenizer, promptIds, contextSize } = options;
@@ -90,6 +98,8 @@ export class OpenAIBackend implements InferenceBackend {
         `${this.name}: a context of ${given} tokens is more than the server's ${described.contextSize}`,
       );
     this.contextSize ??= described.contextSize ?? undefined;
+    if (described.kind === "llama-server" && described.contextSize !== null)
+      this.budget = new TokenBudget(described.contextSize);
     this.endText ??= described.endText;
     if (this.tokenizer === undefined) this.countTokens = this.serverCounter(described.kind);
     return described;
@@ -142,11 +152,22 @@ export class OpenAIBackend implements InferenceBackend {
         kind === "llama-server"
           ? { content: text, add_special: true }
           : { model, prompt: text, add_special_tokens: true };
-      const answer = await this.client.post("/tokenize", body, {
-        signal,
-        // BOS and at most one token per character.
-        returned: text.length + 1,
-      });
+      let answer: string;
+      try {
+        answer = await this.client.post("/tokenize", body, {
+          signal,
+          // BOS and at most one token per character.
+          returned: text.length + 1,
+        });
+      } catch (error) {
+        if (!(error instanceof LoramixError) || error.code !== "BACKEND") throw error;
+        // llama-server fails this way on a vocabulary without byte fallback (TinyStories').
+        const t = option("tokenizer");
+        throw this.client.fail(
+          `${error.message}: the server cannot count a prompt's tokens; give ${t.text} (the model's tokenizer.json)`,
+          [t],
+        );
+      }
       let tokens: unknown;
       try {
         tokens = (JSON.parse(answer) as { tokens?: unknown }).tokens;
@@ -167,10 +188,23 @@ export class OpenAIBackend implements InferenceBackend {
   ): Promise<Generation> {
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0)
       throw usageError(`maxNewTokens must be a non-negative integer, got ${maxNewTokens}`);
-    const body = await this.post("completions", this.body(prompt, maxNewTokens), signal, {
-      generated: maxNewTokens,
-    });
-    return this.parseCompletion(body);
+    const { tokenizer, promptIds } = this.options;
+    const ids = tokenizer?.encode(prompt, { bos: true });
+    // Without a tokenizer the prompt's size is unknown: it takes the whole budget.
+    const held = await this.budget?.take((ids?.length ?? Number.POSITIVE_INFINITY) + maxNewTokens, signal);
+    try {
+      const body = await this.post(
+        "completions",
+        this.body(promptIds && ids ? ids : prompt, maxNewTokens),
+        signal,
+        {
+          generated: maxNewTokens,
+        },
+      );
+      return this.parseCompletion(body);
+    } finally {
+      if (held !== undefined) this.budget?.give(held);
+    }
   }
 
   /**
@@ -193,11 +227,11 @@ export class OpenAIBackend implements InferenceBackend {
    * change), so without `lora` loramix asks it not to cache; vLLM ignores the unknown field. The
    * end text is sent as a stop string, so the server stops where the prediction is cut anyway.
    */
-  private body(prompt: string, maxNewTokens: number): Record<string, unknown> {
-    const { model, lora, promptIds, tokenizer, extraBody } = this.options;
+  private body(prompt: string | number[], maxNewTokens: number): Record<string, unknown> {
+    const { model, lora, extraBody } = this.options;
     return {
       model,
-      prompt: promptIds && tokenizer ? tokenizer.encode(prompt, { bos: true }) : prompt,
+      prompt,
       max_tokens: maxNewTokens,
       temperature: 0,
       stream: false,

@@ -13,8 +13,9 @@ import type { CandidateScorer, ScoreExample } from "./scorer.js";
  * to_sampling_params turns `echo` + `logprobs` into prompt_logprobs). Each
  * candidate is loaded under a name of its own with `POST /v1/load_lora_adapter {lora_name,
  * lora_path}` and unloaded after (vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, on the same
- * file system). llama-server refuses `echo` ("Only no echo is supported", tools/server/
- * server-common.cpp), so it cannot score: that is said in one line.
+ * file system). llama-server ignores `echo` and returns no prompt log-probabilities (the release
+ * node-llama-cpp ships never calls server-common.cpp's refusal), so it cannot score: that is said
+ * in one line.
  */
 export class OpenAIScorer implements CandidateScorer {
   readonly name: string;
