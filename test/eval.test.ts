@@ -357,7 +357,7 @@ describe("loramix eval", () => {
     const server = await startFakeOpenAI((_req, _n, res) => sendCompletion(res, "Paris", 1));
     try {
       const out = join(tmp.dir, "cli");
-      const { stdout, stderr } = await cli(
+      const onServer = [
         "--backend",
         "openai",
         "--base-url",
@@ -366,13 +366,8 @@ describe("loramix eval", () => {
         "m",
         "--data",
         TASK,
-        "--limit",
-        "3",
-        "--truncate",
-        "none",
-        "--out",
-        out,
-      );
+      ];
+      const { stdout, stderr } = await cli(...onServer, "--limit", "3", "--truncate", "none", "--out", out);
       const { records, metrics } = await readOutputs(out);
       expectConsistent(records, metrics);
       expect(metrics.n).toBe(3);
@@ -383,18 +378,9 @@ describe("loramix eval", () => {
       );
       expect(stderr).toContain(`wrote ${join(out, "predictions.jsonl")}`);
       // The default --truncate left needs what this server does not say: the error names the options.
-      const refused = await cli(
-        "--backend",
-        "openai",
-        "--base-url",
-        server.baseUrl,
-        "--model-name",
-        "m",
-        "--data",
-        TASK,
-        "--out",
-        join(tmp.dir, "refused"),
-      ).catch((e: { code: number; stderr: string }) => e);
+      const refused = await cli(...onServer, "--out", join(tmp.dir, "refused")).catch(
+        (e: { code: number; stderr: string }) => e,
+      );
       expect(refused).toMatchObject({
         code: 2,
         stderr: `loramix: openai:m@${server.baseUrl}: loramix does not know the model's tokenizer, so prompts cannot be fitted to the context: give --tokenizer (the model's tokenizer.json), or --truncate none\n`,

@@ -91,6 +91,8 @@ async function metrics(out: string): Promise<Record<string, unknown>> {
 }
 
 const data = (task: string) => join(REPO, "testbed/sni", `${task}.json`);
+/** What every eval here runs on: the task's first test records, short answers. */
+const records = (task: string) => ["--data", data(task), "--limit", LIMIT, "--max-new-tokens", NEW_TOKENS];
 let outs = 0;
 const nextOut = () => join(work, `out-${outs++}`);
 
@@ -101,17 +103,7 @@ function llamaPredictions(task: string, adapter: string | null): Promise<string[
   let run = llamaRuns.get(key);
   if (run === undefined) {
     const out = nextOut();
-    const args = [
-      "eval",
-      "--model",
-      TINY_MODEL,
-      "--data",
-      data(task),
-      "--limit",
-      LIMIT,
-      "--max-new-tokens",
-      NEW_TOKENS,
-    ];
+    const args = ["eval", "--model", TINY_MODEL, ...records(task)];
     if (adapter !== null) args.push("--adapter", join(REPO, "testbed/adapters", adapter));
     run = loramix([...args, "--out", out]).then((r) => {
       expect(r.code, r.stderr).toBe(0);
@@ -136,12 +128,7 @@ async function serverEval(task: string, ...extra: string[]) {
     "--prompt-ids",
     "--tokenizer",
     TOKENIZER,
-    "--data",
-    data(task),
-    "--limit",
-    LIMIT,
-    "--max-new-tokens",
-    NEW_TOKENS,
+    ...records(task),
     "--out",
     out,
     ...extra,
