@@ -11,7 +11,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const cli = join(repo, "dist/cli/main.js");
+// SERVER_FAULTS_CLI: another build to compare with (e.g. an older commit's dist/cli/main.js).
+const cli = process.env.SERVER_FAULTS_CLI ?? join(repo, "dist/cli/main.js");
 const rssHook = join(repo, "bench/rss-hook.mjs");
 const capSeconds = Number(process.env.SERVER_FAULTS_CAP ?? 120);
 const work = mkdtempSync(join(tmpdir(), "loramix-server-faults-"));
@@ -60,8 +61,9 @@ function completion(res, text) {
   );
 }
 
-/** A 200 MB completion, written in 1 MB pieces. */
-function hugeCompletion(res) {
+/** A 200 MB completion, written in 1 MB pieces; other routes (eval's questions first) are not found. */
+function hugeCompletion(req, res) {
+  if (req.url !== "/v1/completions") return void res.writeHead(404).end("{}");
   res.writeHead(200, { "content-type": "application/json" });
   res.write('{"choices":[{"index":0,"finish_reason":"stop","text":"');
   const piece = "a".repeat(1 << 20);
@@ -217,7 +219,7 @@ const cases = [
   ...[3, 1].map((limit) => [
     `3 200 MB completion, eval --limit ${limit}`,
     async () => {
-      const s = await serve((_req, _body, res) => hugeCompletion(res));
+      const s = await serve((req, _body, res) => hugeCompletion(req, res));
       try {
         const out = join(work, `big-${limit}`);
         const args = evalArgs(s.url, ["--limit", String(limit)]);
@@ -240,7 +242,7 @@ const cases = [
     "3 200 MB scoring response (generate --score-url)",
     async () => {
       const s = await serve((req, body, res) =>
-        req.url === "/v1/completions" ? hugeCompletion(res) : scoring(() => -1)(req, body, res),
+        req.url === "/v1/completions" ? hugeCompletion(req, res) : scoring(() => -1)(req, body, res),
       );
       try {
         return await runCli(generateArgs(s.url));
