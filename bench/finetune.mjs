@@ -15,13 +15,14 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { mixAndFinetune } from "../dist/generate/index.js";
 import { loadDataset, mixAdapters, trainLora } from "../dist/index.js";
-import { fitWeights, lossCandidates, selectByLoss } from "../dist/select/index.js";
+import { lossCandidates, selectByLoss } from "../dist/select/index.js";
 import {
   DEFAULT_EVAL,
   DEFAULT_SEED,
   evalRecords,
   majorityScore,
   scoreBackend,
+  testbedRule,
 } from "../dist/testbed/index.js";
 import { DEFAULT_FINETUNE_LR, finetuneRecords, TRAIN_DEFAULTS } from "../dist/train/index.js";
 import { mean, openSelectBench } from "./select-setup.mjs";
@@ -42,7 +43,7 @@ const { testbed, entries, ids, scorer, tmp } = bench;
 const backend = scorer.backend;
 const adapters = entries.map((e) => e.adapterPath);
 const settings = DEFAULT_EVAL;
-const rule = { maxLength: settings.context, maxOutputTokens: settings.maxNewTokens };
+const rule = testbedRule(settings);
 const scoreDir = async (dir, records) => {
   const b = await backend.withAdapter(dir);
   try {
@@ -67,10 +68,9 @@ for await (const { i, id, train, distances, mask } of bench.tasks(64, 8)) {
       adapters,
       candidates: lossCandidates(distances, ids, { mask }),
       examples: train,
+      fit: {},
     });
-    const chosen = picked.scored[picked.chosen];
-    const fit = await fitWeights({ scorer, adapters, scored: picked.scored, examples: train });
-    row.weights = [...(fit.loss < chosen.loss ? fit.weights : chosen.weights)];
+    row.weights = [...picked.weights];
     const mixDir = join(tmp, "mix");
     await mixAdapters({ adapters, weights: row.weights, out: mixDir });
     row.fit = await scoreDir(mixDir, valid);
@@ -89,7 +89,7 @@ for await (const { i, id, train, distances, mask } of bench.tasks(64, 8)) {
       const t0 = performance.now();
       const { finetune } = await mixAndFinetune(
         (mixDir) => mixAdapters({ adapters, weights: row.weights, out: mixDir }),
-        { model: MODEL, records, steps, lr: LR, ...rule, out: dir },
+        { model: MODEL, records, steps, lr: LR, rule, out: dir },
       );
       const seconds = (performance.now() - t0) / 1000;
       done.finetuned = { ...(await scoreDir(dir, valid)), seconds, finalLoss: finetune.finalLoss };
@@ -107,7 +107,7 @@ for await (const { i, id, train, distances, mask } of bench.tasks(64, 8)) {
         lr: LR,
         seed: DEFAULT_SEED,
         shuffleSeed: TRAIN_DEFAULTS.seed,
-        ...rule,
+        rule,
       });
       const seconds = (performance.now() - t0) / 1000;
       done.scratch = { ...(await scoreDir(dir, valid)), seconds };

@@ -5,10 +5,7 @@
 // candidate with the lowest mean loss on the first K train examples (among the N nearest + the
 // mixtures) is taken, and its mean loss on 32 valid examples is reported against the best
 // candidate's (the regret). Usage: node bench/select-defaults.mjs [testbed dir]  (after npm run build)
-import { rm } from "node:fs/promises";
-import { join } from "node:path";
-import { mixAdapters } from "../dist/index.js";
-import { lossCandidates } from "../dist/select/index.js";
+import { lossCandidates, WeightScorer } from "../dist/select/index.js";
 import { openSelectBench } from "./select-setup.mjs";
 
 const NS = [1, 2, 4, 8, 12];
@@ -18,7 +15,13 @@ const MAX_K = Math.max(...KS);
 const VALID = 32;
 
 const bench = await openSelectBench(process.argv[2], "select-defaults");
-const { testbed, entries, ids, scorer, tmp } = bench;
+const { testbed, entries, ids, scorer } = bench;
+// Every candidate scored once on MAX_K train and the valid examples; each (N, K) pick is then
+// the lowest mean over its first K, as `selectByLoss` would pick with those settings.
+const weigher = new WeightScorer(
+  scorer,
+  entries.map((e) => e.adapterPath),
+);
 const mean = (a, k = a.length) => a.slice(0, k).reduce((s, v) => s + v, 0) / Math.min(k, a.length);
 
 const regret = new Map(); // "N,K" -> [regret per task]
@@ -27,16 +30,9 @@ let tasks = 0;
 for await (const { id, train, valid, distances, mask } of bench.tasks(MAX_K, VALID)) {
   const cands = lossCandidates(distances, ids, { nearest: MAX_N, mask });
   const scored = [];
-  for (const [k, c] of cands.entries()) {
-    let dir;
-    if (c.kind === "single") dir = entries[c.weights.indexOf(1)].adapterPath;
-    else {
-      dir = join(tmp, `mix-${k}`);
-      await mixAdapters({ adapters: entries.map((e) => e.adapterPath), weights: [...c.weights], out: dir });
-    }
-    const t = [...(await scorer.losses(dir, train))];
-    const v = mean([...(await scorer.losses(dir, valid))]);
-    if (c.kind !== "single") await rm(dir, { recursive: true, force: true });
+  for (const c of cands) {
+    const t = [...(await weigher.losses(c.weights, train))];
+    const v = mean([...(await weigher.losses(c.weights, valid))]);
     scored.push({ c, rank: c.kind === "single" ? Number(c.label.split(" ")[1].replace(":", "")) : 0, t, v });
   }
   const best = Math.min(...scored.map((s) => s.v));
@@ -53,6 +49,7 @@ for await (const { id, train, valid, distances, mask } of bench.tasks(MAX_K, VAL
   tasks++;
   process.stderr.write(`${tasks} tasks (${id}), ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
 }
+await weigher.dispose();
 await bench.close();
 
 console.log(

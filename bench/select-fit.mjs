@@ -4,10 +4,7 @@
 // each target's pick by `--select loss` and the weights `--select fit` refines from it (both on the
 // first 64 train records, the defaults) are scored on up to 32 VALID records, never a test split.
 // Usage: node bench/select-fit.mjs [testbed dir]  (after npm run build; LIMIT=n for fewer tasks)
-import { rm } from "node:fs/promises";
-import { join } from "node:path";
-import { mixAdapters } from "../dist/index.js";
-import { fitWeights, lossCandidates, selectByLoss } from "../dist/select/index.js";
+import { lossCandidates, selectByLoss, WeightScorer } from "../dist/select/index.js";
 import { mean, openSelectBench } from "./select-setup.mjs";
 
 const LIMIT = Number(process.env.LIMIT ?? Number.POSITIVE_INFINITY);
@@ -19,35 +16,25 @@ const fitOptions = {
 const VALID = 32;
 
 const bench = await openSelectBench(process.argv[2], "select-fit");
-const { testbed, entries, ids, scorer, tmp } = bench;
+const { testbed, entries, ids, scorer } = bench;
 const adapters = entries.map((e) => e.adapterPath);
-const validLoss = async (weights, valid) => {
-  const dir = join(tmp, "judged");
-  await mixAdapters({ adapters, weights: [...weights], out: dir });
-  try {
-    return mean([...(await scorer.losses(dir, valid))]);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-};
+const judge = new WeightScorer(scorer, adapters);
+const validLoss = async (weights, valid) => mean([...(await judge.losses(weights, valid))]);
 
 const rows = [];
 const started = performance.now();
 for await (const { id, train, valid, distances, mask } of bench.tasks(64, VALID)) {
   if (rows.length >= LIMIT) break;
   const candidates = lossCandidates(distances, ids, { mask });
-  const t0 = performance.now();
-  const picked = await selectByLoss({ scorer, adapters, candidates, examples: train });
-  const t1 = performance.now();
-  const fit = await fitWeights({ scorer, adapters, scored: picked.scored, examples: train, ...fitOptions });
-  const t2 = performance.now();
+  const picked = await selectByLoss({ scorer, adapters, candidates, examples: train, fit: fitOptions });
   const loss = await validLoss(picked.scored[picked.chosen].weights, valid);
-  const fitted = await validLoss(fit.weights, valid);
-  rows.push({ id, loss, fitted, selectSeconds: (t1 - t0) / 1000, fitSeconds: (t2 - t1) / 1000 });
+  const fitted = await validLoss(picked.weights, valid);
+  rows.push({ id, loss, fitted, selectSeconds: picked.seconds, fitSeconds: picked.fit.seconds });
   process.stderr.write(
     `${rows.length} tasks (${id}): valid loss ${loss.toFixed(4)} → fit ${fitted.toFixed(4)}, ${((performance.now() - started) / 1000).toFixed(0)} s\n`,
   );
 }
+await judge.dispose();
 await bench.close();
 
 const better = rows.filter((r) => r.fitted < r.loss - 1e-9).length;

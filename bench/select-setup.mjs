@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { bankDistanceMatrices } from "../dist/distances/index.js";
 import { Bank, hfToGguf, loadDataset } from "../dist/index.js";
 import { LlamaScorer, scoreExamples } from "../dist/select/index.js";
+import { DEFAULT_EVAL, testbedRule } from "../dist/testbed/index.js";
 
 export const mean = (a) => a.reduce((s, v) => s + v, 0) / a.length;
 
@@ -26,9 +27,9 @@ export async function openSelectBench(testbedArg, name) {
   const tmp = mkdtempSync(join(tmpdir(), `loramix-${name}-`));
   const gguf = join(tmp, "model.gguf");
   await hfToGguf({ modelDir: model, out: gguf });
-  const scorer = await LlamaScorer.open({ model: gguf, tokenizer: model, contextSize: 128 });
-  const rule = { context: 128, answerTokens: 16, eosId: scorer.backend.eosId ?? 2 };
-  const examples = (records, count) => scoreExamples(records, scorer.backend.tokenizer, { count, ...rule });
+  const scorer = await LlamaScorer.open({ model: gguf, tokenizer: model, contextSize: DEFAULT_EVAL.context });
+  const rule = testbedRule(DEFAULT_EVAL);
+  const examples = (records, count) => scoreExamples(records, scorer, rule, count);
   return {
     testbed,
     entries,

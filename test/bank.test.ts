@@ -6,6 +6,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  renameSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -379,6 +380,73 @@ describe("base model", () => {
       initBank(join(tmp.dir, "odd"), { tokenizer: "mistral", baseModel: "not a model id" }),
     );
     expect(odd.message).toBe("not a model id: no such model directory, and not a hub id (owner/name)");
+  });
+});
+
+describe("a bank moved or copied", () => {
+  const ADAPTER = join(REPO, "testbed/adapters/task022_cosmosqa_passage_inappropriate_binary");
+
+  it("finds its model beside it when moved together, where it stayed when copied alone, and says when neither", async () => {
+    const first = join(tmp.dir, "moved-1");
+    const model = join(first, "models", "tiny");
+    mkdirSync(model, { recursive: true });
+    copyFileSync(join(TINY_MODEL, "config.json"), join(model, "config.json"));
+    (await initBank(join(first, "bank"), { tokenizer: TINY_MODEL, baseModel: model })).close();
+    const data = join(SNI_DIR, TASKS[0]!);
+
+    // Copied alone: the model stayed where it was.
+    const copy = join(tmp.dir, "copied", "bank");
+    cpSync(join(first, "bank"), copy, { recursive: true });
+    let bank = await openBank(copy);
+    expect(bank.baseModel).toBe(model);
+    expect(bank.baseModelMissing()).toBeNull();
+    await addEntry(bank, { id: "fits", data, adapter: ADAPTER });
+    bank.close();
+
+    // Moved together with its model: found beside it.
+    const second = join(tmp.dir, "moved-2");
+    renameSync(first, second);
+    bank = await openBank(join(second, "bank"));
+    expect(bank.baseModel).toBe(join(second, "models", "tiny"));
+    bank.close();
+
+    // The copy now has its model neither beside it nor where it was.
+    bank = await openBank(copy);
+    const beside = join(tmp.dir, "copied", "models", "tiny");
+    expect(bank.baseModelMissing()).toBe(
+      `${copy}: the bank's base model is not at ${beside} (recorded as ../models/tiny, relative to the bank; not at ${model} either, where it was): the bank was moved or copied without its model, so adapters made from it name a folder that does not exist; put the bank back beside the model, or the model (or a link to it) at ${beside}`,
+    );
+    const e = await rejection(addEntry(bank, { id: "other", data, adapter: ADAPTER }));
+    expect(e.code).toBe("BANK");
+    expect(e.message).toContain("the bank was moved or copied without its model");
+    await addEntry(bank, { id: "dataset-only", data });
+    bank.close();
+  });
+
+  it("the testbed copied elsewhere: bank add and generate say the bank was moved", async () => {
+    const copy = join(tmp.dir, "elsewhere", "testbed");
+    cpSync(join(REPO, "testbed"), copy, { recursive: true, verbatimSymlinks: true });
+    const tsx = (...args: string[]) =>
+      run(process.execPath, ["--import", "tsx", join(REPO, "src/cli/main.ts"), ...args], { cwd: REPO }).then(
+        (r) => ({ code: 0, stderr: r.stderr }),
+        (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+      );
+    const data = join(SNI_DIR, "task1146_country_capital.json");
+    const add = await tsx("bank", "add", copy, "--id", "extra", "--data", data, "--adapter", ADAPTER);
+    expect(add.code, add.stderr).toBe(1);
+    expect(add.stderr.trim().split("\n")).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^loramix: ${copy}: the bank's base model is not at .*: the bank was moved or copied without its model`,
+        ),
+      ),
+    ]);
+    const out = join(tmp.dir, "elsewhere", "adapter");
+    const generate = await tsx("generate", copy, "--data", data, "--select", "method", "--out", out);
+    expect(generate.code, generate.stderr).toBe(0);
+    expect(generate.stderr).toContain(
+      "the bank was moved or copied without its model, so adapters made from it name a folder that does not exist",
+    );
   });
 });
 

@@ -12,7 +12,7 @@ import {
   variantSummary,
 } from "../src/demo/tables.js";
 import { exactMatch, normalizeAnswer, rougeLMax } from "../src/eval/metrics.js";
-import type { Selection } from "../src/testbed/tasks.js";
+import type { TaskSelection } from "../src/testbed/tasks.js";
 import { REPO, SNI_DIR, tempDir } from "./helpers/shared.js";
 
 /** The shipped testbed (built by `loramix testbed build`, committed with the repository). */
@@ -27,7 +27,7 @@ describe("loramix demo on the shipped testbed (2 held-out tasks, 5 records, 2 co
   let saved: { weights: Record<string, Record<string, number[]>>; candidates: string[]; tables: string };
 
   beforeAll(async () => {
-    const selection = JSON.parse(await readFile(join(TESTBED, "selection.json"), "utf8")) as Selection;
+    const selection = JSON.parse(await readFile(join(TESTBED, "selection.json"), "utf8")) as TaskSelection;
     targets = selection.heldOut.slice(0, 2);
     ({ dir: out, cleanup } = await tempDir("loramix-demo-"));
     result = await runDemo({
@@ -126,7 +126,7 @@ describe("loramix demo on the shipped testbed (2 held-out tasks, 5 records, 2 co
   });
 
   it("reports the weight each configuration puts on the target's family, from the saved weights", async () => {
-    const selection = JSON.parse(await readFile(join(TESTBED, "selection.json"), "utf8")) as Selection;
+    const selection = JSON.parse(await readFile(join(TESTBED, "selection.json"), "utf8")) as TaskSelection;
     const familyOf = new Map(selection.families.flatMap((f) => f.tasks.map((t) => [t, f.key])));
     for (const config of ["normalized/js", "uniform", "nearest"]) {
       for (const t of targets) {

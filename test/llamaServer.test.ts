@@ -103,7 +103,8 @@ function llamaPredictions(task: string, adapter: string | null): Promise<string[
   let run = llamaRuns.get(key);
   if (run === undefined) {
     const out = nextOut();
-    const args = ["eval", "--model", TINY_MODEL, ...records(task)];
+    // llama.cpp's greedy answers can change with the thread count: the same as the server's.
+    const args = ["eval", "--model", TINY_MODEL, "--threads", "1", ...records(task)];
     if (adapter !== null) args.push("--adapter", join(REPO, "testbed/adapters", adapter));
     run = loramix([...args, "--out", out]).then((r) => {
       expect(r.code, r.stderr).toBe(0);
@@ -278,9 +279,12 @@ describe("the README's server commands", () => {
     const got = await predictions(join(dir, "eval-out"));
     expect(got).toHaveLength(9);
 
-    // Step 3 of the walkthrough, the same adapter on the CPU.
+    // Step 3 of the walkthrough, the same adapter on the CPU, with the server's thread count
+    // (llama-server's default is the physical cores, loramix's every core; the README says to match).
+    const threads = /llama threadpool init, n_threads = (\d+)/.exec(readmeServer.output())?.[1];
+    expect(threads, readmeServer.output()).toBeDefined();
     const local = shellCommands().find((c) => c[0] === "eval" && c.includes("--adapter")) as string[];
-    const onCpu = await loramix(asHere(local), dir);
+    const onCpu = await loramix([...asHere(local), "--threads", threads as string], dir);
     expect(onCpu.code, onCpu.stderr).toBe(0);
     expect(got).toEqual(await predictions(join(dir, "eval-out")));
     await readmeServer.close();

@@ -57,7 +57,7 @@ describe("mixAdapters linear", () => {
   it("equals Σ w_j T_j tensor by tensor on the gemma fixtures", async () => {
     const weights = [0.5, -0.25, 0.75];
     const out = join(tmp.dir, "linear");
-    const result = await mixAdapters({ adapters: GEMMA, weights, out, config: { method: "test" } });
+    const result = await mixAdapters({ adapters: GEMMA, weights, out, record: { method: "test" } });
     expect(result.used).toBe(3);
     const inputs = GEMMA.map((d) => readSafetensorsF32(join(d, "adapter_model.safetensors")));
     const mixed = readSafetensorsF32(join(out, "adapter_model.safetensors"));

@@ -1,4 +1,6 @@
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addEntry } from "../src/bank/add.js";
@@ -18,10 +20,13 @@ import { isSyntheticAdapter, SYNTHETIC_MARKER } from "../src/merge/sources.js";
 import { MAX_CONTRIBUTORS, updateNormRatio } from "../src/merge/updateNorm.js";
 import { profileRecords, profileToJson } from "../src/profiles/profile.js";
 import { lossCandidates } from "../src/select/candidates.js";
+import { scoreExamples } from "../src/select/examples.js";
 import { fitWeights } from "../src/select/fitWeights.js";
-import { LlamaScorer } from "../src/select/llamaScorer.js";
+import { LlamaScorer, MIN_SHARED_PREFIX, scoringTokens } from "../src/select/llamaScorer.js";
+import { planSchedule } from "../src/select/schedule.js";
 import type { CandidateScorer, ScoreExample } from "../src/select/scorer.js";
-import { scoreExamples, selectByLoss } from "../src/select/selectByLoss.js";
+import { WeightScorer } from "../src/select/scoreWeights.js";
+import { selectByLoss } from "../src/select/selectByLoss.js";
 import { loadTokenizer } from "../src/tokenizers/load.js";
 import type { Tokenizer } from "../src/tokenizers/tokenizer.js";
 import { evaluateLoss } from "../src/train/evaluateLoss.js";
@@ -74,7 +79,7 @@ describe("update norm ratio", () => {
   it("equals ‖Σ w ΔW‖ / Σ w ‖ΔW‖ with every ΔW = (α/r)·B·A formed densely", async () => {
     const dirs = ADAPTER_TASKS.slice(0, 2).map((t) => join(REPO, "testbed/adapters", t));
     const weights = [0.3, 0.7];
-    const got = await updateNormRatio(await Promise.all(dirs.map((d) => loadAdapter(d))), weights);
+    const { ratio: got } = await updateNormRatio(await Promise.all(dirs.map((d) => loadAdapter(d))), weights);
     const tensors = dirs.map((d) => readSafetensorsF32(join(d, "adapter_model.safetensors")));
     const config = JSON.parse(readFileSync(join(dirs[0] as string, "adapter_config.json"), "utf8"));
     const scale = config.lora_alpha / config.r;
@@ -108,10 +113,13 @@ describe("update norm ratio", () => {
     expect(got).not.toBeNull();
     expect(Math.abs((got as number) - expected)).toBeLessThan(1e-9);
     expect(expected).toBeLessThan(1);
-    expect(await updateNormRatio([await loadAdapter(dirs[0] as string)], [1])).toBeCloseTo(1, 12);
+    expect((await updateNormRatio([await loadAdapter(dirs[0] as string)], [1])).ratio).toBeCloseTo(1, 12);
     expect(
       await updateNormRatio(await Promise.all(dirs.map((d) => loadAdapter(d))), weights, { budget: 1 }),
-    ).toBeNull();
+    ).toEqual({
+      ratio: null,
+      skipped: expect.stringMatching(/^2 contributors this large cost .* multiply-adds$/),
+    });
     // Many small contributors are priced out by their count (2,070 tiny adapters took 92 s).
     const one = await loadAdapter(dirs[0] as string);
     const many = Array.from({ length: MAX_CONTRIBUTORS + 1 }, () => one);
@@ -120,8 +128,11 @@ describe("update norm ratio", () => {
         many,
         many.map(() => 1 / many.length),
       ),
-    ).toBeNull();
-    expect(await updateNormRatio(many.slice(0, 3), [0.2, 0.3, 0.5])).toBeCloseTo(1, 9);
+    ).toEqual({
+      ratio: null,
+      skipped: `${MAX_CONTRIBUTORS + 1} contributors, more than ${MAX_CONTRIBUTORS}`,
+    });
+    expect((await updateNormRatio(many.slice(0, 3), [0.2, 0.3, 0.5])).ratio).toBeCloseTo(1, 9);
   });
 });
 
@@ -136,16 +147,20 @@ describe("flatness", () => {
     expect(
       flatness(
         Array.from({ length: 10 }, () => 0.1),
-        0.9,
+        { ratio: 0.9 },
       ).warning,
     ).toBeNull();
-    expect(flatness([0.5, 0.5], 0.3).warning).toMatch(/30% of its contributors' size/);
+    expect(flatness([0.5, 0.5], { ratio: 0.3 }).warning).toMatch(/30% of its contributors' size/);
   });
 });
 
 /** Loss = a fixed number per adapter directory, recorded in the order asked. */
 class FakeScorer implements CandidateScorer {
   readonly name = "fake";
+  readonly tokenizer = {} as Tokenizer;
+  readonly eosId = 2;
+  readonly contextSize = 128;
+  readonly reusesPrefix = false;
   readonly asked: (string | null)[] = [];
   constructor(private readonly loss: (adapter: string | null) => number) {}
   async losses(adapter: string | null, examples: readonly ScoreExample[]): Promise<Float64Array> {
@@ -171,7 +186,7 @@ describe("selectByLoss", () => {
   it("keeps the lowest loss, reports the base model's and a candidate that failed", async () => {
     const losses: Record<string, number> = { "/a": 2, "/b": Number.NaN, "/c": 1.5 };
     const scorer = new FakeScorer((a) => (a === null ? 3 : (losses[a] as number)));
-    const s = await selectByLoss({ scorer, adapters, candidates, examples });
+    const s = await selectByLoss({ scorer, adapters, candidates, examples, budget: null });
     expect(scorer.asked).toEqual([null, "/a", "/b", "/c"]);
     expect(s.baseLoss).toBe(3);
     expect(s.chosen).toBe(2);
@@ -181,15 +196,80 @@ describe("selectByLoss", () => {
 
   it("fails with the reason when no candidate could be scored, and stops on abort", async () => {
     const failing = new FakeScorer((a) => (a === null ? 1 : Number.NaN));
-    await expect(selectByLoss({ scorer: failing, adapters, candidates, examples })).rejects.toThrow(
-      /every candidate failed to score; the first: a: cannot score \/a/,
-    );
+    await expect(
+      selectByLoss({ scorer: failing, adapters, candidates, examples, budget: null }),
+    ).rejects.toThrow(/every candidate failed to score; the first: a: cannot score \/a/);
     const controller = new AbortController();
     controller.abort();
     const scorer = new FakeScorer(() => 1);
     await expect(
-      selectByLoss({ scorer, adapters, candidates, examples, signal: controller.signal }),
+      selectByLoss({ scorer, adapters, candidates, examples, budget: null, signal: controller.signal }),
     ).rejects.toMatchObject({ code: "ABORTED" });
+  });
+});
+
+describe("successive halving under a token budget", () => {
+  /** `n` examples of `length` tokens whose first `shared` tokens are the same, the answer last. */
+  const examplesOf = (n: number, length: number, shared: number): ScoreExample[] =>
+    Array.from({ length: n }, (_, i) => ({
+      ids: Int32Array.from({ length }, (_, t) => (t < shared ? 7 : 100 + i * length + t)),
+      outputStart: length - 1,
+    }));
+
+  it("counts the shared prefix once, as llama.cpp evaluates it", () => {
+    // 3 examples of 50 tokens sharing 40: the prefix once, then 49 − 40 tokens each.
+    expect(scoringTokens(examplesOf(3, 50, 40), true)).toBe(40 + 3 * 9);
+    expect(scoringTokens(examplesOf(3, 50, 40), false)).toBe(3 * 49);
+    // One example, or a prefix under MIN_SHARED_PREFIX, is evaluated whole.
+    expect(scoringTokens(examplesOf(1, 50, 40), true)).toBe(49);
+    expect(scoringTokens(examplesOf(3, 50, MIN_SHARED_PREFIX - 1), true)).toBe(3 * 49);
+  });
+
+  it("plans the hand-worked schedule and refuses a budget below its smallest", () => {
+    // 8 examples of 10 tokens, nothing shared: 9 tokens each. n₀ = 1: the base model 9, then
+    // 5 × 9, 3 × 9 (the second example), 2 × 18 (the third and fourth): 117 ≤ 200 = half the budget;
+    // n₀ = 2 would take 18 + 5·18 + 3·18 + 2·36 = 234. The fit: (400 − 117) / 36 = 7 trials of 4 records.
+    const examples = examplesOf(8, 10, 0);
+    const s = planSchedule({ candidates: 5, examples, budget: 400, fitTrials: 16, reusesPrefix: false });
+    expect(s.stages).toEqual([
+      { candidates: 5, records: 1 },
+      { candidates: 3, records: 2 },
+      { candidates: 2, records: 4 },
+    ]);
+    expect(s.fit).toEqual({ trials: 7, records: 4 });
+    expect(s.tokens).toEqual({ selection: 117, fit: 7 * 36 });
+    // No budget: every candidate on every example, then every trial (loramix before budgets).
+    const all = planSchedule({ candidates: 5, examples, budget: null, fitTrials: 16, reusesPrefix: false });
+    expect(all.stages).toEqual([{ candidates: 5, records: 8 }]);
+    expect(all.fit).toEqual({ trials: 16, records: 8 });
+    expect(() =>
+      planSchedule({ candidates: 5, examples, budget: 100, fitTrials: 16, reusesPrefix: false }),
+    ).toThrow(
+      /a budget of 100 tokens cannot score 5 candidates and the base model on one example each; the smallest that works is 117/,
+    );
+  });
+
+  it("scores the better half on more records each round and keeps the last round's best", async () => {
+    const names = ["/a", "/b", "/c", "/d", "/e"];
+    const losses: Record<string, number> = { "/a": 5, "/b": 1, "/c": 4, "/d": 2, "/e": 3 };
+    const scorer = new FakeScorer((a) => (a === null ? 9 : (losses[a] as number)));
+    const candidates = names.map((n, j) => ({
+      label: n,
+      kind: "single" as const,
+      weights: Float64Array.from(names, (_, k) => (k === j ? 1 : 0)),
+    }));
+    const s = await selectByLoss({
+      scorer,
+      adapters: names,
+      candidates,
+      examples: examplesOf(8, 10, 0),
+      budget: 200,
+    });
+    expect(scorer.asked).toEqual([null, "/a", "/b", "/c", "/d", "/e", "/b", "/d", "/e", "/b", "/d"]);
+    expect(s.scored.map((c) => c.examples)).toEqual([1, 4, 1, 4, 2]);
+    expect(s.scored[s.chosen]?.label).toBe("/b");
+    expect(s.tokens).toBe(117);
+    expect(s.fit).toBeUndefined();
   });
 });
 
@@ -222,15 +302,16 @@ describe("fitWeights", () => {
       }
       return loss;
     };
-    const scored = [0, 1, 2].map((j) => ({
+    const pool = [0, 1, 2].map((j) => ({
       label: `nearest ${j + 1}`,
       kind: "single" as const,
       weights: one(j),
-      loss: j === 2 ? 10 * half() : half(),
-      seconds: 0,
     }));
     const examples: ScoreExample[] = [{ ids: Int32Array.from([1, 2]), outputStart: 1 }];
-    const run = () => fitWeights({ scorer, adapters: dirs, scored, examples, top: 3, trials: 12 });
+    const run = async () => {
+      await using weigher = new WeightScorer(scorer, dirs);
+      return fitWeights({ weigher, pool, startLoss: half(), examples, trials: 12 });
+    };
     const a = await run();
     expect(a.startLoss).toBe(half());
     expect(a.loss).toBeLessThan(a.startLoss);
@@ -291,7 +372,7 @@ describe("candidates scored with llama.cpp on real adapters", () => {
   });
 
   it("a candidate's loss is the trainer's mean output cross-entropy (tfjs, an independent implementation)", async () => {
-    const examples = scoreExamples(train, tokenizer, { count: 6, context: 128, answerTokens: 16, eosId: 2 });
+    const examples = scoreExamples(train, { tokenizer, eosId: 2 }, { context: 128, answerTokens: 16 }, 6);
     expect(examples).toHaveLength(6);
     const scorer = await LlamaScorer.open({ model: TINY_MODEL, contextSize: 128, kvCache: "f32" });
     try {
@@ -304,8 +385,7 @@ describe("candidates scored with llama.cpp on real adapters", () => {
           adapter: dir,
           // The first records in split order hold the 6 scored ones (those with an output).
           records: train.slice(0, 12),
-          maxLength: 128,
-          maxOutputTokens: 16,
+          rule: { context: 128, answerTokens: 16 },
         });
         let matched = 0;
         for (const ex of ref.examples) {
@@ -327,7 +407,7 @@ describe("candidates scored with llama.cpp on real adapters", () => {
       data: TARGET,
       select: "loss",
       model: TINY_MODEL,
-      candidates: 2,
+      nearest: 2,
       scoreExamples: 8,
       context: 128,
       answerTokens: 16,
@@ -360,11 +440,86 @@ describe("candidates scored with llama.cpp on real adapters", () => {
     expect(result.flatness.effective).toBeCloseTo(1 / chosen!.weights.reduce((s, w) => s + w * w, 0), 9);
   }, 180_000);
 
+  it("a mixture that wins the selection is what generate writes: Σ w_j θ_j at its weights, and loramix.json names the server", async () => {
+    // A scoring server that favours any mixture (its loramix.json has several sources) over single
+    // adapters and the base model, so the first mixture candidate wins whatever llama.cpp thinks.
+    const kinds = new Map<string, "mixture" | "single">();
+    const server = createServer(async (req, res) => {
+      let text = "";
+      for await (const chunk of req) text += chunk;
+      const body = JSON.parse(text) as Record<string, unknown>;
+      if (req.url === "/v1/load_lora_adapter") {
+        const record = join(String(body.lora_path), "loramix.json");
+        const sources = existsSync(record) ? JSON.parse(readFileSync(record, "utf8")).mix.sources.length : 1;
+        kinds.set(String(body.lora_name), sources > 1 ? "mixture" : "single");
+      }
+      if (req.url !== "/v1/completions") {
+        res.end("ok");
+        return;
+      }
+      const lp = body.model === "base" ? -3 : kinds.get(String(body.model)) === "mixture" ? -0.5 : -1;
+      const ids = body.prompt as number[];
+      res.setHeader("content-type", "application/json");
+      res.end(
+        JSON.stringify({
+          choices: [{ logprobs: { token_logprobs: ids.map((_, i) => (i === 0 ? null : lp)) } }],
+        }),
+      );
+    });
+    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+    const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+    const out = join(tmp.dir, "gen-mixture");
+    try {
+      const result = await generateAdapter(bank, {
+        data: TARGET,
+        select: "loss",
+        scoreServer: { baseUrl, model: "base" },
+        nearest: 2,
+        scoreExamples: 4,
+        context: 128,
+        answerTokens: 16,
+        out,
+      });
+      const written = JSON.parse(readFileSync(join(out, "loramix.json"), "utf8"));
+      expect(written.options.selection.chosen).toBe("normalized τ=1");
+      expect(written.options.selection.server).toEqual({ baseUrl, model: "base" });
+      expect(written.options.selection.baseLoss).toBeCloseTo(3, 12);
+      // Brute force: z-scores of the written distances (population std), then softmin.
+      const rows = result.weights;
+      const d = rows.map((r) => r.distance);
+      const mean = d.reduce((a, b) => a + b, 0) / d.length;
+      const std = Math.sqrt(d.reduce((a, b) => a + (b - mean) ** 2, 0) / d.length);
+      const e = d.map((x) => Math.exp(-(x - mean) / std));
+      const sum = e.reduce((a, b) => a + b, 0);
+      for (const [k, r] of rows.entries()) expect(r.weight).toBeCloseTo((e[k] as number) / sum, 12);
+      expect(rows.filter((r) => r.weight > 0.01)).toHaveLength(3);
+      const inputs = rows.map((r) =>
+        readSafetensorsF32(
+          join(bank.entries().find((x) => x.id === r.id)?.adapterPath as string, "adapter_model.safetensors"),
+        ),
+      );
+      const got = readSafetensorsF32(join(out, "adapter_model.safetensors"));
+      let maxErr = 0;
+      for (const [name, t] of got) {
+        t.data.forEach((v, i) => {
+          const want = rows.reduce(
+            (acc, r, k) => acc + r.weight * (inputs[k]?.get(name)?.data[i] as number),
+            0,
+          );
+          maxErr = Math.max(maxErr, Math.abs(v - want));
+        });
+      }
+      expect(maxErr).toBeLessThan(1e-6);
+    } finally {
+      server.close();
+    }
+  }, 120_000);
+
   it("the default fine-tunes the fitted mix on the train records: a lower loss than the mix (tfjs evaluateLoss), the mix's config and layout kept", async () => {
     const common = {
       data: TARGET,
       model: TINY_MODEL,
-      candidates: 2,
+      nearest: 2,
       scoreExamples: 8,
       context: 128,
       answerTokens: 16,
@@ -382,7 +537,7 @@ describe("candidates scored with llama.cpp on real adapters", () => {
     const withOutput = train.filter((x) => x.output.length > 0);
     expect(r?.examples).toBe(Math.min(withOutput.length, DEFAULT_FINETUNE_STEPS * r!.batchSize));
     const records = withOutput.slice(0, r?.examples);
-    const rule = { model: TINY_MODEL, records, maxLength: 128, maxOutputTokens: 16 };
+    const rule = { model: TINY_MODEL, records, rule: { context: 128, answerTokens: 16 } };
     const before = await evaluateLoss({ ...rule, adapter: mixDir });
     const after = await evaluateLoss({ ...rule, adapter: finetunedDir });
     expect(after.loss).toBeLessThan(before.loss);
@@ -407,17 +562,13 @@ describe("candidates scored with llama.cpp on real adapters", () => {
     const out = join(tmp.dir, "finetuned-synthetic");
     const { finetune } = await mixAndFinetune(
       async (dir) => {
-        const mixed = await mixAdapters({
-          adapters: [bank.entries()[0]?.adapterPath as string],
-          weights: [1],
-          out: dir,
-          config: { note: "kept" },
-        });
-        // As mixAdapters marks a mix of synth-bank adapters.
-        writeFileSync(join(dir, SYNTHETIC_MARKER), `${JSON.stringify({ synthetic: true })}\n`);
-        return mixed;
+        // A source marked as synth-bank marks its adapters: the mix is synthetic too.
+        const source = join(tmp.dir, "synthetic-source");
+        cpSync(bank.entries()[0]?.adapterPath as string, source, { recursive: true });
+        writeFileSync(join(source, SYNTHETIC_MARKER), `${JSON.stringify({ synthetic: true })}\n`);
+        return mixAdapters({ adapters: [source], weights: [1], out: dir, record: { note: "kept" } });
       },
-      { model: TINY_MODEL, records: train, steps: 2, maxLength: 128, maxOutputTokens: 16, out },
+      { model: TINY_MODEL, records: train, steps: 2, rule: { context: 128, answerTokens: 16 }, out },
     );
     expect(isSyntheticAdapter(out)).toBe(true);
     const record = JSON.parse(readFileSync(join(out, "loramix.json"), "utf8"));
@@ -434,7 +585,7 @@ describe("candidates scored with llama.cpp on real adapters", () => {
       data: TARGET,
       model: TINY_MODEL,
       select: "loss",
-      candidates: 1,
+      nearest: 1,
       scoreExamples: 4,
       context: 128,
       answerTokens: 16,
@@ -457,7 +608,7 @@ describe("candidates scored with llama.cpp on real adapters", () => {
     const quick = {
       data: TARGET,
       select: "loss" as const,
-      candidates: 1,
+      nearest: 1,
       scoreExamples: 4,
       context: 128,
       answerTokens: 16,

@@ -6,6 +6,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { LoramixError } from "../src/errors.js";
 import { OpenAIBackend } from "../src/eval/openaiBackend.js";
 import { OpenAIScorer } from "../src/select/openaiScorer.js";
+import type { Tokenizer } from "../src/tokenizers/tokenizer.js";
 import { runLoramix } from "./helpers/cli.js";
 import { type RawHandler, startServer } from "./helpers/httpServer.js";
 import { REPO, tempDir } from "./helpers/shared.js";
@@ -17,6 +18,9 @@ import { REPO, tempDir } from "./helpers/shared.js";
  */
 
 const ADAPTER = join(REPO, "testbed/adapters/task195_sentiment140_classification");
+/** The scorer's sequences: these tests build their examples by hand. */
+const SEQUENCES = { tokenizer: {} as Tokenizer, eosId: 2, contextSize: 128 };
+
 const EXAMPLES = [{ ids: Int32Array.from([1, 5, 6, 7]), outputStart: 2 }];
 
 let closers: (() => Promise<void>)[] = [];
@@ -215,7 +219,7 @@ describe("2. interrupted while the server hangs on unload_lora_adapter", () => {
         },
       }),
     );
-    const scorer = new OpenAIScorer({ baseUrl: server.baseUrl, model: "base" });
+    const scorer = new OpenAIScorer({ baseUrl: server.baseUrl, model: "base" }, SEQUENCES);
     const error = await failure(scorer.losses(ADAPTER, EXAMPLES, { signal: controller.signal }));
     expect(error.code).toBe("ABORTED");
     expect(abortedAt).toBeGreaterThan(0);
@@ -284,7 +288,10 @@ describe("3. a response far larger than what was asked", () => {
     const scoring = { bytes: 0 };
     const scorer = await serve(hugeCompletion(scoring));
     const scored = await failure(
-      new OpenAIScorer({ baseUrl: scorer.baseUrl, model: "base", retries: 0 }).losses(null, EXAMPLES),
+      new OpenAIScorer({ baseUrl: scorer.baseUrl, model: "base", retries: 0 }, SEQUENCES).losses(
+        null,
+        EXAMPLES,
+      ),
     );
     expect(scored.message).toMatch(
       /the response is larger than 1\.00 MiB, the most a reply of 4 tokens can need/,
@@ -377,7 +384,7 @@ describe("6. impossible log-probabilities", () => {
     ["-1e999", "-Infinity"],
   ])("%s is refused in one line naming the server", async (sent, shown) => {
     const server = await serve(vllmScoring(sent));
-    const scorer = new OpenAIScorer({ baseUrl: server.baseUrl, model: "base" });
+    const scorer = new OpenAIScorer({ baseUrl: server.baseUrl, model: "base" }, SEQUENCES);
     const error = await failure(scorer.losses(null, EXAMPLES));
     expect(error.message).toBe(
       `openai:base@${server.baseUrl}: the server returned the log-probability ${shown} for prompt token 2; a log-probability is finite and ≤ 0`,

@@ -13,6 +13,9 @@ import type { Tokenizer } from "../src/tokenizers/tokenizer.js";
 import { startServer } from "./helpers/httpServer.js";
 import { REPO, TINY_MODEL } from "./helpers/shared.js";
 
+/** The scorer's sequences: these tests build their examples by hand. */
+const SEQUENCES = { tokenizer: {} as Tokenizer, eosId: 2, contextSize: 128 };
+
 type Route = (body: Record<string, unknown>, res: ServerResponse) => Promise<void> | void;
 
 /** A test server with JSON routes ("/path" for POST, "GET /path"), recording every request body by path. */
@@ -103,7 +106,7 @@ describe("vLLM: candidates scored on the server", () => {
   });
 
   it("gives the losses llama.cpp gives, loads each adapter under its own name and unloads it", async () => {
-    const scorer = new OpenAIScorer({ baseUrl: server.baseUrl, model: "tiny" });
+    const scorer = new OpenAIScorer({ baseUrl: server.baseUrl, model: "tiny" }, SEQUENCES);
     const local = LlamaScorer.over(llama);
     const adapter = join(REPO, "testbed/adapters/task155_count_nouns_verbs");
     for (const dir of [null, adapter]) {
@@ -124,7 +127,7 @@ describe("vLLM: candidates scored on the server", () => {
   it("a server that cannot load adapters at run time says how to enable it", async () => {
     const bare = await serve({ "/v1/completions": stand.routes["/v1/completions"] });
     try {
-      const scorer = new OpenAIScorer({ baseUrl: bare.baseUrl, model: "tiny", retries: 0 });
+      const scorer = new OpenAIScorer({ baseUrl: bare.baseUrl, model: "tiny", retries: 0 }, SEQUENCES);
       await expect(
         scorer.losses(join(REPO, "testbed/adapters/task155_count_nouns_verbs"), examples),
       ).rejects.toThrow(

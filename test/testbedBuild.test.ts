@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Bank } from "../src/bank/store.js";
 import { buildTestbed, type TaskReference, type TaskTrainer } from "../src/testbed/build.js";
-import type { Selection } from "../src/testbed/tasks.js";
+import type { TaskSelection } from "../src/testbed/tasks.js";
 import { trainLora } from "../src/train/trainLora.js";
 import { REPO, tempDir } from "./helpers/shared.js";
 
@@ -19,7 +19,7 @@ describe("loramix testbed build (2 tasks, 3 steps)", () => {
   let family: string;
   const trainedNow: string[] = [];
   const trainer: TaskTrainer = async (options) => {
-    await trainLora({ ...options, maxLength: 64, maxOutputTokens: 16, batchSize: 2 });
+    await trainLora({ ...options, rule: { context: 64, answerTokens: 16 }, batchSize: 2 });
     trainedNow.push(options.out);
   };
   const build = (evalLimit: number, signal?: AbortSignal) => {
@@ -39,8 +39,10 @@ describe("loramix testbed build (2 tasks, 3 steps)", () => {
     JSON.parse(await readFile(join(dir, "references.json"), "utf8")) as Record<string, TaskReference>;
 
   beforeAll(async () => {
-    const selection = JSON.parse(await readFile(join(REPO, "testbed/selection.json"), "utf8")) as Selection;
-    const first = selection.families[0] as Selection["families"][number];
+    const selection = JSON.parse(
+      await readFile(join(REPO, "testbed/selection.json"), "utf8"),
+    ) as TaskSelection;
+    const first = selection.families[0] as TaskSelection["families"][number];
     family = first.key;
     tasks = first.tasks.slice(0, 2);
     ({ dir, cleanup } = await tempDir("loramix-testbed-"));

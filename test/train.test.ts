@@ -8,19 +8,19 @@ import type { DatasetRecord } from "../src/datasets/record.js";
 import { LlamaBackend } from "../src/eval/llamaBackend.js";
 import { numel } from "../src/formats/dtypes.js";
 import { TRAIN_RECORD } from "../src/formats/fileNames.js";
-import { loadAdapter } from "../src/formats/peft.js";
+import { loadAdapter, saveAdapter } from "../src/formats/peft.js";
 import { SafetensorsReader } from "../src/formats/safetensors.js";
 import { loadTokenizer } from "../src/tokenizers/load.js";
 import type { Tokenizer } from "../src/tokenizers/tokenizer.js";
 import { evaluateLoss } from "../src/train/evaluateLoss.js";
 import { buildExample, makeBatch } from "../src/train/examples.js";
-import { finetuneUnavailable, llamaParameters } from "../src/train/finetuneLora.js";
+import { finetuneLora, finetuneUnavailable, llamaParameters } from "../src/train/finetuneLora.js";
 import { type LlamaWeights, loadLlamaWeights } from "../src/train/llamaWeights.js";
 import { initLora, type LoraWeights } from "../src/train/lora.js";
 import { TfjsLlama } from "../src/train/tfjsLlama.js";
 import { trainLora } from "../src/train/trainLora.js";
 import { TrainPool } from "../src/train/trainPool.js";
-import { SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
+import { REPO, SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
 /* ---------- An independent float64 Llama forward pass, straight from the HF modeling code. ---------- */
 
@@ -310,7 +310,7 @@ describe("examples", () => {
       output: ["alpha beta gamma ".repeat(20)],
     };
     const output = tokenizer.encode(record.output[0]!);
-    const e = buildExample(record, tokenizer, { maxLength: 100, maxOutputTokens: 16 })!;
+    const e = buildExample(record, tokenizer, { context: 100, answerTokens: 16 })!;
     // Brute force: the longest suffix of the input whose tokens with BOS fit 100 − 16 = 84.
     let start = 0;
     while (tokenizer.encode(record.input.slice(start), { bos: true }).length > 84) start++;
@@ -371,23 +371,20 @@ describe("training", () => {
         batchSize: 4,
         lr: 3e-3,
         seed: 11,
-        maxLength: 128,
-        maxOutputTokens: 16,
+        rule: { context: 128, answerTokens: 16 },
       };
       const result = await trainLora({ ...opts, out });
       expect(result.losses).toHaveLength(40);
       const before = await evaluateLoss({
         model: TINY_MODEL,
         records: evalSet,
-        maxLength: 128,
-        maxOutputTokens: 16,
+        rule: { context: 128, answerTokens: 16 },
       });
       const after = await evaluateLoss({
         model: TINY_MODEL,
         adapter: out,
         records: evalSet,
-        maxLength: 128,
-        maxOutputTokens: 16,
+        rule: { context: 128, answerTokens: 16 },
       });
       // Answers are "Yes"/"No" (+ EOS): the base model is far off; 40 steps must learn the format.
       expect(before.loss).toBeGreaterThan(4);
@@ -453,6 +450,39 @@ describe("training", () => {
     }
   });
 
+  it("finetuneLora starts from the given adapter, lowers its loss and gives back its tensors in its layout", async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      // An adapter of another task (small integers) fitted to Yes/No answers.
+      const start = join(REPO, "testbed/adapters/task155_count_nouns_verbs");
+      const records = primeTrain.filter((r) => r.output.length > 0).slice(0, 8);
+      const rule = { context: 128, answerTokens: 16 };
+      const before = await evaluateLoss({ model: TINY_MODEL, adapter: start, records, rule });
+      const result = await finetuneLora({
+        model: TINY_MODEL,
+        adapter: start,
+        records,
+        steps: 6,
+        batchSize: 8,
+        lr: 4e-3,
+        rule,
+      });
+      // One batch holds all 8 records, so the first step's loss is the start adapter's own loss.
+      expect(Math.abs(result.firstLoss - before.loss)).toBeLessThan(1e-4);
+      expect(result).toMatchObject({ steps: 6, batchSize: 8, examples: 8 });
+      const adapter = await loadAdapter(start);
+      expect(result.tensors.map((t) => [t.name, t.shape, t.dtype])).toEqual(
+        adapter.layout.tensors.map((t) => [t.name, t.shape, adapter.dtype]),
+      );
+      const out = join(dir, "finetuned");
+      await saveAdapter(out, { config: adapter.config.raw, tensors: result.tensors });
+      const after = await evaluateLoss({ model: TINY_MODEL, adapter: out, records, rule });
+      expect(after.loss).toBeLessThan(before.loss - 0.5);
+    } finally {
+      await cleanup();
+    }
+  }, 120_000);
+
   it("leaves no adapter behind when interrupted", async () => {
     const { dir, cleanup } = await tempDir();
     try {
@@ -464,8 +494,7 @@ describe("training", () => {
         out,
         steps: 50,
         batchSize: 2,
-        maxLength: 64,
-        maxOutputTokens: 16,
+        rule: { context: 64, answerTokens: 16 },
         signal: controller.signal,
         progress: (e) => {
           if (e.done === 2) controller.abort();
@@ -487,8 +516,7 @@ describe("training", () => {
         records: primeTrain,
         steps: 3,
         batchSize: 2,
-        maxLength: 64,
-        maxOutputTokens: 16,
+        rule: { context: 64, answerTokens: 16 },
         seed: 5,
       };
       await trainLora({ ...opts, out: join(dir, "main") });

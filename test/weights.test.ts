@@ -5,7 +5,7 @@ import { leaveOneOutWeights } from "../src/weights/leaveOneOut.js";
 import { initMlp, mlpForward } from "../src/weights/mlp.js";
 import { neuralWeights } from "../src/weights/neural.js";
 import { normalizedWeights, zScoreRow } from "../src/weights/normalized.js";
-import { selectWeights } from "../src/weights/select.js";
+import { pruneWeights } from "../src/weights/prune.js";
 import { softmin } from "../src/weights/softmin.js";
 
 const close = (actual: ArrayLike<number>, expected: number[], digits = 12) => {
@@ -113,29 +113,29 @@ describe("neural weights", () => {
   });
 });
 
-describe("selectWeights", () => {
+describe("pruneWeights", () => {
   it("keeps the K largest and renormalises", () => {
     // Top 2 of [0.1, 0.4, 0.2, 0.3] are 0.4 and 0.3 → 4/7, 3/7.
-    close(selectWeights([0.1, 0.4, 0.2, 0.3], { topK: 2 }), [0, 4 / 7, 0, 3 / 7]);
+    close(pruneWeights([0.1, 0.4, 0.2, 0.3], { topK: 2 }), [0, 4 / 7, 0, 3 / 7]);
   });
 
   it("breaks ties at the K-th place by the lower index", () => {
-    close(selectWeights([0.25, 0.25, 0.25, 0.25], { topK: 3 }), [1 / 3, 1 / 3, 1 / 3, 0]);
-    close(selectWeights([0.1, 0.3, 0.3, 0.3], { topK: 1 }), [0, 1, 0, 0]);
+    close(pruneWeights([0.25, 0.25, 0.25, 0.25], { topK: 3 }), [1 / 3, 1 / 3, 1 / 3, 0]);
+    close(pruneWeights([0.1, 0.3, 0.3, 0.3], { topK: 1 }), [0, 1, 0, 0]);
   });
 
   it("drops weights below the minimum, after top-k", () => {
     // min 0.25 keeps 0.4 and 0.3 → 4/7, 3/7.
-    close(selectWeights([0.1, 0.4, 0.2, 0.3], { minWeight: 0.25 }), [0, 4 / 7, 0, 3 / 7]);
-    close(selectWeights([0.1, 0.4, 0.2, 0.3], { topK: 3, minWeight: 0.25 }), [0, 4 / 7, 0, 3 / 7]);
-    expect(() => selectWeights([0.5, 0.5], { minWeight: 0.9 })).toThrow(
+    close(pruneWeights([0.1, 0.4, 0.2, 0.3], { minWeight: 0.25 }), [0, 4 / 7, 0, 3 / 7]);
+    close(pruneWeights([0.1, 0.4, 0.2, 0.3], { topK: 3, minWeight: 0.25 }), [0, 4 / 7, 0, 3 / 7]);
+    expect(() => pruneWeights([0.5, 0.5], { minWeight: 0.9 })).toThrow(
       /removes every candidate \(largest weight 0.5\)/,
     );
-    expect(() => selectWeights([0.5, 0.5], { topK: 0 })).toThrow(LoramixError);
+    expect(() => pruneWeights([0.5, 0.5], { topK: 0 })).toThrow(LoramixError);
   });
 
   it("never revives a zero weight", () => {
-    close(selectWeights([0, 0.5, 0.5], { topK: 3 }), [0, 0.5, 0.5]);
+    close(pruneWeights([0, 0.5, 0.5], { topK: 3 }), [0, 0.5, 0.5]);
   });
 });
 

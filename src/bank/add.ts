@@ -38,6 +38,9 @@ export async function addEntry(
       options: [replace],
     });
   }
+  // An adapter is checked against the base model's shapes, which a moved bank cannot find.
+  const moved = adapter === undefined ? null : bank.baseModelMissing();
+  if (moved !== null) throw new LoramixError("BANK", moved);
   const dataPath = resolve(data);
   if (!existsSync(dataPath)) throw inputError(dataPath, "dataset not found");
   const dataset = await openDataset(dataPath, dataOptions);

@@ -9,6 +9,7 @@ import { type AdapterLayout, compareLayouts } from "../formats/peft.js";
 import { type Profile, type ProfileSide, profileFromJson, profileToJson } from "../profiles/profile.js";
 import { loadTokenizer } from "../tokenizers/load.js";
 import { tempPathFor, writeFileAtomic } from "../util/atomic.js";
+import { forgetTemp } from "../util/scratch.js";
 import { checkTokenizerFits, resolveBaseModel } from "./baseModel.js";
 import { BANK_FILE, checkSchema, createSchema, SCHEMA_VERSION } from "./schema.js";
 
@@ -137,9 +138,18 @@ export class Bank {
       const config = join(json, "..", TOKENIZER_CONFIG_FILE);
       const target = join(dir, TOKENIZER_JSON);
       if (resolve(json) !== target) {
-        await writeFileAtomic(target, await readFile(json));
-        if (existsSync(config))
-          await writeFileAtomic(join(dir, TOKENIZER_CONFIG_FILE), await readFile(config));
+        const copies: [string, string][] = [[json, target]];
+        if (existsSync(config)) copies.push([config, join(dir, TOKENIZER_CONFIG_FILE)]);
+        // The folder may hold the user's files: the same tokenizer is kept, another one is never replaced.
+        for (const [from, to] of copies) {
+          const there = await readFile(to).catch(() => null);
+          if (there !== null && !there.equals(await readFile(from)))
+            throw inputError(
+              to,
+              `exists and is not ${from}; loramix does not replace a file it did not write: make the bank in a new folder, or remove the file yourself`,
+            );
+        }
+        for (const [from, to] of copies) await writeFileAtomic(to, await readFile(from));
       }
       spec = TOKENIZER_JSON;
     }
@@ -160,7 +170,7 @@ export class Bank {
           put.run("vocab_size", String(tok.vocabSize));
           put.run("created_at", new Date().toISOString());
           put.run("loramix_version", loramixVersion());
-          if (base) put.run(...baseModelMeta(dir, base.name));
+          if (base) for (const kv of baseModelMeta(dir, base.name)) put.run(...kv);
         })();
       } finally {
         db.close();
@@ -169,6 +179,8 @@ export class Bank {
     } catch (error) {
       await rm(tmp, { force: true });
       throw error;
+    } finally {
+      forgetTemp(tmp);
     }
     return Bank.open(dir);
   }
@@ -216,7 +228,30 @@ export class Bank {
     const id = this.meta(BASE_MODEL_ID);
     if (id !== undefined) return id;
     const path = this.meta(BASE_MODEL_PATH);
-    return path === undefined ? null : resolve(this.dir, path);
+    if (path === undefined) return null;
+    // Relative first: a bank moved together with its model. Then where the model was: a bank
+    // copied or moved alone, the model left in place.
+    const here = resolve(this.dir, path);
+    const recorded = this.meta(BASE_MODEL_ABSOLUTE);
+    return !existsSync(here) && recorded !== undefined && existsSync(recorded) ? recorded : here;
+  }
+
+  /**
+   * Why the bank's local base model is not found, or null: the bank was moved or copied without
+   * it (neither relative to the bank nor where it was recorded holds it). Generated adapters would
+   * name a folder that does not exist, and adapters cannot be checked against the model.
+   */
+  baseModelMissing(): string | null {
+    const path = this.meta(BASE_MODEL_PATH);
+    const found = this.baseModel;
+    if (path === undefined || found === null || existsSync(found)) return null;
+    const recorded = this.meta(BASE_MODEL_ABSOLUTE);
+    return (
+      `${this.dir}: the bank's base model is not at ${found} (recorded as ${path}, relative to the bank` +
+      `${recorded === undefined || recorded === found ? "" : `; not at ${recorded} either, where it was`}): ` +
+      "the bank was moved or copied without its model, so adapters made from it name a folder that does not exist; " +
+      `put the bank back beside the model, or the model (or a link to it) at ${found}`
+    );
   }
 
   /** Records the base model of a bank made without one; a bank's base model never changes. */
@@ -226,7 +261,7 @@ export class Bank {
     if (current !== null && current !== base.name)
       throw new LoramixError("BANK", `${this.dir}: the bank's base model is ${current}, not ${base.name}`);
     checkTokenizerFits(base, this.tokenizer, this.vocabSize);
-    this.setMeta(...baseModelMeta(this.dir, base.name));
+    for (const kv of baseModelMeta(this.dir, base.name)) this.setMeta(...kv);
   }
 
   get file(): string {
@@ -536,10 +571,18 @@ function sideKey(id: string, dataHash: string, tokenizer: string): string {
 /** An adapter refused for its layout; `differences` from compareLayouts(bank's layout, the adapter's). */
 const BASE_MODEL_ID = "base_model_id";
 const BASE_MODEL_PATH = "base_model_path";
+const BASE_MODEL_ABSOLUTE = "base_model_absolute_path";
 
-/** A local base model is stored relative to the bank, so a bank moved together with its model still finds it. */
-function baseModelMeta(dir: string, name: string): [string, string] {
-  return isAbsolute(name) ? [BASE_MODEL_PATH, relative(dir, name) || "."] : [BASE_MODEL_ID, name];
+/**
+ * A local base model is stored relative to the bank, so a bank moved together with its model still
+ * finds it, and as it was given, so a bank copied or moved alone finds it where it stayed.
+ */
+function baseModelMeta(dir: string, name: string): [string, string][] {
+  if (!isAbsolute(name)) return [[BASE_MODEL_ID, name]];
+  return [
+    [BASE_MODEL_PATH, relative(dir, name) || "."],
+    [BASE_MODEL_ABSOLUTE, name],
+  ];
 }
 
 export function layoutError(adapterPath: string, differences: string[]): LoramixError {

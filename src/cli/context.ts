@@ -7,6 +7,17 @@ import type { ProgressEvent, ProgressSink } from "../util/progress.js";
  */
 export const interrupt = new AbortController();
 
+/**
+ * The signals that interrupt a command as Ctrl-C does (a closed terminal, `kill`, a service
+ * manager), with the exit code each leaves: 128 + the signal's number, as shells report it.
+ */
+export const INTERRUPTS = { SIGINT: 130, SIGHUP: 129, SIGTERM: 143 } as const;
+
+/** The exit code of the signal that interrupted this run (130 when it stopped otherwise). */
+export function interruptExitCode(): number {
+  return INTERRUPTS[interrupt.signal.reason as keyof typeof INTERRUPTS] ?? INTERRUPTS.SIGINT;
+}
+
 /** `--quiet` (any command): no progress and no messages, only results and errors. */
 export const outputMode = { quiet: false };
 

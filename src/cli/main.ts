@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { type ArgsDef, type CommandDef, renderUsage, runCommand, runMain } from "citty";
 import { cliMessage, LoramixError } from "../errors.js";
-import { interrupt, outputMode } from "./context.js";
+import { removeTempsSync } from "../util/scratch.js";
+import { sweepScratch } from "../util/sweep.js";
+import { INTERRUPTS, info, interrupt, interruptExitCode, outputMode } from "./context.js";
 import { main } from "./program.js";
 import { checkArgs } from "./strictArgs.js";
 
@@ -19,15 +21,32 @@ async function run(): Promise<void> {
     await runMain(main, { rawArgs });
     return;
   }
-  // First Ctrl-C asks the running command to stop cleanly; a second one leaves at once.
-  process.on("SIGINT", () => {
-    if (interrupt.signal.aborted) process.exit(130);
-    process.stderr.write("\ninterrupting (Ctrl-C again to quit at once)...\n");
-    interrupt.abort();
-  });
+  // The first signal asks the running command to stop cleanly; a second one leaves at once, and
+  // the exit handler still removes the temporary files and folders this run made.
+  for (const name of Object.keys(INTERRUPTS) as (keyof typeof INTERRUPTS)[]) {
+    process.on(name, () => {
+      if (interrupt.signal.aborted) process.exit(interruptExitCode());
+      // A closed terminal fails every later write (EIO), which must not turn a clean stop into a crash.
+      if (name === "SIGHUP")
+        for (const stream of [process.stdout, process.stderr]) stream.on("error", () => {});
+      // A closed terminal (SIGHUP) has nowhere to show this.
+      if (name === "SIGINT") process.stderr.write("\ninterrupting (Ctrl-C again to quit at once)...\n");
+      else if (name === "SIGTERM")
+        process.stderr.write("\ninterrupting (SIGTERM; again to quit at once)...\n");
+      interrupt.abort(name);
+    });
+  }
+  process.on("exit", removeTempsSync);
   try {
     await checkArgs(main, rawArgs);
+    const swept = await sweepScratch();
+    if (swept.length > 0)
+      info(
+        `removed ${swept.length} temporary file${swept.length > 1 ? "s" : ""} of killed loramix runs (${swept[0]}${swept.length > 1 ? ", ..." : ""})`,
+      );
     await runCommand(main, { rawArgs });
+    // Past the commit point a command finishes, whatever came in after it: the output is whole.
+    if (interrupt.signal.aborted) info("finished before the interrupt took effect: its output is complete");
   } catch (error) {
     process.exitCode = report(error, verbose);
   }
@@ -82,7 +101,7 @@ function report(error: unknown, verbose: boolean): number {
     // One line, whatever a quoted snippet or a library's message carries.
     process.stderr.write(`loramix: ${cliMessage(error).replace(/\s*\n\s*/g, " ")}\n`);
     if (verbose && error.stack) process.stderr.write(`${error.stack}\n`);
-    return error.code === "ABORTED" ? 130 : error.code === "USAGE" ? 2 : 1;
+    return error.code === "ABORTED" ? interruptExitCode() : error.code === "USAGE" ? 2 : 1;
   }
   const e = error as { name?: string; message?: string; stack?: string; code?: string };
   if (e?.name === "CLIError" || e?.code?.startsWith?.("E_")) {

@@ -20,6 +20,7 @@ export const main = defineCommand({
     generate: () => import("./commands/generate.js").then((m) => m.default),
     loo: () => import("./commands/loo.js").then((m) => m.default),
     "synth-bank": () => import("./commands/synthBank.js").then((m) => m.default),
+    "synth-model": () => import("./commands/synthModel.js").then((m) => m.default),
     convert: () => import("./commands/convert.js").then((m) => m.default),
     eval: () => import("./commands/eval.js").then((m) => m.default),
     train: () => import("./commands/train.js").then((m) => m.default),

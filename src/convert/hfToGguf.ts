@@ -6,8 +6,10 @@ import { TOKENIZER_JSON } from "../formats/fileNames.js";
 import { type GgufMetadata, type GgufTensorToWrite, type GgufWriteType, writeGguf } from "../formats/gguf.js";
 import { HfCheckpoint } from "../formats/hfCheckpoint.js";
 import { type LlamaConfig, readLlamaConfig } from "../formats/llamaConfig.js";
+import { checkOutFile } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
 import { ggufTensorName, permuteForRope } from "./llamaNames.js";
+import { GGUF_OUTPUT_KEY, ggufOutput } from "./outputKey.js";
 
 /** llama.cpp's `llama_token_type`. */
 export const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 } as const;
@@ -45,6 +47,7 @@ export async function hfToGguf({
   progress,
 }: HfToGgufOptions): Promise<HfToGgufResult> {
   const dir = resolve(modelDir);
+  await checkOutFile(out, ggufOutput("model"));
   const config = await readLlamaConfig(dir);
   const tokenizer = await llamaTokenizerMetadata(dir, config);
   const checkpoint = await HfCheckpoint.open(dir);
@@ -107,6 +110,7 @@ export async function hfToGguf({
       "general.name": { type: "string", value: basename(dir) },
       "general.file_type": { type: "u32", value: FILE_TYPE[type] },
       "general.quantization_version": { type: "u32", value: 2 },
+      [GGUF_OUTPUT_KEY]: { type: "string", value: "model" },
       ...llamaHyperparameters(config),
       ...tokenizer,
     };

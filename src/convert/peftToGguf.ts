@@ -5,8 +5,10 @@ import { readGgufHeader } from "../formats/ggufRead.js";
 import { readLlamaConfig } from "../formats/llamaConfig.js";
 import { isNonEmpty, loadAdapter } from "../formats/peft.js";
 import { SafetensorsReader } from "../formats/safetensors.js";
+import { checkOutFile } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
 import { ggufTensorName, permuteForRope } from "./llamaNames.js";
+import { GGUF_OUTPUT_KEY, ggufOutput } from "./outputKey.js";
 
 export interface PeftToGgufOptions {
   /** A PEFT LoRA directory (adapter_config.json + adapter_model.safetensors). */
@@ -49,6 +51,7 @@ export async function peftToGguf({
   signal,
   progress,
 }: PeftToGgufOptions): Promise<PeftToGgufResult> {
+  await checkOutFile(out, ggufOutput("adapter"));
   const adapter = await loadAdapter(resolve(adapterDir));
   const { r, loraAlpha, useRslora, raw } = adapter.config;
   if (isNonEmpty(raw.alpha_pattern)) {
@@ -111,6 +114,7 @@ export async function peftToGguf({
       "general.quantization_version": { type: "u32", value: 2 },
       "adapter.type": { type: "string", value: "lora" },
       "adapter.lora.alpha": { type: "f32", value: Math.fround(alpha) },
+      [GGUF_OUTPUT_KEY]: { type: "string", value: "adapter" },
     };
     await writeGguf(out, { metadata, tensors, signal, progress });
     return { out, tensors: tensors.length, alpha: Math.fround(alpha), outType: type };

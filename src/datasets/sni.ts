@@ -73,11 +73,6 @@ function examples(file: string, field: string, value: unknown): SniExample[] {
   });
 }
 
-/** True when a parsed JSON value looks like a Super-NI task file. */
-export function isSniTask(json: unknown): boolean {
-  return typeof json === "object" && json !== null && !Array.isArray(json) && "Instances" in json;
-}
-
 /** Task-level lists copied into `Dataset.metadata` (SNI key -> metadata key). */
 const METADATA_FIELDS = [
   ["Categories", "categories"],

@@ -4,6 +4,7 @@ import { throwIfAborted } from "../errors.js";
 import { mixAndFinetune } from "../generate/finetune.js";
 import { mixAdapters } from "../merge/mixAdapters.js";
 import { DEFAULT_SEED } from "../testbed/build.js";
+import { testbedRule } from "../testbed/references.js";
 import { DEFAULT_FINETUNE_LR, finetuneRecords } from "../train/finetuneLora.js";
 import { TRAIN_DEFAULTS } from "../train/trainLora.js";
 import { TrainPool } from "../train/trainPool.js";
@@ -47,7 +48,7 @@ export async function finetunePerTarget(
   const finetuned = new Map<string, string>();
   const scratch = new Map<string, string>();
   const seconds = { finetuned: [] as number[], scratch: [] as number[] };
-  const rule = { maxLength: settings.context, maxOutputTokens: settings.maxNewTokens };
+  const rule = testbedRule(settings);
   const pool = new TrainPool(1);
   try {
     for (const [t, task] of targets.entries()) {
@@ -61,7 +62,7 @@ export async function finetunePerTarget(
       const [r, s] = await settleBoth([
         mixAndFinetune(
           (dir) => mixAdapters({ adapters, weights: [...targetRow(setup, fit, task)], out: dir, signal }),
-          { model: paths.model, records, steps, ...rule, out: outFinetuned, signal },
+          { model: paths.model, records, steps, rule, out: outFinetuned, signal },
         ),
         pool.train({
           model: paths.model,
@@ -72,7 +73,7 @@ export async function finetunePerTarget(
           // The seeded initialisation of A; the batches come in the fine-tuning's order.
           seed: DEFAULT_SEED,
           shuffleSeed: TRAIN_DEFAULTS.seed,
-          ...rule,
+          rule,
           signal,
         }),
       ]);

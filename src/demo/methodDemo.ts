@@ -1,5 +1,4 @@
-import { mkdir, mkdtemp, readdir, rm, symlink } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readdir, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { importSni } from "../bank/importSni.js";
 import { indexBank } from "../bank/indexBank.js";
@@ -7,10 +6,11 @@ import { initBank } from "../bank/store.js";
 import { loadDataset } from "../datasets/load.js";
 import { inputError } from "../errors.js";
 import { generateAdapter } from "../generate/generateAdapter.js";
-import type { CandidateWeight } from "../generate/provenance.js";
+import type { CandidateWeight } from "../generate/record.js";
 import { type LooResult, runLoo } from "../loo/runLoo.js";
 import { synthBank } from "../synth/synthBank.js";
 import type { ProgressSink } from "../util/progress.js";
+import { removeScratch, scratchDir } from "../util/scratch.js";
 
 export interface MethodDemoTarget {
   task: string;
@@ -58,7 +58,7 @@ export async function runMethodDemo({
   const heldOut = chosen.filter((_, i) => i % HOLD_OUT_EVERY === HOLD_OUT_EVERY - 1);
   const inBank = chosen.filter((f) => !heldOut.includes(f));
 
-  const work = await mkdtemp(join(tmpdir(), "loramix-demo-"));
+  const work = await scratchDir("demo");
   try {
     const taskDir = join(work, "tasks");
     await mkdir(taskDir);
@@ -110,6 +110,6 @@ export async function runMethodDemo({
       bank.close();
     }
   } finally {
-    await rm(work, { recursive: true, force: true });
+    await removeScratch(work);
   }
 }

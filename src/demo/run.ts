@@ -1,17 +1,16 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Metric } from "../distances/metric.js";
 import { throwIfAborted } from "../errors.js";
 import type { ProfileSide } from "../profiles/profile.js";
 import { DEFAULT_NEAREST, MIXTURE_TEMPERATURES } from "../select/candidates.js";
-import { DEFAULT_SCORE_EXAMPLES } from "../select/selectByLoss.js";
+import { DEFAULT_SCORE_EXAMPLES } from "../select/examples.js";
+import { DEFAULT_BUDGET } from "../select/schedule.js";
 import { openTestbedBackend } from "../testbed/backend.js";
 import { DEFAULT_TESTBED } from "../testbed/paths.js";
 import { DEFAULT_EVAL, type EvalSettings } from "../testbed/references.js";
 import { checkFinetuneSteps, DEFAULT_FINETUNE_STEPS } from "../train/finetuneLora.js";
 import { checkOutDir } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
+import { removeScratch, scratchDir } from "../util/scratch.js";
 import { WEIGHT_METHODS, type WeightMethod } from "../weights/methods.js";
 import { evaluateTargets, type TargetRow } from "./evaluate.js";
 import { finetunePerTarget } from "./finetune.js";
@@ -57,6 +56,8 @@ export interface DemoOptions {
   /** --select loss: nearest single adapters among the candidates, and train records scored. */
   candidates?: number;
   scoreExamples?: number;
+  /** Tokens each target's selection and fit may evaluate (generate's budget); null: no limit. */
+  budget?: number | null;
   /** Also evaluate --select fit (default true). */
   fit?: boolean;
   /**
@@ -106,6 +107,7 @@ export async function runDemo({
   side = "both",
   candidates: nearest = DEFAULT_NEAREST,
   scoreExamples: examples = DEFAULT_SCORE_EXAMPLES,
+  budget = DEFAULT_BUDGET,
   fit = true,
   finetune = DEFAULT_FINETUNE_STEPS,
   mlpHidden = 64,
@@ -118,7 +120,7 @@ export async function runDemo({
   await checkOutDir(out, "demo");
   const setup = await openDemoSetup({ testbed, shared, targets, all, limit, maxNewTokens });
   const { settings } = setup;
-  const tmp = await mkdtemp(join(tmpdir(), "loramix-demo-"));
+  const tmp = await scratchDir("demo");
   let closeBackend: (() => Promise<void>) | undefined;
   try {
     const paper = await paperWeights(setup, { metrics, methods, side, mlpHidden, signal, progress });
@@ -141,6 +143,7 @@ export async function runDemo({
     const { selections, notes: selectNotes } = await selectPerTarget(setup, opened.backend, paper, {
       nearest,
       examples,
+      budget,
       fit,
       signal,
       progress,
@@ -201,6 +204,6 @@ export async function runDemo({
   } finally {
     await closeBackend?.();
     setup.bank.close();
-    await rm(tmp, { recursive: true, force: true });
+    await removeScratch(tmp);
   }
 }

@@ -2,9 +2,11 @@ import { loadDataset } from "../datasets/load.js";
 import { throwIfAborted } from "../errors.js";
 import type { LlamaBackend } from "../eval/llamaBackend.js";
 import { lossCandidates } from "../select/candidates.js";
-import { DEFAULT_FIT_TOP, DEFAULT_FIT_TRIALS, fitWeights } from "../select/fitWeights.js";
+import { scoreExamples } from "../select/examples.js";
+import { DEFAULT_FIT_TOP, DEFAULT_FIT_TRIALS } from "../select/fitWeights.js";
 import { LlamaScorer } from "../select/llamaScorer.js";
-import { scoreExamples, selectByLoss } from "../select/selectByLoss.js";
+import { selectByLoss } from "../select/selectByLoss.js";
+import { testbedRule } from "../testbed/references.js";
 import type { ProgressSink } from "../util/progress.js";
 import { type DemoSetup, targetRow } from "./setup.js";
 import { secondsPerTarget } from "./tables.js";
@@ -31,10 +33,18 @@ export async function selectPerTarget(
   {
     nearest,
     examples: exampleCount,
+    budget,
     fit,
     signal,
     progress,
-  }: { nearest: number; examples: number; fit: boolean; signal?: AbortSignal; progress?: ProgressSink },
+  }: {
+    nearest: number;
+    examples: number;
+    budget: number | null;
+    fit: boolean;
+    signal?: AbortSignal;
+    progress?: ProgressSink;
+  },
 ): Promise<{ selections: Record<string, TargetSelection>; notes: string[] }> {
   const { entries, ids, targets, settings } = setup;
   const n = ids.length;
@@ -48,12 +58,7 @@ export async function selectPerTarget(
     const i = setup.column.get(task) as number;
     const entry = entries[i] as (typeof entries)[number];
     const dataset = await loadDataset(entry.dataPath, entry.dataOptions);
-    const examples = scoreExamples(dataset.splits.train, backend.tokenizer, {
-      count: exampleCount,
-      context: settings.context,
-      answerTokens: settings.maxNewTokens,
-      eosId: backend.eosId ?? 2,
-    });
+    const examples = scoreExamples(dataset.splits.train, scorer, testbedRule(settings), exampleCount);
     const selection = await selectByLoss({
       scorer,
       adapters,
@@ -62,6 +67,8 @@ export async function selectPerTarget(
         mask: ids.map((_, j) => j === i),
       }),
       examples,
+      budget,
+      ...(fit ? { fit: {} } : {}),
       signal,
     });
     const chosen = selection.scored[selection.chosen] as (typeof selection.scored)[number];
@@ -72,9 +79,9 @@ export async function selectPerTarget(
       baseLoss: selection.baseLoss,
       candidates: selection.scored.map((c) => ({ label: c.label, loss: c.loss })),
     };
-    if (fit) {
-      const f = await fitWeights({ scorer, adapters, scored: selection.scored, examples, signal });
-      fitted.set(f.loss < chosen.loss ? f.weights : chosen.weights, i * n);
+    if (selection.fit) {
+      const f = selection.fit;
+      fitted.set(selection.weights, i * n);
       record.fit = { loss: f.loss, startLoss: f.startLoss, seconds: f.seconds };
     }
     selections[task] = record;

@@ -6,7 +6,7 @@ import { Bank, type BankEntry } from "../bank/store.js";
 import { LoramixError, usageError } from "../errors.js";
 import { hasModel, TESTBED_FILES, type TestbedPaths, testbedPaths } from "../testbed/paths.js";
 import { DEFAULT_EVAL, type EvalSettings } from "../testbed/references.js";
-import { familyOfTask, type Selection } from "../testbed/tasks.js";
+import { familyOfTask, type TaskSelection } from "../testbed/tasks.js";
 
 /** What every step of the demo reads: the opened testbed bank, its candidates and the targets. */
 export interface DemoSetup {
@@ -49,7 +49,7 @@ export async function openDemoSetup({
     throw new LoramixError("INPUT", `${paths.model}: the TinyStories-656K model is missing`);
   if (!(Number.isInteger(limit) && limit >= 1))
     throw usageError(`limit must be a positive integer, got ${limit}`);
-  const selection = JSON.parse(await readFile(selectionFile, "utf8")) as Selection;
+  const selection = JSON.parse(await readFile(selectionFile, "utf8")) as TaskSelection;
   const bank = await Bank.open(paths.dir);
   try {
     const entries = bank.entries().filter((e) => e.adapterPath !== null);

@@ -1,9 +1,11 @@
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { openDataset } from "../datasets/open.js";
 import type { DatasetOptions, DatasetRecord, SplitName } from "../datasets/record.js";
 import { inputError, option, throwIfAborted, usageError } from "../errors.js";
+import { METRICS_FILE, PREDICTIONS_FILE } from "../formats/fileNames.js";
 import { fitRecordsBy, type TokenCounter } from "../tokenizers/fitPrompt.js";
-import { writeFileAtomic } from "../util/atomic.js";
+import { checkOutDir, writeDirAtomic } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
 import type { Generation, InferenceBackend } from "./backend.js";
 import { cutAtEndText } from "./endText.js";
@@ -77,12 +79,12 @@ export interface EvalResult {
   metrics: EvalMetrics;
 }
 
-export const PREDICTIONS_FILE = "predictions.jsonl";
-export const METRICS_FILE = "metrics.json";
+export { METRICS_FILE, PREDICTIONS_FILE };
 
 /**
  * SPEC §6: greedy generation on each record's raw input, scored by Rouge-L and exact match
- * against its references. Outputs are written only once every record is done, each file atomically.
+ * against its references. `out` follows the output-folder rule (checkOutDir) and is written only
+once every record is done, as one atomic folder.
  */
 export async function evaluate({
   backend,
@@ -105,6 +107,7 @@ export async function evaluate({
     throw usageError(`max new tokens must be a positive integer, got ${maxNewTokens}`);
   if (!Number.isInteger(concurrency) || concurrency < 1)
     throw usageError(`concurrency must be a positive integer, got ${concurrency}`);
+  if (out !== undefined) await checkOutDir(out, "eval");
 
   let records: DatasetRecord[];
   let datasetPath: string | null = null;
@@ -227,8 +230,14 @@ export async function evaluate({
   };
   if (out !== undefined) {
     throwIfAborted(signal);
-    await writeFileAtomic(join(out, PREDICTIONS_FILE), results.map((r) => `${JSON.stringify(r)}\n`).join(""));
-    await writeFileAtomic(join(out, METRICS_FILE), `${JSON.stringify(metrics, null, 2)}\n`);
+    await writeDirAtomic(
+      out,
+      async (tmp) => {
+        await writeFile(join(tmp, PREDICTIONS_FILE), results.map((r) => `${JSON.stringify(r)}\n`).join(""));
+        await writeFile(join(tmp, METRICS_FILE), `${JSON.stringify(metrics, null, 2)}\n`);
+      },
+      "eval",
+    );
   }
   return { records: results, metrics };
 }

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
-import { readFile, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, stat } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { Tokenizer as HfTokenizerImpl } from "@huggingface/tokenizers";
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
@@ -11,15 +11,19 @@ import { TOKENIZER_JSON } from "../formats/fileNames.js";
 import { checkGgufForLlama } from "../formats/ggufRead.js";
 import { loadTokenizer } from "../tokenizers/load.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
-import { tempPathFor } from "../util/atomic.js";
+import { removeScratch, scratchFile } from "../util/scratch.js";
 import type { CompletionOptions, Generation, InferenceBackend } from "./backend.js";
+import { GgufTokenizer } from "./ggufTokenizer.js";
 
 export interface LlamaBackendOptions {
   /** A GGUF file, or a Hugging Face Llama directory (converted to a temporary GGUF). */
   model: string;
-  /** tokenizer.json or its directory; defaults to `model` when that is a directory. */
+  /**
+   * tokenizer.json or its directory, or "mistral"; defaults to `model` when that is a directory,
+   * and to the GGUF's own vocabulary (run by llama.cpp) when it is a file.
+   */
   tokenizer?: string;
-  /** CPU threads per evaluation (default 1: the machines we target have few cores, shared). */
+  /** CPU threads per evaluation (default: every core of the machine). */
   threads?: number;
   /** Tokens per context (prompt + generation); default: the context the model was trained with. */
   contextSize?: number;
@@ -38,10 +42,13 @@ export interface AdapterOptions {
   scale?: number;
 }
 
+/** Generated ids back to text, special tokens left out. */
+type Decode = (ids: number[]) => string;
+
 /**
- * llama.cpp (through node-llama-cpp) on the CPU. Prompts are tokenized in TypeScript with the
- * model's own tokenizer.json (with BOS) and fed as ids, so that the ids are exactly those of the
- * profiles; output ids are decoded by the same tokenizer. Decoding is greedy.
+ * llama.cpp (through node-llama-cpp) on the CPU. Prompts are tokenized with the model's tokenizer
+ * (a tokenizer.json in TypeScript, or the GGUF's own vocabulary in llama.cpp), with BOS, and fed
+ * as ids; output ids are decoded by the same tokenizer. Decoding is greedy.
  *
  * The base model is loaded once; `withAdapter` gives a backend with its own context for one LoRA
  * (a GGUF adapter, or a PEFT directory converted to a temporary GGUF). `dispose` frees contexts,
@@ -52,6 +59,8 @@ export class LlamaBackend implements InferenceBackend {
   private readonly adapters = new Map<string, LlamaAdapterBackend>();
   /** The temporary GGUF converted for an adapter key, removed when the adapter is released. */
   private readonly adapterFiles = new Map<string, string>();
+  /** GGUFs converted for scoring by `adapterFile`, by PEFT directory. */
+  private readonly converted = new Map<string, string>();
   private base: LlamaAdapterBackend | undefined;
   private disposed = false;
 
@@ -59,7 +68,7 @@ export class LlamaBackend implements InferenceBackend {
     readonly llama: Llama,
     readonly model: LlamaModel,
     readonly tokenizer: Tokenizer,
-    private readonly decoder: HfTokenizerImpl,
+    private readonly decode: Decode,
     readonly modelFile: string,
     modelSource: string,
     private readonly threads: number,
@@ -82,7 +91,7 @@ export class LlamaBackend implements InferenceBackend {
   static async load({
     model,
     tokenizer,
-    threads = 1,
+    threads = availableParallelism(),
     contextSize,
     kvCache = "f16",
     warn,
@@ -93,10 +102,8 @@ export class LlamaBackend implements InferenceBackend {
     const info = await stat(source).catch(() => undefined);
     if (info === undefined) throw inputError(source, "no such model file or directory");
     const tokenizerSpec = tokenizer ?? (info.isDirectory() ? source : undefined);
-    if (tokenizerSpec === undefined)
-      throw usageError(`${source}: a GGUF model needs the tokenizer option (its tokenizer.json)`);
-    const tok = await loadTokenizer(tokenizerSpec);
-    const decoder = await loadDecoder(tok.spec);
+    const tok = tokenizerSpec === undefined ? undefined : await loadTokenizer(tokenizerSpec);
+    const hfDecode = tok === undefined || tok.spec === "mistral" ? undefined : await loadDecoder(tok.spec);
     const tempFiles: string[] = [];
     let file = source;
     if (info.isDirectory()) {
@@ -130,10 +137,22 @@ export class LlamaBackend implements InferenceBackend {
         );
       }
       const size = contextSize ?? trained;
-      return new LlamaBackend(llama, m, tok, decoder, file, source, threads, size, kvCache, tempFiles);
+      const own = new GgufTokenizer(m, file);
+      return new LlamaBackend(
+        llama,
+        m,
+        tok ?? own,
+        hfDecode ?? ((ids) => own.decode(ids)),
+        file,
+        source,
+        threads,
+        size,
+        kvCache,
+        tempFiles,
+      );
     } catch (error) {
       await llama.dispose();
-      for (const f of tempFiles) await rm(f, { force: true });
+      for (const f of tempFiles) await removeScratch(f);
       throw new LoramixError(
         "BACKEND",
         `${file}: llama.cpp cannot load the model: ${(error as Error).message}${recent.length > 0 ? ` (llama.cpp: ${recent.join("; ")})` : ""}`,
@@ -174,7 +193,7 @@ export class LlamaBackend implements InferenceBackend {
     if (file !== undefined) {
       this.adapterFiles.delete(key);
       this.tempFiles.splice(this.tempFiles.indexOf(file), 1);
-      await rm(file, { force: true });
+      await removeScratch(file);
     }
   }
 
@@ -182,26 +201,64 @@ export class LlamaBackend implements InferenceBackend {
     lora: { filePath: string; scale: number } | undefined,
     name: string,
   ): Promise<LlamaAdapterBackend> {
-    let context: LlamaContext;
+    const context = await this.context(lora?.filePath ?? null, 1, lora?.scale);
+    return new LlamaAdapterBackend(name, this.model, context, this.contextSize, this.tokenizer, this.decode);
+  }
+
+  /**
+   * A llama.cpp context of `sequences` sequences of `contextSize` tokens each, with the LoRA GGUF
+   * `loraFile` applied (or none): for scoring many examples side by side. The caller disposes it.
+   */
+  async context(loraFile: string | null, sequences: number, scale = 1): Promise<LlamaContext> {
     try {
-      context = await this.model.createContext({
+      return await this.model.createContext({
         contextSize: this.contextSize,
         threads: this.threads,
-        sequences: 1,
+        sequences,
         ...(this.kvCache === "f32"
           ? { flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" }
           : {}),
-        ...(lora ? { lora: { adapters: [lora] } } : {}),
+        ...(loraFile !== null ? { lora: { adapters: [{ filePath: loraFile, scale }] } } : {}),
       });
     } catch (error) {
-      const what = lora ? lora.filePath : this.modelFile;
       throw new LoramixError(
         "BACKEND",
-        `${what}: llama.cpp cannot create a context: ${(error as Error).message}`,
+        `${loraFile ?? this.modelFile}: llama.cpp cannot create a context: ${(error as Error).message}`,
         { cause: error },
       );
     }
-    return new LlamaAdapterBackend(name, this.model, context, this.contextSize, this.tokenizer, this.decoder);
+  }
+
+  /**
+   * The GGUF llama.cpp applies for `adapter`: a LoRA GGUF as it is, a PEFT directory converted
+   * once and kept until `forgetAdapterFile` or `dispose` (a candidate scored in several rounds is
+   * converted once).
+   */
+  async adapterFile(adapter: string): Promise<string> {
+    const source = resolve(adapter);
+    const known = this.converted.get(source);
+    if (known !== undefined) return known;
+    const info = await stat(source).catch(() => undefined);
+    if (info === undefined) throw inputError(source, "no such adapter file or directory");
+    if (!info.isDirectory()) {
+      await checkGgufForLlama(source, "adapter");
+      return source;
+    }
+    const file = tempGgufPath(source);
+    this.tempFiles.push(file);
+    await peftToGguf({ adapterDir: source, base: this.modelFile, out: file });
+    this.converted.set(source, file);
+    return file;
+  }
+
+  /** Removes the GGUF `adapterFile` converted for `adapter` (its folder is gone, say). */
+  async forgetAdapterFile(adapter: string): Promise<void> {
+    const source = resolve(adapter);
+    const file = this.converted.get(source);
+    if (file === undefined) return;
+    this.converted.delete(source);
+    this.tempFiles.splice(this.tempFiles.indexOf(file), 1);
+    await removeScratch(file);
   }
 
   /** The base model's own context (no LoRA), created on first use. */
@@ -226,7 +283,7 @@ export class LlamaBackend implements InferenceBackend {
     await this.base?.dispose();
     await this.model.dispose();
     await this.llama.dispose();
-    for (const f of this.tempFiles) await rm(f, { force: true });
+    for (const f of this.tempFiles) await removeScratch(f);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -250,7 +307,7 @@ export class LlamaAdapterBackend implements InferenceBackend {
     /** As asked for: llama.cpp may round its context up (to 256 tokens at least), loramix keeps to this. */
     readonly contextSize: number,
     readonly tokenizer: Tokenizer,
-    private readonly decoder: HfTokenizerImpl,
+    private readonly decode: Decode,
   ) {
     this.sequence = context.getSequence();
   }
@@ -281,9 +338,7 @@ export class LlamaAdapterBackend implements InferenceBackend {
         }
       }
       return {
-        // No clean-up of spaces before punctuation: llama.cpp's own detokenizer (llama-server's
-        // text) does none, nor do these models' tokenizer_config.json; the library's default does.
-        text: this.decoder.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false }),
+        text: this.decode(ids),
         tokens: ids.length,
         ids,
         stoppedBy,
@@ -372,17 +427,24 @@ export class LlamaAdapterBackend implements InferenceBackend {
   }
 }
 
-/** A unique temp file that still ends in .gguf: converters pick the base's reader by that suffix. */
+/**
+ * A unique scratch file that still ends in .gguf (converters pick the base's reader by that suffix);
+ * for a model, a full copy of it, which a killed run's successor removes (src/util/sweep.ts).
+ */
 function tempGgufPath(source: string): string {
-  return join(tmpdir(), `${basename(tempPathFor(basename(source)))}.gguf`);
+  return scratchFile("gguf", `-${basename(source)}.gguf`);
 }
 
 /** The Hugging Face tokenizer's own decoder, for the ids llama.cpp generates. */
-async function loadDecoder(spec: string): Promise<HfTokenizerImpl> {
+async function loadDecoder(spec: string): Promise<Decode> {
   const file = existsSync(join(spec, TOKENIZER_JSON)) ? join(spec, TOKENIZER_JSON) : spec;
+  let decoder: HfTokenizerImpl;
   try {
-    return new HfTokenizerImpl(JSON.parse(await readFile(file, "utf8")), {});
+    decoder = new HfTokenizerImpl(JSON.parse(await readFile(file, "utf8")), {});
   } catch (error) {
     throw formatError(file, `cannot build a decoder: ${(error as Error).message}`, error);
   }
+  // No clean-up of spaces before punctuation: llama.cpp's own detokenizer (llama-server's text)
+  // does none, nor do these models' tokenizer_config.json; the library's default does.
+  return (ids) => decoder.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
 }

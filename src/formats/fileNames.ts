@@ -10,3 +10,6 @@ export const TRAIN_RECORD = "loramix-train.json";
 /** A Hugging Face model directory's config and tokenizer. */
 export const HF_CONFIG = "config.json";
 export const TOKENIZER_JSON = "tokenizer.json";
+/** What `loramix eval --out` holds: one JSON line per record, and the summary. */
+export const PREDICTIONS_FILE = "predictions.jsonl";
+export const METRICS_FILE = "metrics.json";

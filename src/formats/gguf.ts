@@ -91,15 +91,25 @@ export const GGML_TYPE_BY_ID: ReadonlyMap<number, { name: string; blockSize: num
 
 /** Tensor types the writer produces from float32 data. */
 export type GgufWriteType = "F32" | "F16";
+/** Block-quantized types the writer stores as given, as ggml's raw blocks. */
+export type GgufBlockType = "Q4_0";
 
-export interface GgufTensorToWrite {
+export type GgufTensorToWrite = {
   name: string;
-  type: GgufWriteType;
   /** GGUF order (`ne`): dims[0] is the row length, i.e. the reverse of a safetensors/numpy shape. */
   dims: number[];
-  /** Produces the tensor's values (row-major, numel of them) when its turn to be written comes. */
-  data: () => Promise<Float32Array> | Float32Array;
-}
+} & (
+  | {
+      type: GgufWriteType;
+      /** Produces the tensor's values (row-major, numel of them) when its turn to be written comes. */
+      data: () => Promise<Float32Array> | Float32Array;
+    }
+  | {
+      type: GgufBlockType;
+      /** Produces the tensor's ggml blocks (ggufTensorBytes of them) when its turn comes. */
+      blocks: () => Uint8Array;
+    }
+);
 
 export interface WriteGgufOptions {
   metadata: GgufMetadata;
@@ -108,8 +118,9 @@ export interface WriteGgufOptions {
   progress?: ProgressSink;
 }
 
-export function ggufTensorBytes(type: GgufWriteType, dims: readonly number[]): number {
-  return numel(dims) * (type === "F32" ? 4 : 2);
+export function ggufTensorBytes(type: GgufWriteType | GgufBlockType, dims: readonly number[]): number {
+  const { blockSize, typeSize } = GGML_TYPES[type] as { blockSize: number; typeSize: number };
+  return (numel(dims) / blockSize) * typeSize;
 }
 
 export function alignUp(n: number, alignment: number): number {
@@ -146,6 +157,11 @@ export async function writeGguf(
         `GGUF tensor "${t.name}": dims ${JSON.stringify(t.dims)} must be 1 to 4 positive integers`,
       );
     }
+    const block = GGML_TYPES[t.type]?.blockSize ?? 1;
+    if ((t.dims[0] as number) % block !== 0)
+      throw usageError(
+        `GGUF tensor "${t.name}": rows of ${t.dims[0]} are not whole ${t.type} blocks of ${block}`,
+      );
   }
   const header = new ByteSink();
   header.u32(GGUF_MAGIC);
@@ -176,14 +192,7 @@ export async function writeGguf(
     let written = 0;
     for (const [i, t] of tensors.entries()) {
       throwIfAborted(signal);
-      const values = await t.data();
-      const n = numel(t.dims);
-      if (values.length !== n) {
-        throw usageError(
-          `GGUF tensor "${t.name}": got ${values.length} values for dims ${JSON.stringify(t.dims)} (${n})`,
-        );
-      }
-      const bytes = t.type === "F32" ? f32Bytes(values) : f16Bytes(values);
+      const bytes = await tensorBytes(t);
       yield bytes;
       written += bytes.length;
       const next = i + 1 < tensors.length ? (offsets[i + 1] ?? 0) : alignUp(written, alignment);
@@ -195,6 +204,26 @@ export async function writeGguf(
     }
   }
   await writeFileAtomic(path, chunks());
+}
+
+async function tensorBytes(t: GgufTensorToWrite): Promise<Uint8Array> {
+  if (t.type === "Q4_0") {
+    const blocks = t.blocks();
+    const n = ggufTensorBytes(t.type, t.dims);
+    if (blocks.length !== n)
+      throw usageError(
+        `GGUF tensor "${t.name}": got ${blocks.length} bytes of ${t.type} blocks, dims need ${n}`,
+      );
+    return blocks;
+  }
+  const values = await t.data();
+  const n = numel(t.dims);
+  if (values.length !== n) {
+    throw usageError(
+      `GGUF tensor "${t.name}": got ${values.length} values for dims ${JSON.stringify(t.dims)} (${n})`,
+    );
+  }
+  return t.type === "F32" ? f32Bytes(values) : f16Bytes(values);
 }
 
 function f32Bytes(values: Float32Array): Uint8Array {

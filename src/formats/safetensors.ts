@@ -11,6 +11,7 @@ import { formatError, inputError, throwIfAborted } from "../errors.js";
 import { tempPathFor } from "../util/atomic.js";
 import { jsonKind } from "../util/jsonKind.js";
 import type { ProgressSink } from "../util/progress.js";
+import { forgetTemp } from "../util/scratch.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, numel } from "./dtypes.js";
 
 /**
@@ -470,11 +471,13 @@ export class SafetensorsWriter {
     await this.handle.sync();
     await this.handle.close();
     await rename(this.tmp, this.path);
+    forgetTemp(this.tmp);
   }
 
   async abort(): Promise<void> {
     await this.handle.close().catch(() => {});
     await rm(this.tmp, { force: true });
+    forgetTemp(this.tmp);
   }
 }
 

@@ -1,31 +1,32 @@
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { DatasetRecord } from "../datasets/record.js";
-import { ADAPTER_CONFIG, ADAPTER_RECORD, ADAPTER_WEIGHTS } from "../formats/fileNames.js";
 import { saveAdapter } from "../formats/peft.js";
-import type { MixResult } from "../merge/mixAdapters.js";
+import { type MixResult, mixedFiles } from "../merge/mixAdapters.js";
+import type { SequenceRule } from "../train/examples.js";
 import { type FinetuneResult, finetuneLora } from "../train/finetuneLora.js";
 import type { ProgressSink } from "../util/progress.js";
+import { removeScratch, scratchDir } from "../util/scratch.js";
 
 /** What loramix.json and the result say about a fine-tuning. */
 export type FinetuneRecord = Omit<FinetuneResult, "tensors">;
 
+/** loramix.json's "finetune" section: the record, and the model it trained on. */
+export type FinetuneSection = FinetuneRecord & { model: string };
+
 /**
  * Mixes into a scratch folder with `mix`, fine-tunes that mix on `records` with the CPU trainer,
  * and writes the fine-tuned adapter to `out` (the mix's adapter_config.json, dtype and tensor order;
- * its loramix.json plus a "finetune" section) in one atomic step: an interrupted run leaves neither
- * the mix nor a half-trained adapter at `out`.
+ * its loramix.json completed with a "finetune" section) in one atomic step: an interrupted run
+ * leaves neither the mix nor a half-trained adapter at `out`.
  */
-export async function mixAndFinetune(
-  mix: (scratch: string) => Promise<MixResult>,
+export async function mixAndFinetune<R extends object>(
+  mix: (scratch: string) => Promise<MixResult<R>>,
   {
     model,
     records,
     steps,
     lr,
-    maxLength,
-    maxOutputTokens,
+    rule,
     out,
     signal,
     progress,
@@ -35,14 +36,13 @@ export async function mixAndFinetune(
     steps: number;
     /** Peak learning rate (default: finetuneLora's). */
     lr?: number;
-    maxLength: number;
-    maxOutputTokens: number;
+    rule: SequenceRule;
     out: string;
     signal?: AbortSignal;
     progress?: ProgressSink;
   },
-): Promise<{ mix: MixResult; finetune: FinetuneRecord }> {
-  const scratch = await mkdtemp(join(tmpdir(), "loramix-finetune-"));
+): Promise<{ mix: MixResult<R & { finetune: FinetuneSection }>; finetune: FinetuneRecord }> {
+  const scratch = await scratchDir("finetune");
   try {
     const mixDir = join(scratch, "mix");
     const mixed = await mix(mixDir);
@@ -52,30 +52,18 @@ export async function mixAndFinetune(
       records,
       steps,
       ...(lr === undefined ? {} : { lr }),
-      maxLength,
-      maxOutputTokens,
+      rule,
       signal,
       progress,
     });
-    const config = JSON.parse(await readFile(join(mixDir, ADAPTER_CONFIG), "utf8")) as Record<
-      string,
-      unknown
-    >;
-    // The mix's own records (loramix.json, the synthetic marker) travel with the fine-tuned adapter.
-    const extraFiles: Record<string, string> = {};
-    for (const name of await readdir(mixDir)) {
-      if (name !== ADAPTER_CONFIG && name !== ADAPTER_WEIGHTS && name !== ADAPTER_RECORD)
-        extraFiles[name] = await readFile(join(mixDir, name), "utf8");
-    }
-    const record = JSON.parse(await readFile(join(mixDir, ADAPTER_RECORD), "utf8")) as Record<
-      string,
-      unknown
-    >;
-    extraFiles[ADAPTER_RECORD] =
-      `${JSON.stringify({ ...record, finetune: { ...finetune, model: resolve(model) } }, null, 2)}\n`;
-    await saveAdapter(out, { config, tensors, extraFiles });
-    return { mix: { ...mixed, out }, finetune };
+    const record = { ...mixed.record, finetune: { ...finetune, model: resolve(model) } };
+    await saveAdapter(out, {
+      config: mixed.adapterConfig,
+      tensors,
+      extraFiles: mixedFiles(record, mixed.synthetic),
+    });
+    return { mix: { ...mixed, out, record }, finetune };
   } finally {
-    await rm(scratch, { recursive: true, force: true });
+    await removeScratch(scratch);
   }
 }

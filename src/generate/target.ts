@@ -1,6 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { extname, resolve } from "node:path";
 import type { Bank } from "../bank/store.js";
+import { checkAnswers } from "../datasets/emptyAnswers.js";
 import type { DatasetOptions } from "../datasets/load.js";
 import { openDataset } from "../datasets/open.js";
 import type { DatasetRecord } from "../datasets/record.js";
@@ -55,7 +56,13 @@ export async function targetProfile(
     signal?: AbortSignal;
     progress?: ProgressSink;
   } = {},
-): Promise<{ profile: Profile; source: TargetSource; train: DatasetRecord[] | null }> {
+): Promise<{
+  profile: Profile;
+  source: TargetSource;
+  train: DatasetRecord[] | null;
+  /** Said about the target's records (some with an empty output); null when all is well. */
+  warning: string | null;
+}> {
   const path = resolve(data);
   const info = await stat(path).catch(() => null);
   if (!info) throw inputError(path, "no such dataset or profile file");
@@ -88,6 +95,7 @@ export async function targetProfile(
   const kind = profile ? "profile" : "dataset";
   let train: DatasetRecord[] | null = null;
   let datasetRecords: number | null = null;
+  let warning: string | null = null;
   if (!profile) {
     const streamed = await profileDataset(await openDataset(path, dataOptions), {
       keep,
@@ -104,11 +112,13 @@ export async function targetProfile(
     if (profile.nRecords === 0) {
       throw inputError(path, `no train records among the dataset's ${datasetRecords} (SPEC §1 split)`);
     }
+    warning = checkAnswers(path, streamed.answers);
   }
   if (profile.nTokens === 0) throw inputError(path, "the target's profile has no tokens");
   return {
     profile,
     train,
+    warning,
     source: {
       path,
       kind,

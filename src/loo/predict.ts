@@ -4,7 +4,7 @@ import { type Adapter, loadAdapter } from "../formats/peft.js";
 import type { MixMode } from "../merge/mixAdapters.js";
 import type { ProgressSink } from "../util/progress.js";
 import type { WeightMethod } from "../weights/methods.js";
-import { selectWeights } from "../weights/select.js";
+import { pruneWeights } from "../weights/prune.js";
 import { type DeltaJob, deltaScores } from "./deltaScores.js";
 import { gramScores, type LooScores } from "./scores.js";
 import type { LooWeights } from "./weights.js";
@@ -46,13 +46,13 @@ export async function looPredictions(
     for (const [t, row] of w.rows.entries()) {
       const linear =
         merges.includes("linear") || merges.includes("cat")
-          ? selectWeights(row, { topK: deltaTopK })
+          ? pruneWeights(row, { topK: deltaTopK })
           : undefined;
       jobs.push({
         target: targets[t] as number,
         linear: merges.includes("linear") ? linear : undefined,
         cat: merges.includes("cat") ? linear : undefined,
-        svd: merges.includes("delta-svd") ? selectWeights(row, { topK: svdTopK }) : undefined,
+        svd: merges.includes("delta-svd") ? pruneWeights(row, { topK: svdTopK }) : undefined,
       });
     }
   }

@@ -7,7 +7,7 @@ import type { ProgressSink } from "../util/progress.js";
 import { loadBankMlp } from "../weights/bankMlp.js";
 import { leaveOneOutWeights } from "../weights/leaveOneOut.js";
 import type { WeightMethod } from "../weights/methods.js";
-import { selectWeights } from "../weights/select.js";
+import { pruneWeights } from "../weights/prune.js";
 
 export interface LooConfiguration {
   metric: Metric;
@@ -84,7 +84,7 @@ export async function looWeights(
       const all = leaveOneOutWeights(sub, n, { method, temperature, mlp });
       const rows = targets.map((i) => {
         const row = all.slice(i * n, (i + 1) * n);
-        return topK === undefined ? row : selectWeights(row, { topK });
+        return topK === undefined ? row : pruneWeights(row, { topK });
       });
       const split = mlp
         ? new Map<string, "train" | "valid">([

@@ -13,32 +13,41 @@ export const UPDATE_NORM_BUDGET = 2e10;
 /** Contributors beyond which the ratio is not computed, whatever their size. */
 export const MAX_CONTRIBUTORS = 500;
 
+/** The update norm ratio, or why it was not computed. */
+export type UpdateNorm = { ratio: number; skipped?: undefined } | { ratio: null; skipped: string };
+
 /**
  * SPEC §7 update norm ratio ‖Σ_j w_j ΔW_j‖_F / Σ_j w_j ‖ΔW_j‖_F over all modules, from the inner
- * products ⟨ΔW_j, ΔW_l⟩ of the contributors (r×r products, ΔW never formed). Null when the
- * pairs would cost more than `budget` multiply-adds.
+ * products ⟨ΔW_j, ΔW_l⟩ of the contributors (r×r products, ΔW never formed). Not computed for
+ * more than MAX_CONTRIBUTORS contributors, or when the pairs would cost more than `budget`
+ * multiply-adds; `skipped` says which.
  */
 export async function updateNormRatio(
   adapters: readonly Adapter[],
   weights: readonly number[],
   { budget = UPDATE_NORM_BUDGET, signal }: { budget?: number; signal?: AbortSignal } = {},
-): Promise<number | null> {
+): Promise<UpdateNorm> {
   const used = adapters
     .map((adapter, j) => ({ adapter, weight: weights[j] as number }))
     .filter((u) => u.weight !== 0);
-  if (used.length === 0) return null;
+  if (used.length === 0) return { ratio: null, skipped: "no adapter has a weight" };
   const scales = used.map((u) => loraScaling(u.adapter.config));
   const modules = requireSameModules(used.map((u, k) => ({ ...u, scaling: scales[k] as number })));
   // Each pair also costs a call and its bookkeeping (~43 µs for tiny adapters): 2,070 of them took
   // 92 s, 500 take ~5 s, so the count is capped as well as the multiply-adds.
-  if (used.length > MAX_CONTRIBUTORS) return null;
+  if (used.length > MAX_CONTRIBUTORS)
+    return { ratio: null, skipped: `${used.length} contributors, more than ${MAX_CONTRIBUTORS}` };
   const pairs = (used.length * (used.length + 1)) / 2;
   let cost = 0;
   for (const list of modules.values()) {
     const m = list[0];
     if (m) cost += pairs * m.r * m.r * (m.inFeatures + m.outFeatures);
   }
-  if (cost > budget) return null;
+  if (cost > budget)
+    return {
+      ratio: null,
+      skipped: `${used.length} contributors this large cost ${cost.toExponential(1)} multiply-adds`,
+    };
   const inner = new Float64Array(used.length * used.length);
   const readers: SafetensorsReader[] = [];
   try {
@@ -69,5 +78,7 @@ export async function updateNormRatio(
     for (const [l, b] of used.entries())
       mixed += a.weight * b.weight * (inner[j * used.length + l] as number);
   }
-  return separate > 0 ? Math.sqrt(Math.max(mixed, 0)) / separate : null;
+  return separate > 0
+    ? { ratio: Math.sqrt(Math.max(mixed, 0)) / separate }
+    : { ratio: null, skipped: "every contributor's update is zero" };
 }

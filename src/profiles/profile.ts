@@ -3,6 +3,7 @@ import { formatError, throwIfAborted, usageError } from "../errors.js";
 import { HistogramCounter, type SparseHistogram } from "../tokenizers/histogram.js";
 import { loadTokenizer } from "../tokenizers/load.js";
 import { sharedPool } from "../tokenizers/pool.js";
+import { filePrefix, type OutFileKind } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
 
 /** What a profile reads from a dataset record (a `ProfiledRecord` fits). */
@@ -205,6 +206,18 @@ export function profileToJson(p: Profile): ProfileJson {
     datasetHash: p.datasetHash,
   };
 }
+
+/**
+ * `loramix profile --out`: a new path, or a profile loramix wrote, recognised by how
+ * `profileToJson`'s output starts (its first keys, in this order).
+ */
+export const PROFILE_FILE: OutFileKind = {
+  what: "a profile",
+  written: async (path) =>
+    /^\{"tokenizer":"(?:[^"\\]|\\.)*","side":"(?:both|output|input)","vocabSize":\d+,/.test(
+      await filePrefix(path, 1024),
+    ),
+};
 
 /** Reads `profileToJson`'s output back, checking every field; `file` names the source in errors. */
 export function profileFromJson(value: unknown, file: string): Profile {

@@ -1,3 +1,4 @@
+import { type AnswerTally, newAnswerTally, tallyAnswer } from "../datasets/emptyAnswers.js";
 import type { DatasetSource } from "../datasets/open.js";
 import type { DatasetRecord, SplitName } from "../datasets/record.js";
 import { type Profile, type ProfileOptions, profileRecords } from "./profile.js";
@@ -8,6 +9,8 @@ export interface DatasetProfile {
   counts: Record<SplitName, number>;
   /** The first `keep` records of the split that have an output, in file order. */
   kept: DatasetRecord[];
+  /** The split's records with an output, and those whose outputs are all blank. */
+  answers: AnswerTally;
 }
 
 const KB = 1024;
@@ -23,10 +26,12 @@ export async function profileDataset(
 ): Promise<DatasetProfile> {
   const counts: Record<SplitName, number> = { train: 0, valid: 0, test: 0 };
   const kept: DatasetRecord[] = [];
+  const answers = newAnswerTally();
   async function* ofSplit() {
     for await (const { record, split: s } of source.records(options.signal)) {
       counts[s]++;
       if (s !== split) continue;
+      tallyAnswer(answers, record);
       if (kept.length < keep && record.output.length > 0) kept.push(record);
       yield record;
     }
@@ -40,5 +45,5 @@ export async function profileDataset(
       unit,
     }),
   });
-  return { profile, counts, kept };
+  return { profile, counts, kept, answers };
 }

@@ -5,14 +5,22 @@ export {
   lossCandidates,
   MIXTURE_TEMPERATURES,
 } from "./candidates.js";
-export { DEFAULT_FIT_TOP, DEFAULT_FIT_TRIALS, type FitResult, fitWeights } from "./fitWeights.js";
-export { LlamaScorer } from "./llamaScorer.js";
-export type { CandidateScorer, ScoreExample } from "./scorer.js";
+export { DEFAULT_SCORE_EXAMPLES, scoreExamples } from "./examples.js";
 export {
-  DEFAULT_SCORE_EXAMPLES,
+  DEFAULT_FIT_TOP,
+  DEFAULT_FIT_TRIALS,
+  type FitOptions,
+  type FitResult,
+  fitWeights,
+} from "./fitWeights.js";
+export { LlamaScorer } from "./llamaScorer.js";
+export { OpenAIScorer } from "./openaiScorer.js";
+export { type OpenScorerOptions, openScorer, type ScoreServer } from "./openScorer.js";
+export type { CandidateScorer, ScoreExample } from "./scorer.js";
+export { type WeightScore, WeightScorer } from "./scoreWeights.js";
+export {
+  type LossSelection,
   type ScoredCandidate,
-  type Selection as LossSelection,
   type SelectOptions,
-  scoreExamples,
   selectByLoss,
 } from "./selectByLoss.js";

@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { LoramixError, throwIfAborted } from "../errors.js";
 import { OpenAIBackend, type OpenAIBackendOptions } from "../eval/openaiBackend.js";
 import type { RequestLimits } from "../eval/serverClient.js";
+import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import type { CandidateScorer, ScoreExample } from "./scorer.js";
 
 /**
@@ -20,10 +21,25 @@ import type { CandidateScorer, ScoreExample } from "./scorer.js";
 export class OpenAIScorer implements CandidateScorer {
   readonly name: string;
   private readonly client: OpenAIBackend;
+  readonly tokenizer: Tokenizer;
+  readonly eosId: number;
+  readonly contextSize: number;
+  /** A server's prompt cache is its own affair: every token is counted. */
+  readonly reusesPrefix = false;
 
-  constructor(private readonly options: OpenAIBackendOptions) {
+  /**
+   * The server tokenizes nothing: examples are built with `tokenizer` (the bank's, which must be
+   * the served model's) and sent as ids; a server does not say its context, so it is given.
+   */
+  constructor(
+    private readonly options: OpenAIBackendOptions,
+    sequences: Pick<CandidateScorer, "tokenizer" | "eosId" | "contextSize">,
+  ) {
     this.client = new OpenAIBackend(options);
     this.name = this.client.name;
+    this.tokenizer = sequences.tokenizer;
+    this.eosId = sequences.eosId;
+    this.contextSize = sequences.contextSize;
   }
 
   async losses(

@@ -1,63 +1,50 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { DatasetRecord } from "../datasets/record.js";
 import { LoramixError, throwIfAborted, usageError } from "../errors.js";
-import { mixAdapters } from "../merge/mixAdapters.js";
-import type { Tokenizer } from "../tokenizers/tokenizer.js";
-import { buildExample } from "../train/examples.js";
 import type { ProgressSink } from "../util/progress.js";
 import type { Candidate } from "./candidates.js";
+import {
+  DEFAULT_FIT_TOP,
+  DEFAULT_FIT_TRIALS,
+  type FitOptions,
+  type FitResult,
+  fitWeights,
+} from "./fitWeights.js";
+import { scoringTokens } from "./llamaScorer.js";
+import { planSchedule, type Schedule } from "./schedule.js";
 import type { CandidateScorer, ScoreExample } from "./scorer.js";
-
-/** Train records scored per candidate by default (chosen on the bank, see testbed/TRAINING.md). */
-export const DEFAULT_SCORE_EXAMPLES = 64;
-
-/**
- * The first `count` records with an output, in split order (SPEC §7 candidate loss), built by
- * `loramix train`'s sequence rule (the prompt cut from the left to fit `context − answerTokens`,
- * the first output + EOS): a candidate is judged on what training would have fitted.
- */
-export function scoreExamples(
-  records: readonly DatasetRecord[],
-  tokenizer: Tokenizer,
-  {
-    count = DEFAULT_SCORE_EXAMPLES,
-    context,
-    answerTokens,
-    eosId,
-  }: { count?: number; context: number; answerTokens: number; eosId: number },
-): ScoreExample[] {
-  if (!(Number.isInteger(count) && count >= 1))
-    throw usageError(`score examples must be a positive integer, got ${count}`);
-  const out: ScoreExample[] = [];
-  for (const record of records) {
-    if (out.length === count) break;
-    const e = buildExample(record, tokenizer, {
-      maxLength: context,
-      maxOutputTokens: answerTokens,
-      eosId,
-    });
-    if (e) out.push({ ids: e.ids, outputStart: e.outputStart });
-  }
-  return out;
-}
+import { meanLoss, WeightScorer } from "./scoreWeights.js";
 
 export interface ScoredCandidate extends Candidate {
-  /** Mean over the examples of the mean output cross-entropy (nats/token); NaN when scoring failed. */
+  /** Mean over its scored examples of the mean output cross-entropy (nats/token); NaN when scoring failed. */
   loss: number;
+  /** Examples it was scored on: the later rounds of successive halving score the better ones on more. */
+  examples: number;
   seconds: number;
   /** Why scoring failed: reported, and the candidate is not chosen. */
   error?: string;
 }
 
-export interface Selection {
+/** What `--select loss` (and `fit` on top of it) found, and the weights it chose. */
+export interface LossSelection {
   scored: ScoredCandidate[];
-  /** Index into `scored` of the lowest loss. */
+  /** Index into `scored` of the winner of the last round. */
   chosen: number;
-  /** The base model's loss on the same examples: what "no adapter" would give. */
+  /** The base model's loss on the first round's examples: what "no adapter" would give. */
   baseLoss: number;
-  examples: number;
+  /** The refinement of the best candidates' mix (select fit), when the schedule has room for it. */
+  fit?: FitResult;
+  /** The chosen weights over the bank's adapters: the fit's, which never lose to the best candidate's. */
+  weights: Float64Array;
+  schedule: Schedule;
+  /** Tokens evaluated, as the schedule counts them. */
+  tokens: number;
+  /** Seconds spent scoring the candidates (the fit's are in `fit.seconds`). */
+  seconds: number;
+}
+
+/** The speed measured on the first scoring (the base model), and what the schedule will take at it. */
+export interface SelectionEstimate {
+  tokens: number;
+  tokensPerSecond: number;
   seconds: number;
 }
 
@@ -66,103 +53,147 @@ export interface SelectOptions {
   /** The bank's adapter directories, parallel to every candidate's weights. */
   adapters: readonly string[];
   candidates: readonly Candidate[];
+  /** Every example that may be scored, in split order. */
   examples: readonly ScoreExample[];
+  /** Tokens llama.cpp may evaluate for selection and fit; null: every candidate on every example. */
+  budget: number | null;
+  /** Refine the best candidates' mix on the same examples (`--select fit`); absent: `--select loss`. */
+  fit?: FitOptions;
   signal?: AbortSignal;
+  /** Progress in tokens over selection and fit. */
   progress?: ProgressSink;
-}
-
-function mean(values: Float64Array): number {
-  let s = 0;
-  for (const v of values) s += v;
-  return s / values.length;
+  /** Told once, after the first scoring, how long the schedule should take. */
+  onEstimate?: (estimate: SelectionEstimate) => void;
 }
 
 /**
- * Scores every candidate on the same examples and picks the lowest loss. A single adapter is
- * scored from its own directory; a mixture is mixed (linear, SPEC §5) into a scratch directory
- * that is removed once scored, so at most one mixture is on disk at a time.
+ * The one selection path of generate, the demo and the benches: successive halving under the
+ * budget (`planSchedule`: every candidate on a few examples, the better half on twice as many...),
+ * the base model scored with the first round, the last round's lowest loss kept (ties to the first
+ * listed), then, for `--select fit`, its mix with the next best refined on the last round's
+ * examples with what is left. A candidate that fails to score is reported and dropped; when all
+ * fail, the first one's reason is thrown.
  */
 export async function selectByLoss({
   scorer,
   adapters,
   candidates,
   examples,
+  budget,
+  fit,
   signal,
   progress,
-}: SelectOptions): Promise<Selection> {
+  onEstimate,
+}: SelectOptions): Promise<LossSelection> {
   if (candidates.length === 0) throw usageError("no candidates to score");
   if (examples.length === 0) throw usageError("no examples to score the candidates on");
+  const schedule = planSchedule({
+    candidates: candidates.length,
+    examples,
+    budget,
+    fitTrials: fit ? (fit.trials ?? DEFAULT_FIT_TRIALS) : 0,
+    reusesPrefix: scorer.reusesPrefix,
+  });
+  const total = schedule.tokens.selection + schedule.tokens.fit;
+  let spent = 0;
+  const spend = (tokens: number, detail: string) => {
+    spent += tokens;
+    progress?.({ phase: "select", done: spent, total, unit: "tokens", detail });
+  };
+  const cost = (from: number, to: number) => scoringTokens(examples.slice(from, to), scorer.reusesPrefix);
+  await using weigher = new WeightScorer(scorer, adapters);
   const started = performance.now();
-  const scratch = await mkdtemp(join(tmpdir(), "loramix-select-"));
-  try {
-    const total = candidates.length + 1;
-    const tick = (done: number, detail: string) =>
-      progress?.({ phase: "score", done, total, unit: "candidates", detail });
-    tick(0, "base model");
-    const baseLoss = mean(await scorer.losses(null, examples, { signal }));
-    tick(1, "base model");
-    const scored: ScoredCandidate[] = [];
-    for (const [k, candidate] of candidates.entries()) {
+
+  const first = schedule.stages[0] as (typeof schedule.stages)[number];
+  progress?.({ phase: "select", done: 0, total, unit: "tokens", detail: "base model" });
+  const baseLoss = meanLoss(await weigher.losses(null, examples.slice(0, first.records), signal));
+  spend(cost(0, first.records), "base model");
+  const rate = spent / ((performance.now() - started) / 1000);
+  onEstimate?.({ tokens: total, tokensPerSecond: rate, seconds: total / rate });
+
+  const state = candidates.map((c) => ({
+    candidate: c,
+    losses: [] as number[],
+    seconds: 0,
+    error: undefined as string | undefined,
+  }));
+  let alive = state.map((_, k) => k);
+  let prev = 0;
+  for (const stage of schedule.stages) {
+    alive = alive.slice(0, stage.candidates);
+    for (const k of alive) {
       throwIfAborted(signal);
+      const s = state[k] as (typeof state)[number];
       const t = performance.now();
-      const loss = await scoreOne(
-        scorer,
-        adapters,
-        candidate,
-        examples,
-        join(scratch, String(k)),
-        signal,
-      ).then(
-        (v) => ({ loss: v }),
-        (error: unknown) => {
-          if (error instanceof LoramixError && error.code === "ABORTED") throw error;
-          return { loss: Number.NaN, error: error instanceof Error ? error.message : String(error) };
-        },
-      );
-      scored.push({ ...candidate, ...loss, seconds: (performance.now() - t) / 1000 });
-      tick(k + 2, candidate.label);
+      const result = await weigher.score(s.candidate.weights, examples.slice(prev, stage.records), signal);
+      s.seconds += (performance.now() - t) / 1000;
+      if (result.error !== undefined) s.error = result.error;
+      else s.losses.push(...result.losses);
+      spend(cost(prev, stage.records), s.candidate.label);
     }
-    let chosen = -1;
-    for (const [k, c] of scored.entries()) {
-      if (Number.isFinite(c.loss) && (chosen < 0 || c.loss < (scored[chosen] as ScoredCandidate).loss))
-        chosen = k;
-    }
-    if (chosen < 0) {
-      throw new LoramixError(
-        "BACKEND",
-        `every candidate failed to score; the first: ${scored[0]?.label}: ${scored[0]?.error}`,
-      );
-    }
-    return {
-      scored,
-      chosen,
-      baseLoss,
-      examples: examples.length,
-      seconds: (performance.now() - started) / 1000,
-    };
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
+    alive = alive.filter((k) => state[k]?.error === undefined);
+    if (alive.length === 0) break;
+    // The better half goes on; ties keep the order of the candidate list.
+    const mean = (k: number) => meanLoss(Float64Array.from((state[k] as (typeof state)[number]).losses));
+    alive.sort((a, b) => mean(a) - mean(b) || a - b);
+    prev = stage.records;
   }
+  const scored: ScoredCandidate[] = state.map((s) => ({
+    ...s.candidate,
+    loss: s.error === undefined ? meanLoss(Float64Array.from(s.losses)) : Number.NaN,
+    examples: s.losses.length,
+    seconds: s.seconds,
+    ...(s.error === undefined ? {} : { error: s.error }),
+  }));
+  const chosen = alive[0];
+  if (chosen === undefined) {
+    throw new LoramixError(
+      "BACKEND",
+      `every candidate failed to score; the first: ${scored[0]?.label}: ${scored[0]?.error}`,
+    );
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const winner = scored[chosen] as ScoredCandidate;
+  let refined: FitResult | undefined;
+  if (fit && schedule.fit) {
+    const { trials, records } = schedule.fit;
+    const trialTokens = cost(0, records);
+    const pool = fitPool(scored, alive, fit.top ?? DEFAULT_FIT_TOP);
+    refined = await fitWeights({
+      weigher,
+      pool,
+      startLoss: winner.loss,
+      examples: examples.slice(0, records),
+      trials,
+      ...(fit.seed === undefined ? {} : { seed: fit.seed }),
+      signal,
+      progress: (e) => spend(trialTokens, `fit trial ${e.done}/${e.total}, ${e.detail}`),
+    });
+  }
+  return {
+    scored,
+    chosen,
+    baseLoss,
+    ...(refined ? { fit: refined } : {}),
+    weights: refined?.weights ?? winner.weights,
+    schedule,
+    tokens: spent,
+    seconds,
+  };
 }
 
-async function scoreOne(
-  scorer: CandidateScorer,
-  adapters: readonly string[],
-  candidate: Candidate,
-  examples: readonly ScoreExample[],
-  scratch: string,
-  signal: AbortSignal | undefined,
-): Promise<number> {
-  if (candidate.kind === "single") {
-    const j = candidate.weights.indexOf(1);
-    const dir = adapters[j];
-    if (dir === undefined) throw usageError(`${candidate.label}: no adapter at index ${j}`);
-    return mean(await scorer.losses(dir, examples, { signal }));
-  }
-  await mixAdapters({ adapters: [...adapters], weights: [...candidate.weights], out: scratch, signal });
-  try {
-    return mean(await scorer.losses(scratch, examples, { signal }));
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
+/**
+ * The fit's candidates, best first: the last round's survivors by loss, then those dropped in
+ * later rounds before those dropped earlier (each round's by loss): the order halving ranked them.
+ */
+function fitPool(
+  scored: readonly ScoredCandidate[],
+  finalists: readonly number[],
+  top: number,
+): ScoredCandidate[] {
+  const rest = scored
+    .map((c, k) => ({ c, k }))
+    .filter(({ c, k }) => !finalists.includes(k) && c.error === undefined)
+    .sort((a, b) => b.c.examples - a.c.examples || a.c.loss - b.c.loss || a.k - b.k);
+  return [...finalists.map((k) => scored[k] as ScoredCandidate), ...rest.map(({ c }) => c)].slice(0, top);
 }

@@ -1,8 +1,7 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hfToGguf } from "../convert/hfToGguf.js";
 import { LlamaBackend } from "../eval/llamaBackend.js";
+import { removeScratch, scratchDir } from "../util/scratch.js";
 import type { TestbedPaths } from "./paths.js";
 
 /**
@@ -14,7 +13,7 @@ export async function openTestbedBackend(
   paths: TestbedPaths,
   { context, threads }: { context: number; threads: number },
 ): Promise<{ backend: LlamaBackend; close: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), "loramix-testbed-"));
+  const dir = await scratchDir("testbed");
   try {
     const file = join(dir, "tinystories-656k.gguf");
     await hfToGguf({ modelDir: paths.model, out: file });
@@ -28,11 +27,11 @@ export async function openTestbedBackend(
       backend,
       close: async () => {
         await backend.dispose();
-        await rm(dir, { recursive: true, force: true });
+        await removeScratch(dir);
       },
     };
   } catch (error) {
-    await rm(dir, { recursive: true, force: true });
+    await removeScratch(dir);
     throw error;
   }
 }

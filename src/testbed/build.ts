@@ -11,7 +11,8 @@ import { bankDistanceMatrices } from "../distances/matrix.js";
 import { METRICS } from "../distances/metric.js";
 import { inputError, throwIfAborted, usageError } from "../errors.js";
 import { ADAPTER_WEIGHTS } from "../formats/fileNames.js";
-import { writeFileAtomic } from "../util/atomic.js";
+import type { SequenceRule } from "../train/examples.js";
+import { checkOutDir, writeFileAtomic } from "../util/atomic.js";
 import { forEachConcurrent } from "../util/concurrent.js";
 import { hashPath } from "../util/hash.js";
 import type { ProgressSink } from "../util/progress.js";
@@ -20,8 +21,15 @@ import { analyzeSniDir } from "./analyze.js";
 import { openTestbedBackend } from "./backend.js";
 import { type MajorityScore, majorityScore } from "./majority.js";
 import { hasModel, TESTBED_FILES, testbedPaths } from "./paths.js";
-import { DEFAULT_EVAL, type EvalSettings, evalRecords, type Scored, scoreBackend } from "./references.js";
-import { familyOfTask, type Selection, selectTasks, tasksMarkdown } from "./tasks.js";
+import {
+  DEFAULT_EVAL,
+  type EvalSettings,
+  evalRecords,
+  type Scored,
+  scoreBackend,
+  testbedRule,
+} from "./references.js";
+import { familyOfTask, selectTasks, type TaskSelection, tasksMarkdown } from "./tasks.js";
 
 /** What `testbed build` asks of the LoRA trainer for one task. */
 export interface TrainTaskOptions {
@@ -35,9 +43,8 @@ export interface TrainTaskOptions {
   steps: number;
   /** Seeds the shared initialisation of A, identical for every task of the testbed. */
   seed: number;
-  /** The context rule's two numbers, the same as the references' (EvalSettings). */
-  maxLength: number;
-  maxOutputTokens: number;
+  /** The sequence rule, the same as the references' context (testbedRule). */
+  rule: SequenceRule;
   signal?: AbortSignal;
   progress?: ProgressSink;
 }
@@ -114,6 +121,8 @@ export async function buildTestbed({
   if (!(Number.isInteger(steps) && steps >= 1))
     throw usageError(`steps must be a positive integer, got ${steps}`);
   const settings: EvalSettings = { ...DEFAULT_EVAL, ...evalOptions };
+  // A build resumes rather than replaces: a testbed is known by selection.json, written first.
+  await checkOutDir(paths.dir, "testbed", (names) => names.includes(TESTBED_FILES.selection));
 
   const answers = await analyzeSniDir(paths.sni, { signal });
   const full = selectTasks(answers);
@@ -123,8 +132,8 @@ export async function buildTestbed({
   }
   const chosen = tasks ? full.tasks.filter((t) => tasks.includes(t)) : full.tasks;
   const selection = restrict(full, chosen);
-  await writeFileAtomic(join(paths.dir, TESTBED_FILES.tasks), tasksMarkdown(full, answers));
   await writeFileAtomic(join(paths.dir, TESTBED_FILES.selection), `${JSON.stringify(selection, null, 2)}\n`);
+  await writeFileAtomic(join(paths.dir, TESTBED_FILES.tasks), tasksMarkdown(full, answers));
   await linkData(paths.dir, paths.sni);
   const familyOf = familyOfTask(selection);
 
@@ -153,8 +162,7 @@ export async function buildTestbed({
       out: adapterDir(task),
       steps,
       seed,
-      maxLength: settings.context,
-      maxOutputTokens: settings.maxNewTokens,
+      rule: testbedRule(settings),
       signal,
     });
     trainSeconds[task] = (performance.now() - t0) / 1000;
@@ -273,7 +281,7 @@ export async function buildTestbed({
 }
 
 /** The selection narrowed to the tasks actually built. */
-function restrict(full: Selection, tasks: string[]): Selection {
+function restrict(full: TaskSelection, tasks: string[]): TaskSelection {
   const keep = new Set(tasks);
   const families = full.families
     .map((f) => ({ ...f, tasks: f.tasks.filter((t) => keep.has(t)) }))

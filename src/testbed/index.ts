@@ -11,5 +11,5 @@ export {
 } from "./build.js";
 export { majorityAnswer, majorityScore } from "./majority.js";
 export { DEFAULT_TESTBED } from "./paths.js";
-export { DEFAULT_EVAL, type EvalSettings, evalRecords, scoreBackend } from "./references.js";
-export { type Family, SELECTION_RULE, type Selection, selectTasks } from "./tasks.js";
+export { DEFAULT_EVAL, type EvalSettings, evalRecords, scoreBackend, testbedRule } from "./references.js";
+export { type Family, SELECTION_RULE, selectTasks, type TaskSelection } from "./tasks.js";

@@ -4,6 +4,7 @@ import { evaluate } from "../eval/evaluate.js";
 import type { Summary } from "../eval/metrics.js";
 import { fitRecords } from "../tokenizers/fitPrompt.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
+import type { SequenceRule } from "../train/examples.js";
 
 /**
  * Test records evaluated per task, the generation cap, and the context of the context rule
@@ -22,6 +23,11 @@ export interface EvalSettings {
  */
 export const DEFAULT_EVAL: EvalSettings = { limit: 50, maxNewTokens: 16, context: 128 };
 
+/** The testbed's training and scoring rule: its context, and as many answer tokens as it generates. */
+export function testbedRule(s: EvalSettings): SequenceRule {
+  return { context: s.context, answerTokens: s.maxNewTokens };
+}
+
 export interface Scored {
   rougeL: Summary;
   exactMatch: Summary;
@@ -31,8 +37,7 @@ export interface Scored {
 
 /** The first `limit` test records with prompts fitted by the context rule. */
 export function evalRecords(test: DatasetRecord[], tokenizer: Tokenizer, s: EvalSettings): DatasetRecord[] {
-  return fitRecords(test.slice(0, s.limit), tokenizer, { context: s.context, answerTokens: s.maxNewTokens })
-    .records;
+  return fitRecords(test.slice(0, s.limit), tokenizer, testbedRule(s)).records;
 }
 
 /** Greedy generation + Rouge-L / exact match (SPEC §6) of one backend on prepared records. */

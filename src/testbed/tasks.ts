@@ -37,14 +37,14 @@ export interface Family {
   unused: string[];
 }
 
-export interface Selection {
+export interface TaskSelection {
   families: Family[];
   tasks: string[];
   heldOut: string[];
 }
 
 /** task → its family's answer vocabulary (the family key). */
-export function familyOfTask(selection: Selection): Map<string, string> {
+export function familyOfTask(selection: TaskSelection): Map<string, string> {
   return new Map(selection.families.flatMap((f) => f.tasks.map((t) => [t, f.key] as const)));
 }
 
@@ -83,7 +83,7 @@ export function familyKey(t: TaskAnswers): { key: string } | { excluded: string 
 }
 
 /** Applies SELECTION_RULE to the analysed tasks (in any order). */
-export function selectTasks(answers: TaskAnswers[]): Selection {
+export function selectTasks(answers: TaskAnswers[]): TaskSelection {
   const r = SELECTION_RULE;
   const byKey = new Map<string, TaskAnswers[]>();
   for (const t of answers) {
@@ -119,7 +119,7 @@ function pct(x: number): string {
 }
 
 /** TASKS.md: the rule, the families with each task's answer statistics, and the held-out set. */
-export function tasksMarkdown(selection: Selection, answers: TaskAnswers[]): string {
+export function tasksMarkdown(selection: TaskSelection, answers: TaskAnswers[]): string {
   const r = SELECTION_RULE;
   const info = new Map(answers.map((t) => [t.task, t]));
   const lines = [

@@ -4,9 +4,10 @@ import { loadTokenizer } from "../tokenizers/load.js";
 import type { ProgressSink } from "../util/progress.js";
 import {
   buildExample,
-  DEFAULT_MAX_LENGTH,
-  DEFAULT_MAX_OUTPUT_TOKENS,
+  DEFAULT_RULE,
+  endTokenId,
   makeBatch,
+  type SequenceRule,
   type TrainExample,
 } from "./examples.js";
 import { loadLlamaWeights } from "./llamaWeights.js";
@@ -20,8 +21,7 @@ export interface EvaluateLossOptions {
   adapter?: string | null;
   records: DatasetRecord[];
   batchSize?: number;
-  maxLength?: number;
-  maxOutputTokens?: number;
+  rule?: SequenceRule;
   signal?: AbortSignal;
   progress?: ProgressSink;
 }
@@ -54,17 +54,16 @@ export async function evaluateLoss({
   adapter = null,
   records,
   batchSize = 8,
-  maxLength = DEFAULT_MAX_LENGTH,
-  maxOutputTokens = DEFAULT_MAX_OUTPUT_TOKENS,
+  rule = DEFAULT_RULE,
   signal,
   progress,
 }: EvaluateLossOptions): Promise<LossResult> {
   const weights = await loadLlamaWeights(model);
   const tokenizer = await loadTokenizer(weights.dir);
-  const eosId = weights.config.eosTokenId ?? 2;
+  const eosId = endTokenId(weights.config.eosTokenId);
   const examples: { record: number; example: TrainExample }[] = [];
   records.forEach((r, record) => {
-    const example = buildExample(r, tokenizer, { maxLength, maxOutputTokens, eosId });
+    const example = buildExample(r, tokenizer, rule, eosId);
     if (example) examples.push({ record, example });
   });
   if (examples.length === 0) throw inputError(model, "no records with an output to score");

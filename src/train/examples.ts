@@ -1,4 +1,5 @@
 import type { DatasetRecord } from "../datasets/record.js";
+import { option, usageError } from "../errors.js";
 import { contextRuleText, fitPrompt, promptBudget } from "../tokenizers/fitPrompt.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { shuffledIndices } from "../util/prng.js";
@@ -13,25 +14,46 @@ export interface TrainExample {
   outputDropped: number;
 }
 
-export interface ExampleOptions {
-  /** The model's context: the whole sequence must fit (TinyStories-656K: 512). */
-  maxLength?: number;
+/**
+ * How a record becomes a sequence: the one rule of training, fine-tuning and candidate scoring,
+ * built once and passed whole (the end token belongs to the model, see `endTokenId`).
+ */
+export interface SequenceRule {
+  /** Tokens per sequence: the whole sequence must fit (TinyStories-656K's context: 512). */
+  context: number;
   /** The answer budget: output tokens kept, end token included. */
-  maxOutputTokens?: number;
-  eosId?: number;
+  answerTokens: number;
 }
 
-export const DEFAULT_MAX_LENGTH = 512;
-export const DEFAULT_MAX_OUTPUT_TOKENS = 128;
+export const DEFAULT_RULE: SequenceRule = { context: 512, answerTokens: 128 };
+
+/** transformers' LlamaConfig default `eos_token_id`, for a model or tokenizer that names none. */
+export const DEFAULT_EOS_ID = 2;
+
+/** The end token appended to every output: the model's own, else Llama's default. */
+export function endTokenId(id: number | null | undefined): number {
+  return id ?? DEFAULT_EOS_ID;
+}
+
+/**
+ * Refuses a rule whose sequences reach beyond the positions `model` was trained with, before any
+ * work: its losses there mean nothing.
+ */
+export function checkRuleFits(rule: SequenceRule, modelContext: number, model: string): void {
+  if (rule.context > modelContext) {
+    const c = option("context");
+    throw usageError(
+      `${model}: sequences of ${rule.context} tokens (${c.text}) exceed the model's context of ${modelContext}`,
+      [c],
+    );
+  }
+}
 
 /** The rule `buildExample` applies, in words, for the CLI help and the training sidecar. */
-export function truncationRule(
-  maxLength = DEFAULT_MAX_LENGTH,
-  maxOutputTokens = DEFAULT_MAX_OUTPUT_TOKENS,
-): string {
+export function truncationRule({ context, answerTokens }: SequenceRule = DEFAULT_RULE): string {
   return (
-    `sequence = BOS + prompt + output[0] + EOS; ${contextRuleText(maxLength, maxOutputTokens)}; ` +
-    `the output keeps at most ${maxOutputTokens} tokens, EOS included when it fits (the same rule as eval --truncate left)`
+    `sequence = BOS + prompt + output[0] + EOS; ${contextRuleText(context, answerTokens)}; ` +
+    `the output keeps at most ${answerTokens} tokens, EOS included when it fits (the same rule as eval --truncate left)`
   );
 }
 
@@ -46,20 +68,17 @@ export const TRUNCATION_RULE = truncationRule();
 export function buildExample(
   record: DatasetRecord,
   tokenizer: Tokenizer,
-  {
-    maxLength = DEFAULT_MAX_LENGTH,
-    maxOutputTokens = DEFAULT_MAX_OUTPUT_TOKENS,
-    eosId = 2,
-  }: ExampleOptions = {},
+  { context, answerTokens }: SequenceRule = DEFAULT_RULE,
+  eosId: number = DEFAULT_EOS_ID,
 ): TrainExample | null {
   const answer = record.output[0];
   if (answer === undefined) return null;
-  const text = fitPrompt(record.input, tokenizer, promptBudget(maxLength, maxOutputTokens));
+  const text = fitPrompt(record.input, tokenizer, promptBudget(context, answerTokens));
   const prompt = tokenizer.encode(text, { bos: true });
   const fullOutput = tokenizer.encode(answer);
-  const output = fullOutput.slice(0, maxOutputTokens);
+  const output = fullOutput.slice(0, answerTokens);
   const outputDropped = fullOutput.length - output.length;
-  if (output.length < maxOutputTokens) output.push(eosId);
+  if (output.length < answerTokens) output.push(eosId);
   const ids = new Int32Array(prompt.length + output.length);
   ids.set(prompt, 0);
   ids.set(output, prompt.length);

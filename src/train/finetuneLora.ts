@@ -13,7 +13,7 @@ import { type Adapter, loadAdapter } from "../formats/peft.js";
 import { isFloatDtype, type TensorToWrite } from "../formats/safetensors.js";
 import { loadTokenizer } from "../tokenizers/load.js";
 import type { ProgressSink } from "../util/progress.js";
-import { buildExample, type TrainExample } from "./examples.js";
+import { buildExample, checkRuleFits, endTokenId, type SequenceRule, type TrainExample } from "./examples.js";
 import { loadLlamaWeights, projectionModule } from "./llamaWeights.js";
 import { type LoraWeights, readLora } from "./lora.js";
 import { recentMean, TRAIN_DEFAULTS, trainSteps } from "./trainLora.js";
@@ -82,8 +82,7 @@ export interface FinetuneOptions {
   batchSize?: number;
   lr?: number;
   /** The sequence rule of training and scoring (`loramix train`'s). */
-  maxLength: number;
-  maxOutputTokens: number;
+  rule: SequenceRule;
   /** Seed of the example order. */
   seed?: number;
   signal?: AbortSignal;
@@ -129,8 +128,7 @@ export async function finetuneLora({
   steps = DEFAULT_FINETUNE_STEPS,
   batchSize = TRAIN_DEFAULTS.batchSize,
   lr = DEFAULT_FINETUNE_LR,
-  maxLength,
-  maxOutputTokens,
+  rule,
   seed = TRAIN_DEFAULTS.seed,
   signal,
   progress,
@@ -143,16 +141,12 @@ export async function finetuneLora({
     throw usageError(`fine-tuning lr must be a positive number, got ${lr}`);
   const started = performance.now();
   const weights = await loadLlamaWeights(model);
-  if (maxLength > weights.config.contextLength) {
-    throw usageError(
-      `${model}: fine-tuning sequences of ${maxLength} tokens exceed the model's context of ${weights.config.contextLength}`,
-    );
-  }
+  checkRuleFits(rule, weights.config.contextLength, model);
   const tokenizer = await loadTokenizer(weights.dir);
-  const eosId = weights.config.eosTokenId ?? 2;
+  const eosId = endTokenId(weights.config.eosTokenId);
   const examples: TrainExample[] = [];
   for (const record of finetuneRecords(records, steps, batchSize)) {
-    const e = buildExample(record, tokenizer, { maxLength, maxOutputTokens, eosId });
+    const e = buildExample(record, tokenizer, rule, eosId);
     if (e) examples.push(e);
   }
   if (examples.length === 0) throw inputError(model, "no train records with an output to fine-tune on");

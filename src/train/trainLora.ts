@@ -11,10 +11,12 @@ import { yieldToEventLoop } from "../util/yield.js";
 import { AdamW, clipGlobalNorm } from "./adamw.js";
 import {
   buildExample,
-  DEFAULT_MAX_LENGTH,
-  DEFAULT_MAX_OUTPUT_TOKENS,
+  checkRuleFits,
+  DEFAULT_RULE,
+  endTokenId,
   epochBatches,
   makeBatch,
+  type SequenceRule,
   type TrainExample,
   truncationRule,
 } from "./examples.js";
@@ -61,8 +63,8 @@ export interface TrainLoraOptions {
   shuffleSeed?: number;
   r?: number;
   alpha?: number;
-  maxLength?: number;
-  maxOutputTokens?: number;
+  /** How records become sequences (default DEFAULT_RULE). */
+  rule?: SequenceRule;
   maxGradNorm?: number;
   signal?: AbortSignal;
   progress?: ProgressSink;
@@ -103,13 +105,12 @@ export async function trainLora({
   shuffleSeed = seed,
   r = DEFAULT_RANK,
   alpha = DEFAULT_ALPHA,
-  maxLength = DEFAULT_MAX_LENGTH,
-  maxOutputTokens = DEFAULT_MAX_OUTPUT_TOKENS,
+  rule = DEFAULT_RULE,
   maxGradNorm = TRAIN_DEFAULTS.maxGradNorm,
   signal,
   progress,
 }: TrainLoraOptions): Promise<TrainLoraResult> {
-  for (const [name, v] of Object.entries({ steps, batchSize, r, maxLength, maxOutputTokens })) {
+  for (const [name, v] of Object.entries({ steps, batchSize, r, ...rule })) {
     if (!(Number.isInteger(v) && v >= 1)) throw usageError(`${name} must be a positive integer, got ${v}`);
   }
   for (const [name, v] of Object.entries({ lr, alpha, maxGradNorm })) {
@@ -124,13 +125,11 @@ export async function trainLora({
   await checkOutDir(out, "adapter");
   const weights = await loadLlamaWeights(model);
   const tokenizer = await loadTokenizer(weights.dir);
-  if (maxLength > weights.config.contextLength) {
-    throw usageError(`maxLength ${maxLength} exceeds the model's context of ${weights.config.contextLength}`);
-  }
-  const eosId = weights.config.eosTokenId ?? 2;
+  checkRuleFits(rule, weights.config.contextLength, weights.dir);
+  const eosId = endTokenId(weights.config.eosTokenId);
   const examples: TrainExample[] = [];
   for (const record of records) {
-    const e = buildExample(record, tokenizer, { maxLength, maxOutputTokens, eosId });
+    const e = buildExample(record, tokenizer, rule, eosId);
     if (e) examples.push(e);
   }
   if (examples.length === 0) throw inputError(out, "no training records with an output");
@@ -176,9 +175,10 @@ export async function trainLora({
     optimizer: "AdamW (betas 0.9, 0.999, eps 1e-8), global grad-norm clip",
     maxGradNorm,
     loss: "mean cross-entropy over the output tokens (incl. EOS) of each batch; prompt tokens masked",
-    truncation: truncationRule(maxLength, maxOutputTokens),
-    maxLength,
-    maxOutputTokens,
+    truncation: truncationRule(rule),
+    // The sidecar's field names predate SequenceRule; the shipped testbed's adapters carry them.
+    maxLength: rule.context,
+    maxOutputTokens: rule.answerTokens,
     examples: examples.length,
     truncatedPrompts: examples.filter((e) => e.promptDropped > 0).length,
     truncatedOutputs: examples.filter((e) => e.outputDropped > 0).length,

@@ -24,6 +24,6 @@ export {
 } from "./mlp.js";
 export { neuralWeights } from "./neural.js";
 export { normalizedWeights, Z_SCORE_CONVENTION, zScoreRow } from "./normalized.js";
-export { selectWeights } from "./select.js";
+export { checkPruneOptions, type PruneOptions, pruneWeights } from "./prune.js";
 export { softmin } from "./softmin.js";
 export { type TrainMlpOptions, trainScalarMlp } from "./trainMlp.js";

@@ -5,7 +5,7 @@ import { DEMO_LIMIT, type DemoResult, runDemo } from "../../demo/run.js";
 import { gapClosed, variantSummary } from "../../demo/tables.js";
 import { METRICS, type Metric } from "../../distances/metric.js";
 import { DEFAULT_NEAREST } from "../../select/candidates.js";
-import { DEFAULT_SCORE_EXAMPLES } from "../../select/selectByLoss.js";
+import { DEFAULT_SCORE_EXAMPLES } from "../../select/examples.js";
 import { DEFAULT_TESTBED, sharedDir } from "../../testbed/paths.js";
 import { DEFAULT_FINETUNE_STEPS } from "../../train/finetuneLora.js";
 import type { ProgressSink } from "../../util/progress.js";

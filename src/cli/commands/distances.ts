@@ -5,7 +5,7 @@ import { bankDistanceMatrices } from "../../distances/matrix.js";
 import { METRICS, type Metric } from "../../distances/metric.js";
 import { MMD_SAMPLES } from "../../distances/mmd.js";
 import { usageError } from "../../errors.js";
-import { writeFileAtomic } from "../../util/atomic.js";
+import { checkOutFile, filePrefix, type OutFileKind, writeOutFile } from "../../util/atomic.js";
 import { createProgress, info, interrupt, printJson, printResult } from "../context.js";
 import { JSON_OPTION, SIDE_ARG, sideOption } from "../options.js";
 
@@ -17,6 +17,12 @@ function csv(ids: string[], values: Float64Array): string {
     lines.push([quote(ids[i] as string), ...values.subarray(i * n, (i + 1) * n)].join(","));
   return `${lines.join("\n")}\n`;
 }
+
+/** `--out`: a new path, or a matrix this command wrote (its JSON or CSV opening). */
+const DISTANCES_FILE: OutFileKind = {
+  what: "a distance matrix",
+  written: async (path) => /^(?:\{"ids":\[|target\\candidate,)/.test(await filePrefix(path, 64)),
+};
 
 function rows(n: number, values: Float64Array): number[][] {
   return Array.from({ length: n }, (_, i) => Array.from(values.subarray(i * n, (i + 1) * n)));
@@ -68,6 +74,7 @@ export default defineCommand({
     const asCsv = args.out.toLowerCase().endsWith(".csv");
     if (asCsv && metrics.length > 1)
       throw usageError("a CSV holds one matrix: pick one --metric, or write .json");
+    if (args.out !== "-") await checkOutFile(args.out, DISTANCES_FILE);
     const bank = await Bank.open(args.bank);
     const progress = createProgress();
     const started = performance.now();
@@ -94,7 +101,7 @@ export default defineCommand({
         text = `${JSON.stringify({ ids, side, ...mmdInfo, matrices })}\n`;
       }
       if (args.out === "-") process.stdout.write(text);
-      else await writeFileAtomic(args.out, text);
+      else await writeOutFile(args.out, text, DISTANCES_FILE);
       const seconds = (performance.now() - started) / 1000;
       const summary = `${metrics.join(", ")}: ${n}×${n} in ${seconds.toFixed(1)} s`;
       // With `--out -` stdout carries the matrix itself, so the summary stays a message.

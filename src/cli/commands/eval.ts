@@ -4,6 +4,7 @@ import type { SplitName } from "../../datasets/load.js";
 import { usageError } from "../../errors.js";
 import { BACKEND_KINDS, type BackendKind, openBackend } from "../../eval/backends.js";
 import { evaluate, METRICS_FILE, PREDICTIONS_FILE } from "../../eval/evaluate.js";
+import { checkOutDir } from "../../util/atomic.js";
 import { createProgress, info, interrupt, printJson, printResult } from "../context.js";
 import { apiKeyFrom, JSON_OPTION, positiveInt, SERVER_OPTIONS, timeoutMs } from "../options.js";
 
@@ -92,6 +93,8 @@ export default defineCommand({
     if (truncate !== "left" && truncate !== "none")
       throw usageError(`--truncate must be left or none, got "${args.truncate}"`);
     const concurrency = positiveInt("concurrency", args.concurrency) ?? (kind === "openai" ? 4 : 1);
+    // Before the model loads: --out follows generate's rule (a new, empty or earlier eval folder).
+    await checkOutDir(resolve(args.out), "eval");
     const backend = await openBackend({
       kind,
       model: args.model,

@@ -9,9 +9,10 @@ import {
 } from "../../generate/generateAdapter.js";
 import { MIX_MODES, type MixMode } from "../../merge/mixAdapters.js";
 import { DEFAULT_NEAREST, MIXTURE_TEMPERATURES } from "../../select/candidates.js";
+import { DEFAULT_SCORE_EXAMPLES } from "../../select/examples.js";
 import { DEFAULT_FIT_TOP, DEFAULT_FIT_TRIALS } from "../../select/fitWeights.js";
-import { DEFAULT_SCORE_EXAMPLES } from "../../select/selectByLoss.js";
-import { DEFAULT_MAX_LENGTH, DEFAULT_MAX_OUTPUT_TOKENS } from "../../train/examples.js";
+import { DEFAULT_BUDGET, describeSchedule } from "../../select/schedule.js";
+import { DEFAULT_RULE } from "../../train/examples.js";
 import { DEFAULT_FINETUNE_STEPS } from "../../train/finetuneLora.js";
 import { WEIGHT_METHODS, type WeightMethod } from "../../weights/methods.js";
 import { createProgress, info, interrupt, printJson, printResult } from "../context.js";
@@ -74,7 +75,13 @@ export default defineCommand({
     "score-examples": {
       type: "string",
       default: String(DEFAULT_SCORE_EXAMPLES),
-      description: "Train records each candidate is scored on (--select fit/loss)",
+      description: "Train records a candidate may be scored on at most (--select fit/loss)",
+    },
+    budget: {
+      type: "string",
+      default: String(DEFAULT_BUDGET),
+      description:
+        "Tokens llama.cpp may evaluate to select and fit (--select fit/loss), spent by successive halving: every candidate on a few records, the better half on twice as many..., the fit on the rest; 'all': every candidate on every record",
     },
     finetune: {
       type: "string",
@@ -82,11 +89,11 @@ export default defineCommand({
     },
     context: {
       type: "string",
-      description: `Tokens per scored and fine-tuned sequence, loramix train's rule (default ${DEFAULT_MAX_LENGTH}, capped by the model's context)`,
+      description: `Tokens per scored and fine-tuned sequence, loramix train's rule (default ${DEFAULT_RULE.context}, capped by the model's context)`,
     },
     "answer-tokens": {
       type: "string",
-      default: String(DEFAULT_MAX_OUTPUT_TOKENS),
+      default: String(DEFAULT_RULE.answerTokens),
       description: "Output tokens kept per scored sequence, end token included",
     },
     side: {
@@ -108,7 +115,7 @@ export default defineCommand({
     },
     mmd: { type: "string", default: "exact", description: "MMD estimator: exact or sampled" },
     out: { type: "string", required: true, description: "Output adapter directory (replaced atomically)" },
-    threads: { type: "string", description: "Tokenizer worker threads" },
+    threads: { type: "string", description: "Threads for tokenizing and llama.cpp (default: every core)" },
     "input-field": { type: "string", description: "Field holding the input (JSONL/JSON/Parquet)" },
     "output-field": { type: "string", description: "Field holding the output(s)" },
     "id-field": { type: "string", description: "Field holding the record id" },
@@ -166,8 +173,13 @@ export default defineCommand({
         model: args.model,
         tokenizer: args.tokenizer,
         scoreServer: scoreServer(args["score-url"], args["score-model"], args["api-key-env"], args.timeout),
-        candidates: positiveInt("candidates", args.candidates),
+        nearest: positiveInt("candidates", args.candidates),
         scoreExamples: positiveInt("score-examples", args["score-examples"]),
+        budget: args.budget === "all" ? null : positiveInt("budget", args.budget),
+        onEstimate: (e) =>
+          info(
+            `estimate: ${e.tokens.toLocaleString("en-US")} tokens to score at ${e.tokensPerSecond.toFixed(0)} tokens/s (measured on the base model): about ${duration(e.seconds)}`,
+          ),
         finetune: integerAtLeast("finetune", args.finetune, 0),
         context: positiveInt("context", args.context),
         answerTokens: positiveInt("answer-tokens", args["answer-tokens"]),
@@ -214,21 +226,32 @@ function scoreServer(
   return { baseUrl, model, ...(apiKey ? { apiKey } : {}), timeoutMs: timeoutMs(timeout), warn: info };
 }
 
+/** "42 s", "7 min", "1 h 5 min". */
+function duration(seconds: number): string {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  const minutes = Math.round(seconds / 60);
+  return minutes < 90 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
 /** The candidates' losses, the weights and the summary: the result, on stdout. */
 function printTables(result: GenerateResult, merge: MixMode, totalSeconds: number): void {
   if (result.selection) {
     const sel = result.selection;
     const width = Math.max(9, ...sel.scored.map((c) => c.label.length));
-    printResult(`${"candidate".padEnd(width)}  ${"loss".padStart(8)}  ${"seconds".padStart(7)}`);
-    printResult(`${"base model".padEnd(width)}  ${sel.baseLoss.toFixed(4).padStart(8)}`);
+    const first = sel.schedule.stages[0]?.records ?? 0;
+    printResult(`${"candidate".padEnd(width)}  ${"loss".padStart(8)}  records  ${"seconds".padStart(7)}`);
+    printResult(
+      `${"base model".padEnd(width)}  ${sel.baseLoss.toFixed(4).padStart(8)}  ${String(first).padStart(7)}`,
+    );
     for (const [k, c] of sel.scored.entries()) {
       const loss = Number.isFinite(c.loss) ? c.loss.toFixed(4) : "failed";
       printResult(
-        `${c.label.padEnd(width)}  ${loss.padStart(8)}  ${c.seconds.toFixed(2).padStart(7)}${k === sel.chosen ? "  <- chosen" : ""}`,
+        `${c.label.padEnd(width)}  ${loss.padStart(8)}  ${String(c.examples).padStart(7)}  ${c.seconds.toFixed(2).padStart(7)}${k === sel.chosen ? "  <- chosen" : ""}`,
       );
     }
+    const rate = sel.tokens / (sel.seconds + (sel.fit?.seconds ?? 0));
     printResult(
-      `scored ${sel.scored.length} candidates on ${sel.examples} train records in ${sel.seconds.toFixed(1)} s`,
+      `schedule: ${describeSchedule(sel.schedule)}; ${(sel.seconds + (sel.fit?.seconds ?? 0)).toFixed(1)} s, ${rate.toFixed(0)} tokens/s`,
     );
   }
   const shown = result.weights.slice(0, SHOWN);
@@ -247,7 +270,7 @@ function printTables(result: GenerateResult, merge: MixMode, totalSeconds: numbe
       `mixed ${result.mix.used} of ${result.weights.length} adapters (${merge}, rank ${result.mix.rank})`,
   );
   printResult(
-    `time: profile ${t.profile.toFixed(2)} s, distances ${t.distances.toFixed(2)} s, weights ${t.weights.toFixed(3)} s, ` +
+    `time: profile ${t.profile.toFixed(2)} s, distances ${t.distances.toFixed(2)} s, select ${t.select.toFixed(3)} s, ` +
       `mix ${t.mix.toFixed(2)} s${result.finetune ? `, fine-tune ${t.finetune.toFixed(2)} s` : ""}; total ${totalSeconds.toFixed(2)} s`,
   );
   if (result.finetune) {
@@ -256,8 +279,8 @@ function printTables(result: GenerateResult, merge: MixMode, totalSeconds: numbe
       `fine-tuned: ${r.steps} steps × ${r.batchSize} on ${r.examples} train records, batch loss ${r.firstLoss.toFixed(4)} → ${r.finalLoss.toFixed(4)}, ${r.seconds.toFixed(1)} s`,
     );
   }
-  const norm = result.flatness.updateNorm;
+  const { updateNorm, updateNormSkipped } = result.flatness;
   printResult(
-    `effective adapters (1/Σw²): ${result.flatness.effective.toFixed(2)}; update norm ratio: ${norm === null ? "not computed (too many contributors)" : norm.toFixed(3)}`,
+    `effective adapters (1/Σw²): ${result.flatness.effective.toFixed(2)}; update norm ratio: ${updateNorm === null ? `not computed (${updateNormSkipped})` : updateNorm.toFixed(3)}`,
   );
 }

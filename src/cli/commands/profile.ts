@@ -1,9 +1,9 @@
 import { defineCommand } from "citty";
 import { openDataset } from "../../datasets/open.js";
 import { inputError, usageError } from "../../errors.js";
-import { profileToJson } from "../../profiles/profile.js";
+import { PROFILE_FILE, profileToJson } from "../../profiles/profile.js";
 import { profileDataset } from "../../profiles/profileDataset.js";
-import { writeFileAtomic } from "../../util/atomic.js";
+import { checkOutFile, writeOutFile } from "../../util/atomic.js";
 import { createProgress, info, interrupt } from "../context.js";
 import { SIDE_ARG, sideOption } from "../options.js";
 
@@ -41,6 +41,7 @@ export default defineCommand({
     if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
       throw usageError(`--threads must be a positive integer, got "${args.threads}"`);
     }
+    if (args.out !== "-") await checkOutFile(args.out, PROFILE_FILE);
     const source = await openDataset(args.file, {
       inputField: args["input-field"],
       outputField: args["output-field"],
@@ -67,7 +68,7 @@ export default defineCommand({
       const seconds = (performance.now() - started) / 1000;
       const json = `${JSON.stringify(profileToJson(profile))}\n`;
       if (args.out === "-") process.stdout.write(json);
-      else await writeFileAtomic(args.out, json);
+      else await writeOutFile(args.out, json, PROFILE_FILE);
       info(
         `${source.name} (${split}, ${profile.side} side): ${profile.nRecords} records, ${profile.nTokens} tokens, ` +
           `${Math.round(profile.nTokens / Math.max(seconds, 1e-9)).toLocaleString("en-US")} tokens/s` +

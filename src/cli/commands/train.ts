@@ -1,9 +1,10 @@
 import { resolve } from "node:path";
 import { defineCommand } from "citty";
+import { checkAnswers, tallyAnswers } from "../../datasets/emptyAnswers.js";
 import { loadDataset } from "../../datasets/load.js";
 import { usageError } from "../../errors.js";
 import { TRAIN_RECORD } from "../../formats/fileNames.js";
-import { TRUNCATION_RULE } from "../../train/examples.js";
+import { DEFAULT_RULE, TRUNCATION_RULE } from "../../train/examples.js";
 import { TRAIN_DEFAULTS, trainLora } from "../../train/trainLora.js";
 import { createProgress, info, interrupt } from "../context.js";
 import { integerAtLeast } from "../options.js";
@@ -40,10 +41,15 @@ export default defineCommand({
       default: "0",
     },
     "init-seed": { type: "string", description: "Seed of the shared initialisation of A (default: --seed)" },
-    "max-length": {
+    context: {
       type: "string",
       description: "Tokens per training sequence (at most the model's context)",
-      default: "512",
+      default: String(DEFAULT_RULE.context),
+    },
+    "answer-tokens": {
+      type: "string",
+      description: "Output tokens kept per sequence, end token included",
+      default: String(DEFAULT_RULE.answerTokens),
     },
   },
   async run({ args }) {
@@ -55,6 +61,8 @@ export default defineCommand({
     const dataset = await loadDataset(resolve(args.data));
     const records = dataset.splits.train;
     info(`${dataset.path}: ${records.length} train records`);
+    const warning = checkAnswers(dataset.path, tallyAnswers(records));
+    if (warning !== null) info(`warning: ${warning}`);
     const progress = createProgress();
     try {
       const result = await trainLora({
@@ -66,7 +74,11 @@ export default defineCommand({
         lr,
         seed,
         shuffleSeed,
-        maxLength: integerAtLeast("max-length", args["max-length"], 2),
+        rule: {
+          context: integerAtLeast("context", args.context, 2) ?? DEFAULT_RULE.context,
+          answerTokens:
+            integerAtLeast("answer-tokens", args["answer-tokens"], 1) ?? DEFAULT_RULE.answerTokens,
+        },
         signal: interrupt.signal,
         progress,
       });

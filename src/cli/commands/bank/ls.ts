@@ -37,6 +37,8 @@ export default defineCommand({
             ? `; layout r=${layout.r} alpha=${layout.alpha} on ${layout.targetModules.join(", ")}`
             : ""),
       );
+      const moved = bank.baseModelMissing();
+      if (moved !== null) info(`warning: ${moved}`);
     } finally {
       bank.close();
     }
