@@ -363,6 +363,8 @@ console.log("|---|---|---:|---:|---:|---|---|");
 for (const [label, run] of cases) {
   if (only && !label.startsWith(only)) continue;
   const r = await run();
+  // SERVER_FAULTS_STDERR=1: each case's whole stderr too.
+  if (process.env.SERVER_FAULTS_STDERR) process.stderr.write(`## ${label}\n${r.stderr}\n`);
   const cell = (s) => String(s).replace(/\|/g, "\\|").replace(/\n/g, " ");
   console.log(
     `| ${label} | ${r.code} | ${r.seconds.toFixed(1)} | ${r.rss ?? "-"} | ${r.stderrLines} | ${cell(r.last)} | ${cell(r.note ?? "")} |`,
