@@ -1,7 +1,7 @@
 import { defineConfig } from "vitest/config";
 
 /**
- * Tests that run a model (llama.cpp, the tfjs trainer), Chromium, the built CLI or the fuzzer:
+ * Tests that run a model (llama.cpp, llama-server, the tfjs trainer), Chromium, the built CLI or the fuzzer:
  * `npm test` runs them with everything else, `npm run test:unit` leaves them out for a quick loop.
  */
 const MODEL_TESTS = [
@@ -13,9 +13,11 @@ const MODEL_TESTS = [
   "fuzz",
   "kill",
   "llamaBackend",
+  "llamaServer",
   "readme",
   "report",
   "select",
+  "serverFaults",
   "testbedBuild",
   "train",
 ];

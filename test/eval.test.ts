@@ -357,7 +357,7 @@ describe("loramix eval", () => {
     const server = await startFakeOpenAI((_req, _n, res) => sendCompletion(res, "Paris", 1));
     try {
       const out = join(tmp.dir, "cli");
-      const { stdout, stderr } = await cli(
+      const onServer = [
         "--backend",
         "openai",
         "--base-url",
@@ -366,19 +366,25 @@ describe("loramix eval", () => {
         "m",
         "--data",
         TASK,
-        "--limit",
-        "3",
-        "--out",
-        out,
-      );
+      ];
+      const { stdout, stderr } = await cli(...onServer, "--limit", "3", "--truncate", "none", "--out", out);
       const { records, metrics } = await readOutputs(out);
       expectConsistent(records, metrics);
       expect(metrics.n).toBe(3);
+      expect(metrics.truncate).toBe("none");
       // The scores are the result (stdout); where the files went is a message (stderr).
       expect(stdout).toContain(
         `openai:m@${server.baseUrl} on 3 test records: Rouge-L ${metrics.rougeL.mean.toFixed(4)}`,
       );
       expect(stderr).toContain(`wrote ${join(out, "predictions.jsonl")}`);
+      // The default --truncate left needs what this server does not say: the error names the options.
+      const refused = await cli(...onServer, "--out", join(tmp.dir, "refused")).catch(
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(refused).toMatchObject({
+        code: 2,
+        stderr: `loramix: openai:m@${server.baseUrl}: loramix does not know the model's tokenizer, so prompts cannot be fitted to the context: give --tokenizer (the model's tokenizer.json), or --truncate none\n`,
+      });
     } finally {
       await server.close();
     }

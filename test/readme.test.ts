@@ -8,29 +8,8 @@ import { describe, expect, it } from "vitest";
 import { main } from "../src/cli/program.js";
 import { checkArgs, resolveCommand } from "../src/cli/strictArgs.js";
 import { DEFAULT_FINETUNE_STEPS } from "../src/train/finetuneLora.js";
+import { README, shellCommands } from "./helpers/readme.js";
 import { REPO, SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
-
-const README = readFileSync(join(REPO, "README.md"), "utf8");
-
-/** Shell words of one command line: whitespace-separated, '…' and "…" kept whole. */
-function words(line: string): string[] {
-  return [...line.matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2] ?? (m[3] as string));
-}
-
-/** Every `npx loramix …` in the README's sh blocks, continuation lines joined, comments dropped. */
-function shellCommands(): string[][] {
-  const out: string[][] = [];
-  for (const block of README.matchAll(/```sh\n([\s\S]*?)```/g)) {
-    const joined = (block[1] as string).replace(/\\\n\s*/g, " ");
-    for (const line of joined.split("\n")) {
-      for (const part of line.replace(/\s#.*$/, "").split("&&")) {
-        const w = words(part.trim());
-        if (w[0] === "npx" && w[1] === "loramix") out.push(w.slice(2));
-      }
-    }
-  }
-  return out;
-}
 
 /** The command table's synopses (`loramix bank ls DIR [--json]`): command words and the flags named. */
 function tableSynopses(): { line: string; command: string[]; flags: string[] }[] {

@@ -1,16 +1,16 @@
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { ServerResponse } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LoramixError } from "../src/errors.js";
 import { evaluate } from "../src/eval/evaluate.js";
 import { LlamaBackend } from "../src/eval/llamaBackend.js";
 import { OpenAIBackend } from "../src/eval/openaiBackend.js";
 import { LlamaScorer } from "../src/select/llamaScorer.js";
 import { OpenAIScorer } from "../src/select/openaiScorer.js";
 import type { ScoreExample } from "../src/select/scorer.js";
+import { fitRecords } from "../src/tokenizers/fitPrompt.js";
 import { loadTokenizer } from "../src/tokenizers/load.js";
 import type { Tokenizer } from "../src/tokenizers/tokenizer.js";
+import { startServer } from "./helpers/httpServer.js";
 import { REPO, TINY_MODEL } from "./helpers/shared.js";
 
 /** The scorer's sequences: these tests build their examples by hand. */
@@ -18,122 +18,25 @@ const SEQUENCES = { tokenizer: {} as Tokenizer, eosId: 2, contextSize: 128 };
 
 type Route = (body: Record<string, unknown>, res: ServerResponse) => Promise<void> | void;
 
-/** An HTTP server on 127.0.0.1 with JSON POST routes, recording every request body by path. */
+/** A test server with JSON routes ("/path" for POST, "GET /path"), recording every request body by path. */
 async function serve(routes: Record<string, Route>) {
   const seen: { path: string; body: Record<string, unknown> }[] = [];
-  const server = createServer(async (req: IncomingMessage, res) => {
-    let text = "";
-    for await (const chunk of req) text += chunk;
-    const route = req.method === "POST" ? routes[req.url ?? ""] : undefined;
+  const server = await startServer(async (req, text, res) => {
+    const route = routes[req.method === "POST" ? (req.url ?? "") : `${req.method} ${req.url}`];
     if (!route) {
       res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ detail: "Not Found" }));
       return;
     }
-    const body = JSON.parse(text) as Record<string, unknown>;
+    const body = (text === "" ? {} : JSON.parse(text)) as Record<string, unknown>;
     seen.push({ path: req.url ?? "", body });
     await route(body, res);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    baseUrl: `http://127.0.0.1:${port}/v1`,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { ...server, seen };
 }
 
 function json(res: ServerResponse, status: number, value: unknown): void {
   res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(value));
 }
-
-/**
- * llama-server's /v1/completions as the llama.cpp release node-llama-cpp 3.21.1 ships writes it:
- * `echo` is refused with "Only no echo is supported" (tools/server/server-common.cpp,
- * oaicompat_completion_params_parse); `prompt` may be a string or token ids (server-common.cpp
- * tokenize_mixed); `lora: [{id, scale}]` picks the adapters of this request, unlisted ones at scale
- * 0 (server-schema.cpp, field "lora"; parse_lora_request); the text starts with the space the
- * token carries, and usage.completion_tokens counts the end token.
- */
-function llamaServerStandIn(adapters: string[]): Route {
-  return (body, res) => {
-    if (body.echo === true)
-      return json(res, 400, {
-        error: { code: 400, message: "Only no echo is supported", type: "invalid_request_error" },
-      });
-    if (typeof body.prompt !== "string" && !Array.isArray(body.prompt))
-      return json(res, 400, { error: { code: 400, message: '"prompt" must be a string or an array' } });
-    const lora = (body.lora as { id: number; scale: number }[] | undefined) ?? [];
-    const on = lora.filter((l) => l.scale !== 0).map((l) => adapters[l.id] ?? `bad id ${l.id}`);
-    json(res, 200, {
-      choices: [{ index: 0, text: ` ${on.length === 0 ? "base" : on.join("+")}`, finish_reason: "stop" }],
-      usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
-    });
-  };
-}
-
-describe("llama-server: choosing the adapter, token-id prompts, the prompt cache, predictions", () => {
-  let server: Awaited<ReturnType<typeof serve>>;
-  let tokenizer: Tokenizer;
-  beforeAll(async () => {
-    tokenizer = await loadTokenizer(TINY_MODEL);
-    server = await serve({ "/v1/completions": llamaServerStandIn(["task092", "task155"]) });
-  });
-  afterAll(() => server?.close());
-
-  it("sends lora per request, token ids with BOS, extra fields; cache_prompt false without lora", async () => {
-    const backend = new OpenAIBackend({
-      baseUrl: server.baseUrl,
-      model: "tiny",
-      lora: [{ id: 1, scale: 1 }],
-      promptTokenizer: tokenizer,
-      extraBody: { top_k: 1 },
-    });
-    const out = await backend.generate("Is 7 prime? Output:", { maxNewTokens: 4 });
-    expect(out.text).toBe(" task155");
-    const sent = server.seen.at(-1)?.body;
-    expect(sent?.lora).toEqual([{ id: 1, scale: 1 }]);
-    expect(sent?.prompt).toEqual(tokenizer.encode("Is 7 prime? Output:", { bos: true }));
-    expect(sent?.top_k).toBe(1);
-    expect(sent).not.toHaveProperty("cache_prompt");
-    expect(backend.tokenizer).toBe(tokenizer);
-
-    const plain = new OpenAIBackend({ baseUrl: server.baseUrl, model: "tiny" });
-    expect((await plain.generate("p")).text).toBe(" base");
-    expect(server.seen.at(-1)?.body).toMatchObject({ prompt: "p", cache_prompt: false });
-  });
-
-  it("writes predictions without the server's leading space (one rule for every backend)", async () => {
-    const backend = new OpenAIBackend({
-      baseUrl: server.baseUrl,
-      model: "tiny",
-      lora: [{ id: 0, scale: 1 }],
-    });
-    const result = await evaluate({
-      backend,
-      dataset: [{ id: "r1", input: "q", output: ["task092"] }],
-      maxNewTokens: 4,
-      truncate: "none",
-    });
-    expect(result.records[0]?.prediction).toBe("task092");
-    expect(result.metrics.exactMatch.mean).toBe(1);
-  });
-
-  it("cannot score candidates: says so in one line", async () => {
-    const scorer = new OpenAIScorer({ baseUrl: server.baseUrl, model: "tiny", retries: 0 }, SEQUENCES);
-    const error = await scorer
-      .losses(null, [{ ids: Int32Array.from([1, 5, 6]), outputStart: 2 }])
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(LoramixError);
-    expect((error as Error).message).toMatch(
-      /cannot return prompt log-probabilities .*Only no echo is supported.*score with llama.cpp/,
-    );
-    expect((error as Error).message).not.toContain("\n");
-  });
-});
 
 /**
  * vLLM's OpenAI server, the parts candidate scoring uses: `POST /v1/load_lora_adapter` and
@@ -232,6 +135,70 @@ describe("vLLM: candidates scored on the server", () => {
       );
     } finally {
       await bare.close();
+    }
+  });
+});
+
+/**
+ * vLLM's answers about itself: `GET /v1/models` lists each served model with its max_model_len
+ * (ModelCard, vllm/entrypoints/openai/protocol.py) and `POST /tokenize` {model, prompt,
+ * add_special_tokens} answers {count, max_model_len, tokens} (serving_tokenization.py), here with
+ * the tiny model's tokenizer; completions answer " Yes".
+ */
+function vllmDescribing(tokenizer: Tokenizer, maxModelLen: number): Record<string, Route> {
+  return {
+    "GET /v1/models": (_body, res) =>
+      json(res, 200, {
+        object: "list",
+        data: [{ id: "tiny", object: "model", owned_by: "vllm", root: "tiny", max_model_len: maxModelLen }],
+      }),
+    "/tokenize": (body, res) => {
+      const tokens = tokenizer.encode(body.prompt as string, { bos: body.add_special_tokens !== false });
+      json(res, 200, { count: tokens.length, max_model_len: maxModelLen, tokens });
+    },
+    "/v1/completions": (_body, res) =>
+      json(res, 200, {
+        choices: [{ index: 0, text: " Yes", finish_reason: "stop" }],
+        usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 },
+      }),
+  };
+}
+
+describe("vLLM: eval learns the context and the token counts from the server", () => {
+  it("fits prompts with the server's /tokenize to its max_model_len, as a local tokenizer would", async () => {
+    const tokenizer = await loadTokenizer(TINY_MODEL);
+    const server = await serve(vllmDescribing(tokenizer, 96));
+    try {
+      const backend = await OpenAIBackend.connect({ baseUrl: server.baseUrl, model: "tiny" });
+      expect(backend.contextSize).toBe(96);
+      expect(backend.tokenizer).toBeUndefined();
+      const long = "Once upon a time there was a little dog who liked to run. ".repeat(20);
+      const records = [
+        { id: "short", input: "Is it sunny? Answer:", output: ["Yes"] },
+        { id: "long", input: `${long}Is the dog happy? Answer:`, output: ["Yes"] },
+      ];
+      const result = await evaluate({ backend, dataset: records, maxNewTokens: 16 });
+      expect(result.metrics.truncate).toBe("left");
+      expect(result.metrics.promptsCut).toBe(1);
+      const sent = server.seen.filter((s) => s.path === "/v1/completions").map((s) => s.body.prompt);
+      const local = fitRecords(records, tokenizer, { context: 96, answerTokens: 16 }).records;
+      expect(sent.sort()).toEqual(local.map((r) => r.input).sort());
+      expect(result.records.map((r) => r.prediction)).toEqual(["Yes", "Yes"]);
+
+      // A given context above the server's is refused; a smaller one is kept.
+      await expect(
+        OpenAIBackend.connect({ baseUrl: server.baseUrl, model: "tiny", contextSize: 128 }),
+      ).rejects.toThrow(
+        `openai:tiny@${server.baseUrl}: a context of 128 tokens is more than the server's 96`,
+      );
+      const smaller = await OpenAIBackend.connect({
+        baseUrl: server.baseUrl,
+        model: "tiny",
+        contextSize: 64,
+      });
+      expect(smaller.contextSize).toBe(64);
+    } finally {
+      await server.close();
     }
   });
 });

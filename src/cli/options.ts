@@ -73,3 +73,35 @@ export function sideOption(value: string): ProfileSide {
 export const JSON_OPTION = {
   json: { type: "boolean", description: "Print the result as JSON on stdout (messages stay on stderr)" },
 } as const;
+
+/** The server options `eval --backend openai` and `generate --score-url` share. */
+export const SERVER_OPTIONS = {
+  "api-key-env": {
+    type: "string",
+    description: "Environment variable holding the server's API key (default: OPENAI_API_KEY when it is set)",
+  },
+  timeout: {
+    type: "string",
+    description:
+      "Seconds a server request may take (default: 60 plus 0.25 per token asked for, e.g. 124 for 256 new tokens); a line on stderr says when one is slow",
+  },
+} as const;
+
+/** The API key: from the variable `--api-key-env` names, which must then be set, or OPENAI_API_KEY when set. */
+export function apiKeyFrom(variable: string | undefined): string | undefined {
+  if (variable === undefined) return process.env.OPENAI_API_KEY || undefined;
+  const key = process.env[variable];
+  if (!key) throw usageError(`--api-key-env ${variable}: the environment variable ${variable} is not set`);
+  return key;
+}
+
+/** `--timeout S` in milliseconds. */
+export function timeoutMs(value: string | undefined): number | undefined {
+  const s = optionalNumber(
+    "timeout",
+    value,
+    (n) => Number.isFinite(n) && n > 0,
+    "a positive number of seconds",
+  );
+  return s === undefined ? undefined : s * 1000;
+}

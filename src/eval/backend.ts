@@ -1,3 +1,4 @@
+import type { TokenCounter } from "../tokenizers/fitPrompt.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 
 /**
@@ -28,6 +29,8 @@ export interface InferenceBackend extends AsyncDisposable {
   readonly tokenizer?: Tokenizer;
   /** Tokens of prompt plus generation the backend holds, when known (the context rule needs it). */
   readonly contextSize?: number;
+  /** Tokens of a prompt (BOS included) counted by the backend itself, when it has no `tokenizer` (a server's /tokenize). */
+  readonly countTokens?: TokenCounter;
   generate(prompt: string, options?: CompletionOptions): Promise<Generation>;
   dispose(): Promise<void>;
 }

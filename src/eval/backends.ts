@@ -1,7 +1,7 @@
+import { existsSync } from "node:fs";
 import { basename } from "node:path";
 import { option, usageError } from "../errors.js";
 import { loadTokenizer } from "../tokenizers/load.js";
-import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import type { InferenceBackend } from "./backend.js";
 import { LlamaBackend } from "./llamaBackend.js";
 import { OpenAIBackend } from "./openaiBackend.js";
@@ -18,21 +18,24 @@ export interface OpenBackendOptions {
   /** llama: tokenizer.json (or its directory), needed with a GGUF model. */
   tokenizer?: string;
   threads?: number;
-  /** llama: tokens per context (default: the model's trained context). */
+  /** llama: tokens per context (default: the model's trained context). openai: the server's (default: what it says). */
   contextSize?: number;
-  /** llama: told when `contextSize` exceeds the model's trained context. */
+  /** llama: told when `contextSize` exceeds the model's trained context. openai: told while a request is slow. */
   warn?: (message: string) => void;
   baseUrl?: string;
   modelName?: string;
   apiKey?: string;
   concurrency?: number;
+  /** openai: per request (default: from the tokens asked for, `defaultTimeoutMs`). */
   timeoutMs?: number;
   /** openai: llama-server's per-request adapters (`--lora-id N[:SCALE]`). */
   lora?: { id: number; scale: number }[];
-  /** openai: send token ids (tokenized with `tokenizer`, or `model` when it is a directory). */
+  /** openai: send token ids (tokenized with `tokenizer`, or `model` when it is a local folder or file). */
   promptIds?: boolean;
   /** openai: fields merged into every request. */
   extraBody?: Record<string, unknown>;
+  /** openai: aborts the questions asked of the server while opening. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -89,10 +92,13 @@ async function openOpenAI({
   apiKey,
   concurrency,
   timeoutMs,
+  contextSize,
+  warn,
   lora,
   promptIds,
   tokenizer,
   extraBody,
+  signal,
 }: OpenBackendOptions): Promise<InferenceBackend> {
   if (baseUrl === undefined)
     throw usageError("the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)");
@@ -102,26 +108,29 @@ async function openOpenAI({
     const name = option("modelName");
     throw usageError(`the openai backend needs a model name (${name.text})`, [name]);
   }
-  let promptTokenizer: Tokenizer | undefined;
-  if (promptIds) {
-    const spec = tokenizer ?? model;
-    if (spec === undefined) {
-      const name = option("tokenizer");
-      throw usageError(
-        `token-id prompts need the model's tokenizer: give ${name.text} (tokenizer.json or "mistral")`,
-        [name],
-      );
-    }
-    promptTokenizer = await loadTokenizer(spec);
+  // The tokenizer fits prompts and ends predictions as llama.cpp's does; `model` counts when it is a local folder or file.
+  const spec = tokenizer ?? (model !== undefined && existsSync(model) ? model : undefined);
+  if (spec === undefined && promptIds) {
+    const name = option("tokenizer");
+    throw usageError(
+      `token-id prompts need the model's tokenizer: give ${name.text} (tokenizer.json or "mistral")`,
+      [name],
+    );
   }
-  return new OpenAIBackend({
-    baseUrl,
-    model: served,
-    apiKey,
-    concurrency,
-    timeoutMs,
-    lora,
-    promptTokenizer,
-    extraBody,
-  });
+  return OpenAIBackend.connect(
+    {
+      baseUrl,
+      model: served,
+      apiKey,
+      concurrency,
+      timeoutMs,
+      contextSize,
+      warn,
+      lora,
+      tokenizer: spec === undefined ? undefined : await loadTokenizer(spec),
+      promptIds,
+      extraBody,
+    },
+    { signal },
+  );
 }

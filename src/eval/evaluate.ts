@@ -2,9 +2,9 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { openDataset } from "../datasets/open.js";
 import type { DatasetOptions, DatasetRecord, SplitName } from "../datasets/record.js";
-import { inputError, throwIfAborted, usageError } from "../errors.js";
+import { inputError, option, throwIfAborted, usageError } from "../errors.js";
 import { METRICS_FILE, PREDICTIONS_FILE } from "../formats/fileNames.js";
-import { fitRecords } from "../tokenizers/fitPrompt.js";
+import { fitRecordsBy, type TokenCounter } from "../tokenizers/fitPrompt.js";
 import { checkOutDir, writeDirAtomic } from "../util/atomic.js";
 import type { ProgressSink } from "../util/progress.js";
 import type { Generation, InferenceBackend } from "./backend.js";
@@ -23,9 +23,9 @@ export interface EvaluateOptions {
   maxNewTokens?: number;
   /**
    * "left": prompts too long for the backend's context lose their beginning by the context rule
-   * (src/tokenizers/fitPrompt.ts, the rule training uses); needs the backend's tokenizer and context
-   * size. "none": prompts go as they are (a backend refuses one that does not fit). Default: "left"
-   * when the backend knows both, else "none".
+   * (src/tokenizers/fitPrompt.ts, the rule training uses); needs the backend's tokenizer (or a
+   * server's token count) and context size. "none": prompts go as they are (a backend refuses one
+   * that does not fit). Default: "left" when the backend knows both, else "none".
    */
   truncate?: "left" | "none";
   /** Records in flight at once; backends that run one at a time (llama.cpp) queue them. */
@@ -129,16 +129,31 @@ export async function evaluate({
   }
   if (limit !== undefined) records = records.slice(0, limit);
   const { tokenizer, contextSize } = backend;
-  const fit = truncate ?? (tokenizer !== undefined && contextSize !== undefined ? "left" : "none");
+  const count: TokenCounter | undefined = tokenizer
+    ? async (text) => tokenizer.encode(text, { bos: true }).length
+    : backend.countTokens;
+  const fit = truncate ?? (count !== undefined && contextSize !== undefined ? "left" : "none");
   let promptsCut = 0;
   if (fit === "left") {
-    if (tokenizer === undefined || contextSize === undefined)
+    const none = option("truncate", "none");
+    if (count === undefined) {
+      const t = option("tokenizer");
       throw usageError(
-        `${backend.name} does not say its tokenizer and context size: prompts cannot be fitted`,
+        `${backend.name}: loramix does not know the model's tokenizer, so prompts cannot be fitted to the context: give ${t.text} (the model's tokenizer.json), or ${none.text}`,
+        [t, none],
       );
-    ({ records, cut: promptsCut } = fitRecords(records, tokenizer, {
+    }
+    if (contextSize === undefined) {
+      const c = option("contextSize");
+      throw usageError(
+        `${backend.name} does not say its context size, so prompts cannot be fitted to it: give ${c.text} (the server's context in tokens), or ${none.text}`,
+        [c, none],
+      );
+    }
+    ({ records, cut: promptsCut } = await fitRecordsBy(records, count, {
       context: contextSize,
       answerTokens: maxNewTokens,
+      signal,
     }));
   }
   const endText = backend.endText ?? null;

@@ -22,5 +22,12 @@ export {
   type Summary,
   summarize,
 } from "./metrics.js";
-export { OpenAIBackend, type OpenAIBackendOptions } from "./openaiBackend.js";
+export { OpenAIBackend, type OpenAIBackendOptions, type ServerDescription } from "./openaiBackend.js";
 export { porterStem } from "./porter.js";
+export {
+  defaultTimeoutMs,
+  type RequestLimits,
+  responseCap,
+  ServerClient,
+  type ServerClientOptions,
+} from "./serverClient.js";

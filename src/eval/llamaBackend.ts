@@ -449,5 +449,7 @@ async function loadDecoder(spec: string): Promise<Decode> {
   } catch (error) {
     throw formatError(file, `cannot build a decoder: ${(error as Error).message}`, error);
   }
-  return (ids) => decoder.decode(ids, { skip_special_tokens: true });
+  // No clean-up of spaces before punctuation: llama.cpp's own detokenizer (llama-server's text)
+  // does none, nor do these models' tokenizer_config.json; the library's default does.
+  return (ids) => decoder.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
 }

@@ -10,6 +10,10 @@ export interface ScoreServer {
   baseUrl: string;
   model: string;
   apiKey?: string;
+  /** Per request, in ms (default: from what it asks, `defaultTimeoutMs`). */
+  timeoutMs?: number;
+  /** Told while a request is slow. */
+  warn?: (message: string) => void;
 }
 
 export interface OpenScorerOptions {

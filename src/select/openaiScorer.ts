@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { resolve } from "node:path";
 import { LoramixError, throwIfAborted } from "../errors.js";
 import { OpenAIBackend, type OpenAIBackendOptions } from "../eval/openaiBackend.js";
+import type { RequestLimits } from "../eval/serverClient.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import type { CandidateScorer, ScoreExample } from "./scorer.js";
 
@@ -13,8 +14,9 @@ import type { CandidateScorer, ScoreExample } from "./scorer.js";
  * to_sampling_params turns `echo` + `logprobs` into prompt_logprobs). Each
  * candidate is loaded under a name of its own with `POST /v1/load_lora_adapter {lora_name,
  * lora_path}` and unloaded after (vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, on the same
- * file system). llama-server refuses `echo` ("Only no echo is supported", tools/server/
- * server-common.cpp), so it cannot score: that is said in one line.
+ * file system). llama-server ignores `echo` and returns no prompt log-probabilities (the release
+ * node-llama-cpp ships never calls server-common.cpp's refusal), so it cannot score: that is said
+ * in one line.
  */
 export class OpenAIScorer implements CandidateScorer {
   readonly name: string;
@@ -62,7 +64,7 @@ export class OpenAIScorer implements CandidateScorer {
         await this.call(
           "unload_lora_adapter",
           { lora_name: model },
-          undefined,
+          signal,
           () => "the server did not unload the adapter",
         );
       }
@@ -82,6 +84,7 @@ export class OpenAIScorer implements CandidateScorer {
       signal,
       (message) =>
         `the server cannot return prompt log-probabilities (${message}); score with llama.cpp instead`,
+      { returned: ids.length },
     );
     let logprobs: unknown;
     try {
@@ -101,6 +104,11 @@ export class OpenAIScorer implements CandidateScorer {
       const lp = logprobs[t];
       if (typeof lp !== "number")
         throw new LoramixError("BACKEND", `${this.name}: no log-probability for prompt token ${t}`);
+      if (!(Number.isFinite(lp) && lp <= 0))
+        throw new LoramixError(
+          "BACKEND",
+          `${this.name}: the server returned the log-probability ${lp} for prompt token ${t}; a log-probability is finite and ≤ 0`,
+        );
       sum -= lp;
     }
     return sum / (ids.length - e.outputStart);
@@ -112,9 +120,10 @@ export class OpenAIScorer implements CandidateScorer {
     body: Record<string, unknown>,
     signal: AbortSignal | undefined,
     explain: (message: string) => string,
+    limits?: RequestLimits,
   ): Promise<string> {
     try {
-      return await this.client.post(path, body, signal);
+      return await this.client.post(path, body, signal, limits);
     } catch (error) {
       if (error instanceof LoramixError && error.code === "BACKEND" && /HTTP 4\d\d/.test(error.message))
         throw new LoramixError("BACKEND", `${this.name}: ${explain(error.message)}`, { cause: error });

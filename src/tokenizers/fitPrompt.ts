@@ -1,4 +1,4 @@
-import { usageError } from "../errors.js";
+import { throwIfAborted, usageError } from "../errors.js";
 import type { Tokenizer } from "./tokenizer.js";
 
 /**
@@ -30,25 +30,57 @@ export function contextRuleText(context: number, answerTokens: number): string {
  * The longest suffix of `prompt` whose tokens (with BOS) fit in `budget`. Super-NI prompts put the
  * instance and its "Output:" cue at the end, which is what a small model can use. The cut is made
  * on characters so that every backend, given the text, sees the same ids as training did.
- * Costs O(log) encodes of budget-sized suffixes: the search grows a suffix from the end instead of
- * encoding the whole prompt repeatedly.
  */
 export function fitPrompt(prompt: string, tokenizer: Tokenizer, budget: number): string {
-  const fits = (start: number) => tokenizer.encode(prompt.slice(start), { bos: true }).length <= budget;
+  const search = suffixSearch(prompt.length, budget);
+  let step = search.next();
+  while (!step.done)
+    step = search.next(
+      tokenizer.encode(prompt.slice(prompt.length - step.value), { bos: true }).length <= budget,
+    );
+  return prompt.slice(prompt.length - step.value);
+}
+
+/**
+ * `fitPrompt` with a token count that takes a round trip (a server's /tokenize): the same search,
+ * so a prompt is cut where a local tokenizer with the same vocabulary would cut it.
+ */
+export async function fitPromptBy(
+  prompt: string,
+  count: TokenCounter,
+  budget: number,
+  signal?: AbortSignal,
+): Promise<string> {
+  const search = suffixSearch(prompt.length, budget);
+  let step = search.next();
+  while (!step.done)
+    step = search.next((await count(prompt.slice(prompt.length - step.value), signal)) <= budget);
+  return prompt.slice(prompt.length - step.value);
+}
+
+/** Tokens of a text with BOS, as the model sees it. */
+export type TokenCounter = (text: string, signal?: AbortSignal) => Promise<number>;
+
+/**
+ * The search behind fitPrompt: yields suffix lengths to try, is told whether each fits, and
+ * returns the longest that fits. It grows a suffix from the end and then bisects, so it costs
+ * O(log) encodes of budget-sized suffixes instead of encoding the whole prompt repeatedly.
+ */
+function* suffixSearch(length: number, budget: number): Generator<number, number, boolean> {
   // Suffix lengths: `good` fits, `bad` does not (or is past the whole prompt).
   let good = 0;
-  let bad = Math.min(prompt.length, 4 * budget);
-  while (fits(prompt.length - bad)) {
-    if (bad === prompt.length) return prompt;
+  let bad = Math.min(length, 4 * budget);
+  while (yield bad) {
+    if (bad === length) return length;
     good = bad;
-    bad = Math.min(prompt.length, 2 * bad);
+    bad = Math.min(length, 2 * bad);
   }
   while (bad - good > 1) {
     const mid = (good + bad) >>> 1;
-    if (fits(prompt.length - mid)) good = mid;
+    if (yield mid) good = mid;
     else bad = mid;
   }
-  return prompt.slice(prompt.length - good);
+  return good;
 }
 
 /** Records with prompts fitted by the context rule, and how many of them were cut. */
@@ -64,5 +96,23 @@ export function fitRecords<R extends { input: string }>(
     if (input.length < r.input.length) cut++;
     return { ...r, input };
   });
+  return { records: fitted, cut };
+}
+
+/** `fitRecords` with a token count that takes a round trip (a server's /tokenize). */
+export async function fitRecordsBy<R extends { input: string }>(
+  records: readonly R[],
+  count: TokenCounter,
+  { context, answerTokens, signal }: { context: number; answerTokens: number; signal?: AbortSignal },
+): Promise<{ records: R[]; cut: number }> {
+  const budget = promptBudget(context, answerTokens);
+  let cut = 0;
+  const fitted: R[] = [];
+  for (const r of records) {
+    throwIfAborted(signal);
+    const input = await fitPromptBy(r.input, count, budget, signal);
+    if (input.length < r.input.length) cut++;
+    fitted.push({ ...r, input });
+  }
   return { records: fitted, cut };
 }

@@ -1,5 +1,13 @@
 /** `loramix/tokenizers`: tokenizers (Mistral SentencePiece, Hugging Face tokenizer.json), a worker pool, prompt fitting. */
-export { contextRuleText, fitPrompt, fitRecords, promptBudget } from "./fitPrompt.js";
+export {
+  contextRuleText,
+  fitPrompt,
+  fitPromptBy,
+  fitRecords,
+  fitRecordsBy,
+  promptBudget,
+  type TokenCounter,
+} from "./fitPrompt.js";
 export { HuggingFaceTokenizer } from "./huggingface.js";
 export { loadTokenizer } from "./load.js";
 export { MistralTokenizer } from "./mistral.js";

@@ -2,27 +2,47 @@ import { execFile } from "node:child_process";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { promisify } from "node:util";
 import { REPO } from "./shared.js";
 
-const run = promisify(execFile);
 // Resolved from the repo: the CLI runs from a temp folder, where a bare "tsx" would not resolve.
 const TSX = pathToFileURL(createRequire(join(REPO, "package.json")).resolve("tsx")).href;
 
-/** The CLI from its sources as a user runs it, from `cwd`: its exit code and both streams. */
-export function loramix(
-  cwd: string,
-  ...args: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return run(process.execPath, ["--import", TSX, join(REPO, "src/cli/main.ts"), ...args], {
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
+/** The CLI as a user runs it, from `cwd`; never rejects. `onSpawn` gets the process id (to signal it). */
+export function runLoramix(
+  args: string[],
+  {
     cwd,
-    maxBuffer: 1 << 26,
-  }).then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: { code: number; stdout: string; stderr: string }) => ({
-      code: e.code,
-      stdout: e.stdout,
-      stderr: e.stderr,
-    }),
-  );
+    env = {},
+    timeoutMs = 300_000,
+    onSpawn,
+  }: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; onSpawn?: (pid: number) => void },
+): Promise<CliRun> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const child = execFile(
+      process.execPath,
+      ["--import", TSX, join(REPO, "src/cli/main.ts"), ...args],
+      { cwd, env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) =>
+        resolve({
+          code: error ? ((error as { code?: number }).code ?? 1) : 0,
+          stdout,
+          stderr,
+          seconds: (performance.now() - started) / 1000,
+        }),
+    );
+    onSpawn?.(child.pid as number);
+  });
+}
+
+/** `runLoramix` with the arguments spread, for the many tests that need neither env nor pid. */
+export function loramix(cwd: string, ...args: string[]): Promise<CliRun> {
+  return runLoramix(args, { cwd });
 }

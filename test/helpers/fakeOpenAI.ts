@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { startServer } from "./httpServer.js";
 
 export interface CompletionRequest {
   model: string;
@@ -25,12 +25,10 @@ export async function startFakeOpenAI(handler: Handler): Promise<{
   const requests: CompletionRequest[] = [];
   let inFlight = 0;
   let maxInFlight = 0;
-  const server = createServer(async (req, res) => {
+  const server = await startServer(async (req, body, res) => {
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
     res.on("close", () => inFlight--);
-    let body = "";
-    for await (const chunk of req) body += chunk;
     if (req.method !== "POST" || req.url !== "/v1/completions") {
       res.writeHead(404).end(JSON.stringify({ error: { message: `no route ${req.method} ${req.url}` } }));
       return;
@@ -39,18 +37,7 @@ export async function startFakeOpenAI(handler: Handler): Promise<{
     requests.push(request);
     await handler(request, requests.length - 1, res);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    baseUrl: `http://127.0.0.1:${port}/v1`,
-    requests,
-    maxInFlight: () => maxInFlight,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { baseUrl: server.baseUrl, requests, maxInFlight: () => maxInFlight, close: server.close };
 }
 
 /** A successful completion in the shape vLLM and llama-server send. */

@@ -6,7 +6,7 @@ import { BACKEND_KINDS, type BackendKind, openBackend } from "../../eval/backend
 import { evaluate, METRICS_FILE, PREDICTIONS_FILE } from "../../eval/evaluate.js";
 import { checkOutDir } from "../../util/atomic.js";
 import { createProgress, info, interrupt, printJson, printResult } from "../context.js";
-import { JSON_OPTION, positiveInt } from "../options.js";
+import { apiKeyFrom, JSON_OPTION, positiveInt, SERVER_OPTIONS, timeoutMs } from "../options.js";
 
 const SPLITS: readonly SplitName[] = ["train", "valid", "test"];
 
@@ -38,18 +38,22 @@ export default defineCommand({
       default: "llama",
       description: "llama (node-llama-cpp, CPU) | openai (a server)",
     },
-    tokenizer: { type: "string", description: "tokenizer.json for a .gguf model (llama backend)" },
+    tokenizer: {
+      type: "string",
+      description:
+        "The model's tokenizer.json: needed with a .gguf model, and with a server to fit prompts and cut predictions as llama.cpp does (else the server's /tokenize, where it has one)",
+    },
     threads: { type: "string", description: "CPU threads for llama.cpp (default 1)" },
     "context-size": {
       type: "string",
       description:
-        "Tokens per llama.cpp context (default: the model's trained context, e.g. config.json max_position_embeddings)",
+        "Tokens per context: llama.cpp's (default: the model's trained context, e.g. config.json max_position_embeddings) or the server's (default: what its /props or /v1/models says)",
     },
     truncate: {
       type: "string",
       default: "left",
       description:
-        "left: a prompt longer than the context minus --max-new-tokens loses its beginning, cut at a character (the rule train and the testbed use) | none: such a prompt stops the run",
+        "left: a prompt longer than the context minus --max-new-tokens loses its beginning, cut at a character (the rule train and the testbed use; a server needs --tokenizer or its own /tokenize, and --context-size unless it says its context) | none: prompts go as they are",
     },
     "base-url": { type: "string", description: "OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1" },
     "model-name": {
@@ -70,11 +74,7 @@ export default defineCommand({
       type: "string",
       description: "JSON object merged into every request (other servers' fields)",
     },
-    "api-key-env": {
-      type: "string",
-      default: "OPENAI_API_KEY",
-      description: "Environment variable with the API key",
-    },
+    ...SERVER_OPTIONS,
     concurrency: { type: "string", description: "Requests in flight (default 1 for llama, 4 for openai)" },
     out: {
       type: "string",
@@ -105,11 +105,13 @@ export default defineCommand({
       warn: info,
       baseUrl: args["base-url"],
       modelName: args["model-name"],
-      apiKey: process.env[args["api-key-env"]] || undefined,
+      apiKey: kind === "openai" ? apiKeyFrom(args["api-key-env"]) : undefined,
+      timeoutMs: timeoutMs(args.timeout),
       concurrency,
       lora: loraIds(args["lora-id"]),
       promptIds: args["prompt-ids"] === true,
       extraBody: extraBody(args["extra-body"]),
+      signal: interrupt.signal,
     });
     const progress = createProgress();
     try {
@@ -119,8 +121,7 @@ export default defineCommand({
         split,
         limit: positiveInt("limit", args.limit),
         maxNewTokens: positiveInt("max-new-tokens", args["max-new-tokens"]),
-        // A server that loramix cannot tokenize for gets its prompts as they are.
-        truncate: backend.tokenizer === undefined ? "none" : truncate,
+        truncate,
         concurrency,
         out: args.out,
         model: args.model === undefined ? null : resolve(args.model),

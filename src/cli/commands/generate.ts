@@ -2,7 +2,11 @@ import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import { METRICS, type Metric } from "../../distances/metric.js";
 import { usageError } from "../../errors.js";
-import { type GenerateResult, generateAdapter } from "../../generate/generateAdapter.js";
+import {
+  type GenerateOptions,
+  type GenerateResult,
+  generateAdapter,
+} from "../../generate/generateAdapter.js";
 import { MIX_MODES, type MixMode } from "../../merge/mixAdapters.js";
 import { DEFAULT_NEAREST, MIXTURE_TEMPERATURES } from "../../select/candidates.js";
 import { DEFAULT_SCORE_EXAMPLES } from "../../select/examples.js";
@@ -13,13 +17,16 @@ import { DEFAULT_FINETUNE_STEPS } from "../../train/finetuneLora.js";
 import { WEIGHT_METHODS, type WeightMethod } from "../../weights/methods.js";
 import { createProgress, info, interrupt, printJson, printResult } from "../context.js";
 import {
+  apiKeyFrom,
   integerAtLeast,
   JSON_OPTION,
   oneOf,
   optionalNumber,
   positiveInt,
+  SERVER_OPTIONS,
   SIDE_ARG,
   sideOption,
+  timeoutMs,
 } from "../options.js";
 
 /** Rows of the contributor table; loramix.json has every candidate. */
@@ -59,11 +66,7 @@ export default defineCommand({
         "Score candidates on this OpenAI-compatible server instead of llama.cpp (vLLM with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, e.g. http://127.0.0.1:8000/v1)",
     },
     "score-model": { type: "string", description: "The base model's served name on --score-url" },
-    "api-key-env": {
-      type: "string",
-      default: "OPENAI_API_KEY",
-      description: "Environment variable with the --score-url server's API key",
-    },
+    ...SERVER_OPTIONS,
     candidates: {
       type: "string",
       default: String(DEFAULT_NEAREST),
@@ -169,7 +172,7 @@ export default defineCommand({
         ...(method === undefined ? {} : { method }),
         model: args.model,
         tokenizer: args.tokenizer,
-        scoreServer: scoreServer(args["score-url"], args["score-model"], process.env[args["api-key-env"]]),
+        scoreServer: scoreServer(args["score-url"], args["score-model"], args["api-key-env"], args.timeout),
         nearest: positiveInt("candidates", args.candidates),
         scoreExamples: positiveInt("score-examples", args["score-examples"]),
         budget: args.budget === "all" ? null : positiveInt("budget", args.budget),
@@ -207,14 +210,20 @@ export default defineCommand({
 function scoreServer(
   baseUrl: string | undefined,
   model: string | undefined,
-  apiKey: string | undefined,
-): { baseUrl: string; model: string; apiKey?: string } | undefined {
-  if (baseUrl === undefined && model === undefined) return undefined;
+  apiKeyEnv: string | undefined,
+  timeout: string | undefined,
+): GenerateOptions["scoreServer"] {
+  if (baseUrl === undefined && model === undefined) {
+    if (apiKeyEnv !== undefined || timeout !== undefined)
+      throw usageError("--api-key-env and --timeout are for the --score-url server");
+    return undefined;
+  }
   if (baseUrl === undefined || model === undefined)
     throw usageError(
       "--score-url and --score-model go together (the server and its base model's served name)",
     );
-  return { baseUrl, model, ...(apiKey ? { apiKey } : {}) };
+  const apiKey = apiKeyFrom(apiKeyEnv);
+  return { baseUrl, model, ...(apiKey ? { apiKey } : {}), timeoutMs: timeoutMs(timeout), warn: info };
 }
 
 /** "42 s", "7 min", "1 h 5 min". */
