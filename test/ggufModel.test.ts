@@ -4,6 +4,7 @@ import mistralTokenizer from "mistral-tokenizer-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addEntry } from "../src/bank/add.js";
 import { initBank } from "../src/bank/store.js";
+import { hfToGguf } from "../src/convert/hfToGguf.js";
 import { loadDataset } from "../src/datasets/load.js";
 import { LoramixError } from "../src/errors.js";
 import { GgufTokenizer } from "../src/eval/ggufTokenizer.js";
@@ -17,7 +18,7 @@ import { synthBank } from "../src/synth/synthBank.js";
 import { SYNTH_MODEL_SHAPES, synthModel } from "../src/synth/synthModel.js";
 import { MistralTokenizer } from "../src/tokenizers/mistral.js";
 import { readSentencePieceModel } from "../src/tokenizers/sentencepieceModel.js";
-import { MISTRAL_TOKENIZER_MODEL, REPO, SNI_DIR, tempDir } from "./helpers/shared.js";
+import { MISTRAL_TOKENIZER_MODEL, REPO, SNI_DIR, TINY_MODEL, tempDir } from "./helpers/shared.js";
 
 /**
  * A GGUF of Mistral's structure at test size (synth-model --shape tiny) with Mistral's real
@@ -91,6 +92,23 @@ describe("a GGUF without a tokenizer.json", () => {
       const texts = [...records.flatMap((r) => [r.input, r.output[0] ?? ""]), "naïve café 東京 🙂\n\n  x"];
       for (const text of texts)
         expect(backend.tokenizer.encode(text, { bos: true })).toEqual(mistral.encode(text, { bos: true }));
+    } finally {
+      await backend.dispose();
+    }
+  }, 60_000);
+
+  it("whose vocabulary has no byte pieces is refused with the option to give, never tokenized into a crash", async () => {
+    // TinyStories' vocabulary converted to GGUF has no <0xNN> pieces: llama.cpp's tokenizer aborts
+    // the process on a character it does not cover.
+    const tiny = join(tmp.dir, "tinystories.gguf");
+    await hfToGguf({ modelDir: TINY_MODEL, out: tiny });
+    await expect(LlamaBackend.load({ model: tiny, threads: 1 })).rejects.toThrow(
+      /tinystories\.gguf: its vocabulary has no byte pieces, without which llama\.cpp cannot tokenize every text; give `tokenizer` \(the model's tokenizer\.json\)/,
+    );
+    // generate falls back to the bank's tokenizer, as a scorer of the bank's own model needs.
+    const backend = await LlamaBackend.load({ model: tiny, threads: 1, fallbackTokenizer: TINY_MODEL });
+    try {
+      expect(backend.tokenizer.encode("naïve 東京 🙂", { bos: true }).length).toBeGreaterThan(1);
     } finally {
       await backend.dispose();
     }

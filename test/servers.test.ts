@@ -112,7 +112,9 @@ describe("vLLM: candidates scored on the server", () => {
     for (const dir of [null, adapter]) {
       const got = await scorer.losses(dir, examples);
       const want = await local.losses(dir, examples);
-      for (let i = 0; i < examples.length; i++) expect(got[i]).toBeCloseTo(want[i] as number, 9);
+      // The stand-in evaluates each example whole; LlamaScorer reuses the prefix examples share, which
+      // splits llama.cpp's batches differently: the same losses to float32 rounding.
+      for (let i = 0; i < examples.length; i++) expect(got[i]).toBeCloseTo(want[i] as number, 5);
     }
     const loads = server.seen.filter((s) => s.path === "/v1/load_lora_adapter");
     expect(loads).toHaveLength(1);

@@ -3,6 +3,22 @@ import type { LlamaModel, Token } from "node-llama-cpp";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 
 /**
+ * Whether llama.cpp can tokenize any text with `model`'s vocabulary: its SentencePiece tokenizer
+ * ("llama") spells a character no piece covers with byte pieces <0x00>..<0xFF>, and without them
+ * it aborts the process (std::out_of_range in llama.cpp; seen with TinyStories' converted vocabulary).
+ * Byte-level BPE vocabularies cover every byte by construction.
+ */
+export function tokenizesAnyText(model: LlamaModel): boolean {
+  const ggml = model.fileInfo.metadata.tokenizer?.ggml;
+  if (ggml?.model !== "llama") return true;
+  const types = (ggml as { token_type?: readonly number[] }).token_type ?? [];
+  return types.filter((t) => t === BYTE_PIECE).length >= 256;
+}
+
+/** llama.cpp's LLAMA_TOKEN_TYPE_BYTE. */
+const BYTE_PIECE = 6;
+
+/**
  * A GGUF's own vocabulary, run by llama.cpp: what most GGUF users have instead of a tokenizer.json.
  * Its ids are exactly those llama.cpp generates from, so evaluation and scoring need nothing else
  * (for Mistral's vocabulary it matches mistral-tokenizer-js piece for piece; tested).

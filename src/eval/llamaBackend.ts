@@ -6,14 +6,14 @@ import { Tokenizer as HfTokenizerImpl } from "@huggingface/tokenizers";
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
 import { hfToGguf } from "../convert/hfToGguf.js";
 import { peftToGguf } from "../convert/peftToGguf.js";
-import { formatError, inputError, LoramixError, throwIfAborted, usageError } from "../errors.js";
+import { formatError, inputError, LoramixError, option, throwIfAborted, usageError } from "../errors.js";
 import { TOKENIZER_JSON } from "../formats/fileNames.js";
 import { checkGgufForLlama } from "../formats/ggufRead.js";
 import { loadTokenizer } from "../tokenizers/load.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { removeScratch, scratchFile } from "../util/scratch.js";
 import type { CompletionOptions, Generation, InferenceBackend } from "./backend.js";
-import { GgufTokenizer } from "./ggufTokenizer.js";
+import { GgufTokenizer, tokenizesAnyText } from "./ggufTokenizer.js";
 
 export interface LlamaBackendOptions {
   /** A GGUF file, or a Hugging Face Llama directory (converted to a temporary GGUF). */
@@ -23,6 +23,8 @@ export interface LlamaBackendOptions {
    * and to the GGUF's own vocabulary (run by llama.cpp) when it is a file.
    */
   tokenizer?: string;
+  /** The tokenizer for a GGUF whose own vocabulary llama.cpp cannot run on any text (no byte pieces). */
+  fallbackTokenizer?: string;
   /** CPU threads per evaluation (default: every core of the machine). */
   threads?: number;
   /** Tokens per context (prompt + generation); default: the context the model was trained with. */
@@ -91,6 +93,7 @@ export class LlamaBackend implements InferenceBackend {
   static async load({
     model,
     tokenizer,
+    fallbackTokenizer,
     threads = availableParallelism(),
     contextSize,
     kvCache = "f16",
@@ -102,8 +105,8 @@ export class LlamaBackend implements InferenceBackend {
     const info = await stat(source).catch(() => undefined);
     if (info === undefined) throw inputError(source, "no such model file or directory");
     const tokenizerSpec = tokenizer ?? (info.isDirectory() ? source : undefined);
-    const tok = tokenizerSpec === undefined ? undefined : await loadTokenizer(tokenizerSpec);
-    const hfDecode = tok === undefined || tok.spec === "mistral" ? undefined : await loadDecoder(tok.spec);
+    let tok = tokenizerSpec === undefined ? undefined : await loadTokenizer(tokenizerSpec);
+    let hfDecode = tok === undefined || tok.spec === "mistral" ? undefined : await loadDecoder(tok.spec);
     const tempFiles: string[] = [];
     let file = source;
     if (info.isDirectory()) {
@@ -143,6 +146,15 @@ export class LlamaBackend implements InferenceBackend {
       }
       const size = contextSize ?? trained;
       const own = new GgufTokenizer(m, file);
+      if (tok === undefined && !tokenizesAnyText(m)) {
+        if (fallbackTokenizer === undefined)
+          throw usageError(
+            `${source}: its vocabulary has no byte pieces, without which llama.cpp cannot tokenize every text; give ${option("tokenizer").text} (the model's tokenizer.json)`,
+            [option("tokenizer")],
+          );
+        tok = await loadTokenizer(fallbackTokenizer);
+        hfDecode = tok.spec === "mistral" ? undefined : await loadDecoder(tok.spec);
+      }
       return new LlamaBackend(
         llama,
         m,
@@ -158,6 +170,7 @@ export class LlamaBackend implements InferenceBackend {
     } catch (error) {
       await llama.dispose();
       for (const f of tempFiles) await removeScratch(f);
+      if (error instanceof LoramixError) throw error;
       throw new LoramixError(
         "BACKEND",
         `${file}: llama.cpp cannot load the model: ${(error as Error).message}${recent.length > 0 ? ` (llama.cpp: ${recent.join("; ")})` : ""}`,

@@ -55,8 +55,8 @@ export async function openScorer({
   try {
     return await LlamaScorer.open({
       model,
-      // A GGUF's own vocabulary by default; the bank's tokenizer.json only when it is the model's.
-      ...(tokenizer === undefined ? {} : { tokenizer }),
+      // A GGUF's own vocabulary by default, the bank's where llama.cpp cannot run that on every text.
+      ...(tokenizer === undefined ? { fallbackTokenizer: bankTokenizer } : { tokenizer }),
       // Scored sequences need no more: a model's full trained context (32768 for Mistral) costs gigabytes of cache.
       contextSize: rule.context,
       ...(threads === undefined ? {} : { threads }),
