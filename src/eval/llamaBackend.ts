@@ -63,6 +63,8 @@ export class LlamaBackend implements InferenceBackend {
   private readonly adapterFiles = new Map<string, string>();
   /** GGUFs converted for scoring by `adapterFile`, by PEFT directory. */
   private readonly converted = new Map<string, string>();
+  /** Seconds `adapterFile` spent converting PEFT directories to GGUF. */
+  convertSeconds = 0;
   private base: LlamaAdapterBackend | undefined;
   private disposed = false;
 
@@ -131,7 +133,10 @@ export class LlamaBackend implements InferenceBackend {
       progressLogs: false,
     });
     try {
-      const m = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
+      // Read, not mapped: llama.cpp repacks quantized weights for the CPU into memory of its own,
+      // and the mapped file's pages stayed resident beside them (a 4.1 GB Mistral-7B Q4_0: 7.7 GB
+      // resident mapped, 4.0 GB read; the same speed).
+      const m = await llama.loadModel({ modelPath: file, gpuLayers: 0, useMmap: false });
       const trained = m.trainContextSize;
       // node-llama-cpp nests dotted keys: "loramix.synthetic" is metadata.loramix.synthetic.
       if ((m.fileInfo.metadata as { loramix?: { synthetic?: unknown } }).loramix?.synthetic === true)
@@ -264,7 +269,9 @@ export class LlamaBackend implements InferenceBackend {
     }
     const file = tempGgufPath(source);
     this.tempFiles.push(file);
+    const started = performance.now();
     await peftToGguf({ adapterDir: source, base: this.modelFile, out: file });
+    this.convertSeconds += (performance.now() - started) / 1000;
     this.converted.set(source, file);
     return file;
   }

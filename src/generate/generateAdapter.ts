@@ -26,10 +26,13 @@ export type { GenerateOptions } from "./plan.js";
 
 /** Seconds per step of generate. */
 export interface GenerateTimings {
+  /** Reading and tokenizing the dataset into its profile. */
   profile: number;
   distances: number;
-  /** Choosing the weights: candidate scoring and fitting, or the paper's weighting. */
+  /** Choosing the weights: loading the model, candidate scoring and fitting, or the paper's weighting. */
   select: number;
+  /** select fit and loss: its parts (mixing candidates and converting them happen inside score and fit). */
+  selection?: { load: number; score: number; fit: number; mixCandidates: number; convert: number };
   mix: number;
   /** 0 when it did not run. */
   finetune: number;
@@ -133,7 +136,12 @@ async function generateWithBank(bank: Bank, options: GenerateOptions): Promise<G
     // The warning is about a mix that acts like the base model; a fine-tuned one was fitted to the data.
     flatness: written.finetune ? { ...spread, warning: null } : spread,
     notes: [...bankNotes, ...plan.notes, ...targetNotes, ...choice.notes, ...written.notes],
-    timings: { ...clock.seconds, mix: clock.seconds.mix - finetuneSeconds, finetune: finetuneSeconds },
+    timings: {
+      ...clock.seconds,
+      ...(choice.selection ? { selection: selectionTimings(clock.seconds.select, choice.selection) } : {}),
+      mix: clock.seconds.mix - finetuneSeconds,
+      finetune: finetuneSeconds,
+    },
   };
 }
 
@@ -194,6 +202,18 @@ async function prepareBank(
     );
   }
   return { entries, profiles, mlp };
+}
+
+/** The parts of the select step: what is not scoring or fitting is opening the model. */
+function selectionTimings(select: number, s: LossSelection): NonNullable<GenerateTimings["selection"]> {
+  const fit = s.fit?.seconds ?? 0;
+  return {
+    load: Math.max(0, select - s.seconds - fit),
+    score: s.seconds,
+    fit,
+    mixCandidates: s.overhead.mix,
+    convert: s.overhead.convert,
+  };
 }
 
 function adapterHashes(entries: readonly BankEntry[]): string[] {

@@ -84,6 +84,10 @@ export class LlamaScorer implements CandidateScorer {
     return this.backend.contextSize;
   }
 
+  get convertSeconds(): number {
+    return this.backend.convertSeconds;
+  }
+
   async losses(
     adapter: string | null,
     examples: readonly ScoreExample[],

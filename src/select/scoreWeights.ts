@@ -35,6 +35,8 @@ export class WeightScorer {
   private scratch: Promise<string> | undefined;
   private readonly mixed = new Map<Float64Array, Promise<string>>();
   private made = 0;
+  /** Seconds spent mixing candidates and blends. */
+  mixSeconds = 0;
 
   constructor(
     readonly scorer: CandidateScorer,
@@ -71,7 +73,7 @@ export class WeightScorer {
     return this.guard(async () => {
       const dirs = await Promise.all(parts.map((p) => this.materialize(p, signal)));
       const dir = await this.freshDir();
-      await mixAdapters({ adapters: dirs, weights: [...shares], out: dir, signal });
+      await this.timed(() => mixAdapters({ adapters: dirs, weights: [...shares], out: dir, signal }));
       try {
         return await this.scorer.losses(dir, examples, { signal });
       } finally {
@@ -96,7 +98,9 @@ export class WeightScorer {
     let dir = this.mixed.get(weights);
     if (dir === undefined) {
       dir = this.freshDir().then(async (out) => {
-        await mixAdapters({ adapters: [...this.adapters], weights: [...weights], out, signal });
+        await this.timed(() =>
+          mixAdapters({ adapters: [...this.adapters], weights: [...weights], out, signal }),
+        );
         return out;
       });
       // A failed mix is not kept: the next round tries again and reports its own failure.
@@ -104,6 +108,15 @@ export class WeightScorer {
       this.mixed.set(weights, dir);
     }
     return dir;
+  }
+
+  private async timed<T>(work: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      return await work();
+    } finally {
+      this.mixSeconds += (performance.now() - started) / 1000;
+    }
   }
 
   private async freshDir(): Promise<string> {

@@ -19,6 +19,8 @@ export interface CandidateScorer extends AsyncDisposable {
   readonly contextSize: number;
   /** Whether examples sharing a prompt prefix cost it once (`scoringTokens` counts what is evaluated). */
   readonly reusesPrefix: boolean;
+  /** Seconds spent turning adapters into the form the scorer applies (llama.cpp: PEFT to GGUF). */
+  readonly convertSeconds?: number;
   /**
    * Per example, the mean over ids[outputStart..] of −ln p(id | the ids before it), under the base
    * model with the PEFT adapter directory `adapter` (null: the base model alone).

@@ -39,6 +39,8 @@ export interface LossSelection {
   tokens: number;
   /** Seconds spent scoring the candidates (the fit's are in `fit.seconds`). */
   seconds: number;
+  /** Of the scoring and fitting: seconds mixing candidates and trials, and converting adapters. */
+  overhead: { mix: number; convert: number };
 }
 
 /** The speed measured on the first scoring (the base model), and what the schedule will take at it. */
@@ -103,6 +105,7 @@ export async function selectByLoss({
   const cost = (from: number, to: number) => scoringTokens(examples.slice(from, to), scorer.reusesPrefix);
   await using weigher = new WeightScorer(scorer, adapters);
   const started = performance.now();
+  const convertedBefore = scorer.convertSeconds ?? 0;
 
   const first = schedule.stages[0] as (typeof schedule.stages)[number];
   progress?.({ phase: "select", done: 0, total, unit: "tokens", detail: "base model" });
@@ -179,6 +182,7 @@ export async function selectByLoss({
     schedule,
     tokens: spent,
     seconds,
+    overhead: { mix: weigher.mixSeconds, convert: (scorer.convertSeconds ?? 0) - convertedBefore },
   };
 }
 

@@ -270,7 +270,11 @@ function printTables(result: GenerateResult, merge: MixMode, totalSeconds: numbe
       `mixed ${result.mix.used} of ${result.weights.length} adapters (${merge}, rank ${result.mix.rank})`,
   );
   printResult(
-    `time: profile ${t.profile.toFixed(2)} s, distances ${t.distances.toFixed(2)} s, select ${t.select.toFixed(3)} s, ` +
+    `time: profile ${t.profile.toFixed(2)} s, distances ${t.distances.toFixed(2)} s, select ${t.select.toFixed(2)} s` +
+      (t.selection
+        ? ` (load model ${t.selection.load.toFixed(1)} s, score ${t.selection.score.toFixed(1)} s, fit ${t.selection.fit.toFixed(1)} s; within them mixing candidates ${t.selection.mixCandidates.toFixed(1)} s, converting to GGUF ${t.selection.convert.toFixed(1)} s)`
+        : "") +
+      ", " +
       `mix ${t.mix.toFixed(2)} s${result.finetune ? `, fine-tune ${t.finetune.toFixed(2)} s` : ""}; total ${totalSeconds.toFixed(2)} s`,
   );
   if (result.finetune) {
