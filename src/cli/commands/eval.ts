@@ -41,9 +41,9 @@ export default defineCommand({
     tokenizer: {
       type: "string",
       description:
-        "The model's tokenizer.json: needed with a .gguf model, and with a server to fit prompts and cut predictions as llama.cpp does (else the server's /tokenize, where it has one)",
+        "The model's tokenizer.json (or mistral): a .gguf model uses its own vocabulary unless it has no byte pieces; with a server, to fit prompts and cut predictions as llama.cpp does (else the server's /tokenize, where it has one)",
     },
-    threads: { type: "string", description: "CPU threads for llama.cpp (default 1)" },
+    threads: { type: "string", description: "CPU threads for llama.cpp (default: every core)" },
     "context-size": {
       type: "string",
       description:

@@ -58,7 +58,8 @@ export default defineCommand({
     },
     tokenizer: {
       type: "string",
-      description: "tokenizer.json of a .gguf --model (default: the bank's tokenizer when it is a file)",
+      description:
+        "tokenizer.json of a .gguf --model (default: the GGUF's own vocabulary, or the bank's tokenizer when that vocabulary has no byte pieces)",
     },
     "score-url": {
       type: "string",
