@@ -33,6 +33,37 @@ function looksLikeProfile(value: unknown): boolean {
 }
 
 /**
+ * The profile in `path` when it is a profile.json (undefined for any other file: a dataset), checked
+ * against the bank's tokenizer and the side asked for.
+ */
+async function readProfileFile(bank: Bank, path: string, side: ProfileSide): Promise<Profile | undefined> {
+  if (extname(path).toLowerCase() !== ".json") return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(path, "utf8"));
+  } catch {
+    // Not JSON at all: loadDataset reports it with the dataset reader's message.
+  }
+  if (!looksLikeProfile(parsed)) return undefined;
+  const profile = profileFromJson(parsed, path);
+  if (profile.tokenizer !== bank.tokenizerName || profile.vocabSize !== bank.vocabSize) {
+    throw new LoramixError(
+      "TOKENIZER",
+      `${path}: profile made with tokenizer ${profile.tokenizer} (vocabulary ${profile.vocabSize}), but the bank ${bank.dir} uses ${bank.tokenizerName} (vocabulary ${bank.vocabSize}); profile the dataset with the bank's tokenizer or pass the dataset itself`,
+    );
+  }
+  if (profile.side !== side) {
+    const wanted = option("side", side);
+    throw new LoramixError(
+      "INPUT",
+      `${path}: a ${profile.side}-side profile, but ${side}-side distances were asked for; profile with ${wanted.text} or pass the dataset itself`,
+      { options: [wanted] },
+    );
+  }
+  return profile;
+}
+
+/**
  * The target's profile with the bank's tokenizer (SPEC §2, train split): profiled here from a
  * dataset, or read from a profile.json, which must have been made with the bank's tokenizer.
  * `train` holds the first `keep` train records with an output (null for a profile.json), for
@@ -66,32 +97,7 @@ export async function targetProfile(
   const path = resolve(data);
   const info = await stat(path).catch(() => null);
   if (!info) throw inputError(path, "no such dataset or profile file");
-  let profile: Profile | undefined;
-  if (info.isFile() && extname(path).toLowerCase() === ".json") {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(await readFile(path, "utf8"));
-    } catch {
-      // Not JSON at all: loadDataset reports it with the dataset reader's message.
-    }
-    if (looksLikeProfile(parsed)) {
-      profile = profileFromJson(parsed, path);
-      if (profile.tokenizer !== bank.tokenizerName || profile.vocabSize !== bank.vocabSize) {
-        throw new LoramixError(
-          "TOKENIZER",
-          `${path}: profile made with tokenizer ${profile.tokenizer} (vocabulary ${profile.vocabSize}), but the bank ${bank.dir} uses ${bank.tokenizerName} (vocabulary ${bank.vocabSize}); profile the dataset with the bank's tokenizer or pass the dataset itself`,
-        );
-      }
-      if (profile.side !== side) {
-        const wanted = option("side", side);
-        throw new LoramixError(
-          "INPUT",
-          `${path}: a ${profile.side}-side profile, but ${side}-side distances were asked for; profile with ${wanted.text} or pass the dataset itself`,
-          { options: [wanted] },
-        );
-      }
-    }
-  }
+  let profile = info.isFile() ? await readProfileFile(bank, path, side) : undefined;
   const kind = profile ? "profile" : "dataset";
   let train: DatasetRecord[] | null = null;
   let datasetRecords: number | null = null;

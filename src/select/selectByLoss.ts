@@ -114,41 +114,15 @@ export async function selectByLoss({
   const rate = spent / ((performance.now() - started) / 1000);
   onEstimate?.({ tokens: total, tokensPerSecond: rate, seconds: total / rate });
 
-  const state = candidates.map((c) => ({
-    candidate: c,
-    losses: [] as number[],
-    seconds: 0,
-    error: undefined as string | undefined,
-  }));
-  let alive = state.map((_, k) => k);
-  let prev = 0;
-  for (const stage of schedule.stages) {
-    alive = alive.slice(0, stage.candidates);
-    for (const k of alive) {
-      throwIfAborted(signal);
-      const s = state[k] as (typeof state)[number];
-      const t = performance.now();
-      const result = await weigher.score(s.candidate.weights, examples.slice(prev, stage.records), signal);
-      s.seconds += (performance.now() - t) / 1000;
-      if (result.error !== undefined) s.error = result.error;
-      else s.losses.push(...result.losses);
-      spend(cost(prev, stage.records), s.candidate.label);
-    }
-    alive = alive.filter((k) => state[k]?.error === undefined);
-    if (alive.length === 0) break;
-    // The better half goes on; ties keep the order of the candidate list.
-    const mean = (k: number) => meanLoss(Float64Array.from((state[k] as (typeof state)[number]).losses));
-    alive.sort((a, b) => mean(a) - mean(b) || a - b);
-    prev = stage.records;
-  }
-  const scored: ScoredCandidate[] = state.map((s) => ({
-    ...s.candidate,
-    loss: s.error === undefined ? meanLoss(Float64Array.from(s.losses)) : Number.NaN,
-    examples: s.losses.length,
-    seconds: s.seconds,
-    ...(s.error === undefined ? {} : { error: s.error }),
-  }));
-  const chosen = alive[0];
+  const { scored, finalists } = await halve({
+    weigher,
+    candidates,
+    examples,
+    schedule,
+    signal,
+    spend: (from, to, label) => spend(cost(from, to), label),
+  });
+  const chosen = finalists[0];
   if (chosen === undefined) {
     throw new LoramixError(
       "BACKEND",
@@ -161,7 +135,7 @@ export async function selectByLoss({
   if (fit && schedule.fit) {
     const { trials, records } = schedule.fit;
     const trialTokens = cost(0, records);
-    const pool = fitPool(scored, alive, fit.top ?? DEFAULT_FIT_TOP);
+    const pool = fitPool(scored, finalists, fit.top ?? DEFAULT_FIT_TOP);
     refined = await fitWeights({
       weigher,
       pool,
@@ -184,6 +158,63 @@ export async function selectByLoss({
     seconds,
     overhead: { mix: weigher.mixSeconds, convert: (scorer.convertSeconds ?? 0) - convertedBefore },
   };
+}
+
+/**
+ * Successive halving: each round scores its candidates on the records after the previous round's,
+ * drops those that failed, and keeps the better part for the next (ties keep the candidate list's
+ * order). Returns every candidate's result and the last round's survivors, best first.
+ */
+async function halve({
+  weigher,
+  candidates,
+  examples,
+  schedule,
+  signal,
+  spend,
+}: {
+  weigher: WeightScorer;
+  candidates: readonly Candidate[];
+  examples: readonly ScoreExample[];
+  schedule: Schedule;
+  signal: AbortSignal | undefined;
+  /** Told after each scoring: the records it covered and the candidate's label. */
+  spend: (from: number, to: number, label: string) => void;
+}): Promise<{ scored: ScoredCandidate[]; finalists: number[] }> {
+  const state = candidates.map((candidate) => ({
+    candidate,
+    losses: [] as number[],
+    seconds: 0,
+    error: undefined as string | undefined,
+  }));
+  const lossOf = (k: number) => meanLoss(Float64Array.from((state[k] as (typeof state)[number]).losses));
+  let alive = state.map((_, k) => k);
+  let prev = 0;
+  for (const stage of schedule.stages) {
+    alive = alive.slice(0, stage.candidates);
+    for (const k of alive) {
+      throwIfAborted(signal);
+      const s = state[k] as (typeof state)[number];
+      const t = performance.now();
+      const result = await weigher.score(s.candidate.weights, examples.slice(prev, stage.records), signal);
+      s.seconds += (performance.now() - t) / 1000;
+      if (result.error !== undefined) s.error = result.error;
+      else s.losses.push(...result.losses);
+      spend(prev, stage.records, s.candidate.label);
+    }
+    alive = alive.filter((k) => state[k]?.error === undefined);
+    if (alive.length === 0) break;
+    alive.sort((a, b) => lossOf(a) - lossOf(b) || a - b);
+    prev = stage.records;
+  }
+  const scored = state.map((s, k) => ({
+    ...s.candidate,
+    loss: s.error === undefined ? lossOf(k) : Number.NaN,
+    examples: s.losses.length,
+    seconds: s.seconds,
+    ...(s.error === undefined ? {} : { error: s.error }),
+  }));
+  return { scored, finalists: alive };
 }
 
 /**
