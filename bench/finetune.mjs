@@ -6,7 +6,8 @@
 // control, S steps from the testbed's seeded initialisation on the same records (no bank), beside
 // the mix alone, the task's own 200-step adapter and the majority answer.
 // Usage: node bench/finetune.mjs [testbed dir]   (after npm run build)
-//   STEPS=50,100 (default), LR=0.004 (default: the fine-tuning default)  OUT=dir keeps one JSON per task, so a run resumes and two shards
+//   STEPS=50,100 (default), LR=0.004 (default: the fine-tuning default), BUDGET=16000 (default:
+//   generate's; "all" for none)  OUT=dir keeps one JSON per task, so a run resumes and two shards
 //   (SHARD=0 SHARDS=2, SHARD=1 SHARDS=2) share the 2 cores; the table is printed from OUT. A row
 //   missing from a task's file (deleted, say) is computed again on the next run.
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -15,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { mixAndFinetune } from "../dist/generate/index.js";
 import { loadDataset, mixAdapters, trainLora } from "../dist/index.js";
-import { lossCandidates, selectByLoss } from "../dist/select/index.js";
+import { DEFAULT_BUDGET, lossCandidates, selectByLoss } from "../dist/select/index.js";
 import {
   DEFAULT_EVAL,
   DEFAULT_SEED,
@@ -29,6 +30,7 @@ import { mean, openSelectBench } from "./select-setup.mjs";
 
 const STEPS = (process.env.STEPS ?? "50,100").split(",").map(Number);
 const LR = Number(process.env.LR ?? DEFAULT_FINETUNE_LR);
+const BUDGET = process.env.BUDGET === "all" ? null : Number(process.env.BUDGET ?? DEFAULT_BUDGET);
 const SHARD = Number(process.env.SHARD ?? 0);
 const SHARDS = Number(process.env.SHARDS ?? 1);
 const OUT = resolve(process.env.OUT ?? join(tmpdir(), `loramix-finetune-bench-lr${LR}`));
@@ -68,6 +70,7 @@ for await (const { i, id, train, distances, mask } of bench.tasks(64, 8)) {
       adapters,
       candidates: lossCandidates(distances, ids, { mask }),
       examples: train,
+      budget: BUDGET,
       fit: {},
     });
     row.weights = [...picked.weights];

@@ -248,6 +248,11 @@ describe("successive halving under a token budget", () => {
     ).toThrow(
       /a budget of 100 tokens cannot score 5 candidates and the base model on one example each; the smallest that works is 117/,
     );
+    // A budget that is not a whole number (a caller's undefined turned NaN, say) is refused, not read as "no fit".
+    for (const budget of [Number.NaN, 0, 250.5])
+      expect(() =>
+        planSchedule({ candidates: 5, examples, budget, fitTrials: 16, reusesPrefix: false }),
+      ).toThrow(/budget must be a positive whole number of tokens/);
   });
 
   it("scores the better half on more records each round and keeps the last round's best", async () => {

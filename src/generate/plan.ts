@@ -9,7 +9,7 @@ import { DEFAULT_NEAREST } from "../select/candidates.js";
 import { DEFAULT_SCORE_EXAMPLES } from "../select/examples.js";
 import type { FitOptions } from "../select/fitWeights.js";
 import type { ScoreServer } from "../select/openScorer.js";
-import { DEFAULT_BUDGET } from "../select/schedule.js";
+import { checkBudget, DEFAULT_BUDGET } from "../select/schedule.js";
 import type { SelectionEstimate } from "../select/selectByLoss.js";
 import { promptBudget } from "../tokenizers/fitPrompt.js";
 import { checkRuleFits, DEFAULT_RULE, type SequenceRule } from "../train/examples.js";
@@ -229,8 +229,7 @@ async function scoringPlan(options: GenerateOptions, select: "fit" | "loss"): Pr
   if (trained !== null) checkRuleFits(rule, trained, resolve(model as string));
   promptBudget(rule.context, rule.answerTokens);
   const budget = options.budget === undefined ? DEFAULT_BUDGET : options.budget;
-  if (budget !== null && !(Number.isSafeInteger(budget) && budget >= 1))
-    throw usageError(`budget must be a positive whole number of tokens, got ${budget}`, [option("budget")]);
+  checkBudget(budget);
   return {
     ...(server ? { server } : { model, tokenizer: options.tokenizer, info: info as ModelInfo }),
     ...(options.threads === undefined ? {} : { threads: options.threads }),

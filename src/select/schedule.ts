@@ -1,4 +1,4 @@
-import { usageError } from "../errors.js";
+import { option, usageError } from "../errors.js";
 import { scoringTokens } from "./llamaScorer.js";
 import type { ScoreExample } from "./scorer.js";
 
@@ -43,13 +43,19 @@ export interface ScheduleOptions {
 export const SELECTION_SHARE = 0.5;
 
 /**
- * Tokens llama.cpp evaluates for selection and fit by default: about ten minutes of a
- * Mistral-7B-sized GGUF on two cores (20,000 took 15.0 min end to end there, at the limit a user
- * should wait); chosen with the testbed's non-held-out valid splits, where Rouge-L rose from 0.299
- * (no scoring) to 0.315 at 10,000 tokens and 0.323 at 20,000 (bench/budget.mjs,
- * bench/big-model.mjs, bench/RESULTS.md).
+ * Tokens llama.cpp evaluates for selection and fit by default: set by a Mistral-7B-shaped GGUF on
+ * two cores, where the default generate took 685 s end to end (20,000 took 899 s, past what a user
+ * should wait); on the testbed's 50 non-held-out valid splits it keeps the Rouge-L of scoring
+ * without a budget (0.327 against 0.324; 0.304 without scoring) for 8% of its tokens
+ * (bench/budget.mjs, bench/big-model.mjs, bench/RESULTS.md).
  */
 export const DEFAULT_BUDGET = 16_000;
+
+/** A budget is a positive whole number of tokens, or null for none. */
+export function checkBudget(budget: number | null): void {
+  if (budget !== null && !(Number.isSafeInteger(budget) && budget >= 1))
+    throw usageError(`budget must be a positive whole number of tokens, got ${budget}`, [option("budget")]);
+}
 
 /** Fewer trials than this cannot move the fit's step size: the budget goes to selection instead. */
 export const MIN_FIT_TRIALS = 4;
@@ -70,6 +76,7 @@ export function planSchedule({
   selectionShare = SELECTION_SHARE,
 }: ScheduleOptions): Schedule {
   if (candidates < 1) throw usageError("no candidates to schedule");
+  checkBudget(budget);
   const k = examples.length;
   if (k === 0) throw usageError("no examples to schedule");
   const cost = (from: number, to: number) => scoringTokens(examples.slice(from, to), reusesPrefix);

@@ -9,7 +9,7 @@ import {
   fitWeights,
 } from "./fitWeights.js";
 import { scoringTokens } from "./llamaScorer.js";
-import { planSchedule, type Schedule } from "./schedule.js";
+import { DEFAULT_BUDGET, planSchedule, type Schedule } from "./schedule.js";
 import type { CandidateScorer, ScoreExample } from "./scorer.js";
 import { meanLoss, WeightScorer } from "./scoreWeights.js";
 
@@ -57,8 +57,8 @@ export interface SelectOptions {
   candidates: readonly Candidate[];
   /** Every example that may be scored, in split order. */
   examples: readonly ScoreExample[];
-  /** Tokens llama.cpp may evaluate for selection and fit; null: every candidate on every example. */
-  budget: number | null;
+  /** Tokens llama.cpp may evaluate for selection and fit (default DEFAULT_BUDGET); null: every candidate on every example. */
+  budget?: number | null;
   /** Refine the best candidates' mix on the same examples (`--select fit`); absent: `--select loss`. */
   fit?: FitOptions;
   signal?: AbortSignal;
@@ -81,7 +81,7 @@ export async function selectByLoss({
   adapters,
   candidates,
   examples,
-  budget,
+  budget = DEFAULT_BUDGET,
   fit,
   signal,
   progress,
