@@ -6,17 +6,18 @@
 // control, S steps from the testbed's seeded initialisation on the same records (no bank), beside
 // the mix alone, the task's own 200-step adapter and the majority answer.
 // Usage: node bench/finetune.mjs [testbed dir]   (after npm run build)
-//   STEPS=50,100 (default), LR=0.004 (default: the fine-tuning default), BUDGET=16000 (default:
-//   generate's; "all" for none)  OUT=dir keeps one JSON per task, so a run resumes and two shards
+//   STEPS=50,100 (default), LR=0.004 (default: the fine-tuning default), BUDGET=N (default:
+//   generate's for the testbed's model; "all" for none)  OUT=dir keeps one JSON per task, so a run resumes and two shards
 //   (SHARD=0 SHARDS=2, SHARD=1 SHARDS=2) share the 2 cores; the table is printed from OUT. A row
 //   missing from a task's file (deleted, say) is computed again on the next run.
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { readModelInfo } from "../dist/formats/index.js";
 import { mixAndFinetune } from "../dist/generate/index.js";
 import { loadDataset, mixAdapters, trainLora } from "../dist/index.js";
-import { DEFAULT_BUDGET, lossCandidates, selectByLoss } from "../dist/select/index.js";
+import { defaultBudget, lossCandidates, selectByLoss } from "../dist/select/index.js";
 import {
   DEFAULT_EVAL,
   DEFAULT_SEED,
@@ -30,7 +31,7 @@ import { mean, openSelectBench } from "./select-setup.mjs";
 
 const STEPS = (process.env.STEPS ?? "50,100").split(",").map(Number);
 const LR = Number(process.env.LR ?? DEFAULT_FINETUNE_LR);
-const BUDGET = process.env.BUDGET === "all" ? null : Number(process.env.BUDGET ?? DEFAULT_BUDGET);
+
 const SHARD = Number(process.env.SHARD ?? 0);
 const SHARDS = Number(process.env.SHARDS ?? 1);
 const OUT = resolve(process.env.OUT ?? join(tmpdir(), `loramix-finetune-bench-lr${LR}`));
@@ -38,6 +39,12 @@ const MODEL = resolve(
   process.env.LORAMIX_SHARED ?? resolve(import.meta.dirname, "../../shared"),
   "models/tinystories-656k",
 );
+const BUDGET =
+  process.env.BUDGET === undefined
+    ? defaultBudget((await readModelInfo(MODEL)).dims)
+    : process.env.BUDGET === "all"
+      ? null
+      : Number(process.env.BUDGET);
 mkdirSync(OUT, { recursive: true });
 
 const bench = await openSelectBench(process.argv[2], "finetune");

@@ -11,6 +11,8 @@ import { loadDataset } from "../src/datasets/load.js";
 import type { DatasetRecord } from "../src/datasets/record.js";
 import { bankDistanceMatrix } from "../src/distances/matrix.js";
 import { LoramixError } from "../src/errors.js";
+import { type LlamaDims, MISTRAL_7B_DIMS, weightsPerToken } from "../src/formats/llamaConfig.js";
+import { readModelInfo } from "../src/formats/modelInfo.js";
 import { loadAdapter } from "../src/formats/peft.js";
 import { mixAndFinetune } from "../src/generate/finetune.js";
 import { flatness } from "../src/generate/flatness.js";
@@ -23,7 +25,7 @@ import { lossCandidates } from "../src/select/candidates.js";
 import { scoreExamples } from "../src/select/examples.js";
 import { fitWeights } from "../src/select/fitWeights.js";
 import { LlamaScorer, scoringTokens } from "../src/select/llamaScorer.js";
-import { planSchedule } from "../src/select/schedule.js";
+import { defaultBudget, planSchedule } from "../src/select/schedule.js";
 import type { CandidateScorer, ScoreExample } from "../src/select/scorer.js";
 import { WeightScorer } from "../src/select/scoreWeights.js";
 import { selectByLoss } from "../src/select/selectByLoss.js";
@@ -253,6 +255,38 @@ describe("successive halving under a token budget", () => {
       expect(() =>
         planSchedule({ candidates: 5, examples, budget, fitTrials: 16, reusesPrefix: false }),
       ).toThrow(/budget must be a positive whole number of tokens/);
+  });
+
+  it("gives a smaller model more tokens for the same compute, a tiny one no budget", async () => {
+    // The testbed's base counted from its own weight file, not from its config: every 2-D weight a
+    // token is multiplied through (the tied embedding is read as lm_head).
+    const file = readFileSync(join(TINY_MODEL, "model.safetensors"));
+    const header = JSON.parse(file.subarray(8, 8 + Number(file.readBigUInt64LE(0))).toString("utf8"));
+    let tiny = 0;
+    for (const [name, t] of Object.entries(header) as [string, { shape: number[] }][])
+      if (/(_proj|lm_head)\.weight$/.test(name)) tiny += (t.shape[0] as number) * (t.shape[1] as number);
+    const config = await readModelInfo(TINY_MODEL);
+    expect(weightsPerToken(config.dims as LlamaDims)).toBe(tiny);
+    expect(tiny).toBe(655_360);
+    // Mistral-7B by hand: 32 × (4096 × (4096 + 1024 + 1024 + 4096) + 3 × 4096 × 14336) + 32000 × 4096.
+    expect(weightsPerToken(MISTRAL_7B_DIMS)).toBe(7_110_393_856);
+    expect(defaultBudget(MISTRAL_7B_DIMS)).toBe(16_000);
+    // TinyLlama-1.1B: 22 × (2048 × (2048 + 256 + 256 + 2048) + 3 × 2048 × 5632) + 32000 × 2048 = 1,034,420,224.
+    const tinyLlama = {
+      nLayer: 22,
+      nEmbd: 2048,
+      nFf: 5632,
+      nHead: 32,
+      nHeadKv: 4,
+      headDim: 64,
+      vocabSize: 32000,
+    };
+    expect(defaultBudget(tinyLlama)).toBe(Math.round((16_000 * 7_110_393_856) / 1_034_420_224));
+    // The testbed's model: 173 million tokens' worth, more than any default schedule spends.
+    expect(defaultBudget(config.dims)).toBeNull();
+    // Larger than Mistral-7B: never below the default; unknown shapes (a server): the default.
+    expect(defaultBudget({ ...MISTRAL_7B_DIMS, nLayer: 80, nEmbd: 8192 })).toBe(16_000);
+    expect(defaultBudget(null)).toBe(16_000);
   });
 
   it("scores the better half on more records each round and keeps the last round's best", async () => {

@@ -7,6 +7,7 @@ import {
   LLAMA_PROJECTIONS,
   type LlamaDims,
   type LlamaProjection,
+  MISTRAL_7B_DIMS,
   projectionShape,
   readLlamaConfig,
 } from "../formats/llamaConfig.js";
@@ -23,24 +24,14 @@ export interface BaseModel {
   dims: LlamaDims | null;
 }
 
-const MISTRAL_7B: LlamaDims = {
-  nLayer: 32,
-  nEmbd: 4096,
-  nFf: 14336,
-  nHead: 32,
-  nHeadKv: 8,
-  headDim: 128,
-  vocabSize: 32000,
-};
-
 /**
  * Hub models whose config.json is known without downloading it: the Lots-of-LoRAs base and its
  * siblings of the same shape (their config.json on the hub: hidden_size 4096, 32 layers, ...).
  */
 const KNOWN_HUB_MODELS: Record<string, LlamaDims> = {
-  "mistralai/Mistral-7B-Instruct-v0.2": MISTRAL_7B,
-  "mistralai/Mistral-7B-Instruct-v0.1": MISTRAL_7B,
-  "mistralai/Mistral-7B-v0.1": MISTRAL_7B,
+  "mistralai/Mistral-7B-Instruct-v0.2": MISTRAL_7B_DIMS,
+  "mistralai/Mistral-7B-Instruct-v0.1": MISTRAL_7B_DIMS,
+  "mistralai/Mistral-7B-v0.1": MISTRAL_7B_DIMS,
 };
 
 /** A hub id is `name` or `owner/name` in the hub's alphabet; anything else must be a local directory. */

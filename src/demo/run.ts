@@ -1,9 +1,10 @@
 import type { Metric } from "../distances/metric.js";
 import { throwIfAborted } from "../errors.js";
+import { readModelInfo } from "../formats/modelInfo.js";
 import type { ProfileSide } from "../profiles/profile.js";
 import { DEFAULT_NEAREST, MIXTURE_TEMPERATURES } from "../select/candidates.js";
 import { DEFAULT_SCORE_EXAMPLES } from "../select/examples.js";
-import { DEFAULT_BUDGET } from "../select/schedule.js";
+import { defaultBudget } from "../select/schedule.js";
 import { openTestbedBackend } from "../testbed/backend.js";
 import { DEFAULT_TESTBED } from "../testbed/paths.js";
 import { DEFAULT_EVAL, type EvalSettings } from "../testbed/references.js";
@@ -56,7 +57,7 @@ export interface DemoOptions {
   /** --select loss: nearest single adapters among the candidates, and train records scored. */
   candidates?: number;
   scoreExamples?: number;
-  /** Tokens each target's selection and fit may evaluate (generate's budget); null: no limit. */
+  /** Tokens each target's selection and fit may evaluate (default: generate's for the testbed's model); null: no limit. */
   budget?: number | null;
   /** Also evaluate --select fit (default true). */
   fit?: boolean;
@@ -107,7 +108,7 @@ export async function runDemo({
   side = "both",
   candidates: nearest = DEFAULT_NEAREST,
   scoreExamples: examples = DEFAULT_SCORE_EXAMPLES,
-  budget = DEFAULT_BUDGET,
+  budget,
   fit = true,
   finetune = DEFAULT_FINETUNE_STEPS,
   mlpHidden = 64,
@@ -143,7 +144,7 @@ export async function runDemo({
     const { selections, notes: selectNotes } = await selectPerTarget(setup, opened.backend, paper, {
       nearest,
       examples,
-      budget,
+      budget: budget === undefined ? defaultBudget((await readModelInfo(setup.paths.model)).dims) : budget,
       fit,
       signal,
       progress,

@@ -31,8 +31,10 @@ export {
   type LlamaConfig,
   type LlamaDims,
   type LlamaProjection,
+  MISTRAL_7B_DIMS,
   projectionShape,
   readLlamaConfig,
+  weightsPerToken,
 } from "./llamaConfig.js";
 export { type ModelInfo, readModelInfo } from "./modelInfo.js";
 export {

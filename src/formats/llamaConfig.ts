@@ -33,6 +33,27 @@ export type LlamaDims = Pick<
   "nLayer" | "nEmbd" | "nFf" | "nHead" | "nHeadKv" | "headDim" | "vocabSize"
 >;
 
+/** Mistral-7B's (v0.1 and v0.2, the Lots-of-LoRAs base), from its config.json on the hub. */
+export const MISTRAL_7B_DIMS: LlamaDims = {
+  nLayer: 32,
+  nEmbd: 4096,
+  nFf: 14336,
+  nHead: 32,
+  nHeadKv: 8,
+  headDim: 128,
+  vocabSize: 32000,
+};
+
+/**
+ * The weights one token is multiplied through: every block's attention and FFN projections and the
+ * output head (the embedding is a lookup). A model's compute per token is about twice this.
+ */
+export function weightsPerToken(d: LlamaDims): number {
+  const q = d.nHead * d.headDim;
+  const kv = d.nHeadKv * d.headDim;
+  return d.nLayer * (d.nEmbd * (2 * q + 2 * kv) + 3 * d.nEmbd * d.nFf) + d.vocabSize * d.nEmbd;
+}
+
 /** The seven linear projections of a Llama block, as Hugging Face and PEFT name them. */
 export const LLAMA_PROJECTIONS = [
   "q_proj",

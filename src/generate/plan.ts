@@ -9,7 +9,7 @@ import { DEFAULT_NEAREST } from "../select/candidates.js";
 import { DEFAULT_SCORE_EXAMPLES } from "../select/examples.js";
 import type { FitOptions } from "../select/fitWeights.js";
 import type { ScoreServer } from "../select/openScorer.js";
-import { checkBudget, DEFAULT_BUDGET } from "../select/schedule.js";
+import { checkBudget, defaultBudget } from "../select/schedule.js";
 import type { SelectionEstimate } from "../select/selectByLoss.js";
 import { promptBudget } from "../tokenizers/fitPrompt.js";
 import { checkRuleFits, DEFAULT_RULE, type SequenceRule } from "../train/examples.js";
@@ -52,8 +52,9 @@ export interface GenerateOptions {
   /** Train records a candidate may be scored on at most (select fit and loss). */
   scoreExamples?: number;
   /**
-   * Tokens llama.cpp may evaluate to select and fit (select fit and loss; default DEFAULT_BUDGET),
-   * spent by successive halving; null: every candidate on every record, then every fit trial.
+   * Tokens llama.cpp may evaluate to select and fit (select fit and loss; default `defaultBudget`
+   * of the model: DEFAULT_BUDGET's compute on Mistral-7B), spent by successive halving; null:
+   * every candidate on every record, then every fit trial.
    */
   budget?: number | null;
   /** Told once scoring has started how long it should take, from the speed of the first scoring. */
@@ -228,7 +229,7 @@ async function scoringPlan(options: GenerateOptions, select: "fit" | "loss"): Pr
   };
   if (trained !== null) checkRuleFits(rule, trained, resolve(model as string));
   promptBudget(rule.context, rule.answerTokens);
-  const budget = options.budget === undefined ? DEFAULT_BUDGET : options.budget;
+  const budget = options.budget === undefined ? defaultBudget(info?.dims ?? null) : options.budget;
   checkBudget(budget);
   return {
     ...(server ? { server } : { model, tokenizer: options.tokenizer, info: info as ModelInfo }),

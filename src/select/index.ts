@@ -17,7 +17,9 @@ export { LlamaScorer, scoringTokens, sharedPrefix } from "./llamaScorer.js";
 export { OpenAIScorer } from "./openaiScorer.js";
 export { type OpenScorerOptions, openScorer, type ScoreServer } from "./openScorer.js";
 export {
+  checkBudget,
   DEFAULT_BUDGET,
+  defaultBudget,
   describeSchedule,
   MIN_FIT_TRIALS,
   planSchedule,

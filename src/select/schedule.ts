@@ -1,4 +1,5 @@
 import { option, usageError } from "../errors.js";
+import { type LlamaDims, MISTRAL_7B_DIMS, weightsPerToken } from "../formats/llamaConfig.js";
 import { scoringTokens } from "./llamaScorer.js";
 import type { ScoreExample } from "./scorer.js";
 
@@ -43,13 +44,34 @@ export interface ScheduleOptions {
 export const SELECTION_SHARE = 0.5;
 
 /**
- * Tokens llama.cpp evaluates for selection and fit by default: set by a Mistral-7B-shaped GGUF on
- * two cores, where the default generate took 685 s end to end (20,000 took 899 s, past what a user
- * should wait); on the testbed's 50 non-held-out valid splits it keeps the Rouge-L of scoring
- * without a budget (0.327 against 0.324; 0.304 without scoring) for 8% of its tokens
- * (bench/budget.mjs, bench/big-model.mjs, bench/RESULTS.md).
+ * Tokens llama.cpp evaluates for selection and fit by default on Mistral-7B (and wherever the
+ * model's shape is unknown, as behind a server): the default generate took 685 s end to end on
+ * two cores with a Mistral-7B-shaped GGUF (20,000 took 899 s, past what a user should wait). On
+ * the testbed's 50 non-held-out valid splits 16,000 tokens kept the mix's Rouge-L of no budget
+ * (0.327 against 0.324) but, fine-tuned, gave 0.541 against 0.550: a smaller model gets more
+ * tokens for the same compute (`defaultBudget`). bench/budget.mjs, bench/finetune.mjs,
+ * bench/big-model.mjs, bench/RESULTS.md.
  */
 export const DEFAULT_BUDGET = 16_000;
+
+/**
+ * A budget above this many tokens is no budget: more than the defaults' schedule can spend
+ * (12 candidates and 16 fit trials on 64 records of at most 512 tokens).
+ */
+const UNBOUNDED_BUDGET = (12 + 16) * 64 * 512;
+
+/**
+ * The default budget for a model of these shapes: DEFAULT_BUDGET's compute on Mistral-7B, as
+ * tokens of this model (weights per token in inverse proportion), so the default takes about the
+ * same minutes on a 1B or 7B model; null (no budget) for a model small enough that the whole
+ * schedule costs less, as the testbed's; DEFAULT_BUDGET when the shapes are unknown. Fixed by the
+ * model's header, never by the machine's speed, so that a run reproduces.
+ */
+export function defaultBudget(dims: LlamaDims | null): number | null {
+  if (dims === null) return DEFAULT_BUDGET;
+  const tokens = Math.round((DEFAULT_BUDGET * weightsPerToken(MISTRAL_7B_DIMS)) / weightsPerToken(dims));
+  return tokens > UNBOUNDED_BUDGET ? null : Math.max(DEFAULT_BUDGET, tokens);
+}
 
 /** A budget is a positive whole number of tokens, or null for none. */
 export function checkBudget(budget: number | null): void {

@@ -80,9 +80,7 @@ export default defineCommand({
     },
     budget: {
       type: "string",
-      default: String(DEFAULT_BUDGET),
-      description:
-        "Tokens llama.cpp may evaluate to select and fit (--select fit/loss), spent by successive halving: every candidate on a few records, the better half on twice as many..., the fit on the rest; 'all': every candidate on every record",
+      description: `Tokens llama.cpp may evaluate to select and fit (--select fit/loss), spent by successive halving: every candidate on a few records, the better half on twice as many..., the fit on the rest (default: ${DEFAULT_BUDGET} for Mistral-7B or an unknown model, as many more as a smaller model's tokens are cheaper, no limit for a tiny one); 'all': every candidate on every record`,
     },
     finetune: {
       type: "string",
@@ -176,7 +174,9 @@ export default defineCommand({
         scoreServer: scoreServer(args["score-url"], args["score-model"], args["api-key-env"], args.timeout),
         nearest: positiveInt("candidates", args.candidates),
         scoreExamples: positiveInt("score-examples", args["score-examples"]),
-        budget: args.budget === "all" ? null : positiveInt("budget", args.budget),
+        ...(args.budget === undefined
+          ? {}
+          : { budget: args.budget === "all" ? null : positiveInt("budget", args.budget) }),
         onEstimate: (e) =>
           info(
             `estimate: ${e.tokens.toLocaleString("en-US")} tokens to score at ${e.tokensPerSecond.toFixed(0)} tokens/s (measured on the base model): about ${duration(e.seconds)}`,
