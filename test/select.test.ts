@@ -685,6 +685,27 @@ describe("candidates scored with llama.cpp on real adapters", () => {
     expect(noted.notes.join("\n")).toMatch(/not fine-tuned: .*tiny\.gguf: fine-tuning trains on the CPU/);
   }, 180_000);
 
+  it("a context beyond the model's is refused before any work, fine-tuned or not", async () => {
+    const out = join(tmp.dir, "too-long");
+    for (const finetune of [undefined, 0]) {
+      const phases: string[] = [];
+      await expect(
+        generateAdapter(bank, {
+          data: TARGET,
+          model: TINY_MODEL,
+          context: 1024,
+          ...(finetune === undefined ? {} : { finetune }),
+          out,
+          progress: (e) => phases.push(e.phase),
+        }),
+      ).rejects.toThrow(
+        /tinystories-656k: sequences of 1024 tokens \(`context`\) exceed the model's context of 512/,
+      );
+      expect(phases).toEqual([]);
+    }
+    expect(existsSync(out)).toBe(false);
+  });
+
   it("without a model takes the nearest adapter by output side and says so; a model llama.cpp cannot load is refused first", async () => {
     const out = join(tmp.dir, "gen-nomodel");
     const result = await generateAdapter(bank, { data: TARGET, out });
