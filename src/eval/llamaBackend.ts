@@ -224,20 +224,21 @@ export class LlamaBackend implements InferenceBackend {
     lora: { filePath: string; scale: number } | undefined,
     name: string,
   ): Promise<LlamaAdapterBackend> {
-    const context = await this.context(lora?.filePath ?? null, 1, lora?.scale);
+    const context = await this.context(lora?.filePath ?? null, lora?.scale);
     return new LlamaAdapterBackend(name, this.model, context, this.contextSize, this.tokenizer, this.decode);
   }
 
   /**
-   * A llama.cpp context of `sequences` sequences of `contextSize` tokens each, with the LoRA GGUF
-   * `loraFile` applied (or none): for scoring many examples side by side. The caller disposes it.
+   * A llama.cpp context of one sequence of `contextSize` tokens, with the LoRA GGUF `loraFile`
+   * applied (or none). One sequence: node-llama-cpp 3.21.1 mixes up the logits of sequences
+   * evaluated side by side (LlamaScorer). The caller disposes it.
    */
-  async context(loraFile: string | null, sequences: number, scale = 1): Promise<LlamaContext> {
+  async context(loraFile: string | null, scale = 1): Promise<LlamaContext> {
     try {
       return await this.model.createContext({
         contextSize: this.contextSize,
         threads: this.threads,
-        sequences,
+        sequences: 1,
         ...(this.kvCache === "f32"
           ? { flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" }
           : {}),

@@ -6,6 +6,7 @@ import { type MixResult, mixedFiles } from "../merge/mixAdapters.js";
 import type { SequenceRule } from "../train/examples.js";
 import type { FinetuneResult } from "../train/finetuneLora.js";
 import { TrainPool } from "../train/trainPool.js";
+import { roughDuration } from "../util/duration.js";
 import type { ProgressEvent, ProgressSink } from "../util/progress.js";
 import { removeScratch, scratchDir } from "../util/scratch.js";
 
@@ -121,12 +122,7 @@ class StepGuard {
     const perStep = (now - this.firstDone) / 1000;
     const estimate = perStep * this.steps;
     if (estimate <= this.limitSeconds) return false;
-    this.reason = `${this.steps} training steps would take about ${minutes(estimate)} on this machine (${perStep.toFixed(1)} s per step, measured), more than the ${minutes(this.limitSeconds)} a default run gives them; give --finetune ${this.steps} to train anyway`;
+    this.reason = `${this.steps} training steps would take about ${roughDuration(estimate)} on this machine (${perStep.toFixed(1)} s per step, measured), more than the ${roughDuration(this.limitSeconds)} a default run gives them; give --finetune ${this.steps} to train anyway`;
     return true;
   }
-}
-
-function minutes(seconds: number): string {
-  if (seconds < 90) return `${Math.round(seconds)} s`;
-  return seconds < 5400 ? `${Math.round(seconds / 60)} min` : `${(seconds / 3600).toFixed(1)} h`;
 }

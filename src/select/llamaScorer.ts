@@ -101,7 +101,7 @@ export class LlamaScorer implements CandidateScorer {
         );
     }
     const file = adapter === null ? null : await this.backend.adapterFile(adapter);
-    const context = await this.backend.context(file, 1);
+    const context = await this.backend.context(file);
     try {
       const sequence = context.getSequence();
       const out = new Float64Array(examples.length);

@@ -14,6 +14,7 @@ import { DEFAULT_FIT_TOP, DEFAULT_FIT_TRIALS } from "../../select/fitWeights.js"
 import { DEFAULT_BUDGET, describeSchedule } from "../../select/schedule.js";
 import { DEFAULT_RULE } from "../../train/examples.js";
 import { DEFAULT_FINETUNE_STEPS } from "../../train/finetuneLora.js";
+import { roughDuration } from "../../util/duration.js";
 import { WEIGHT_METHODS, type WeightMethod } from "../../weights/methods.js";
 import { createProgress, info, interrupt, printJson, printResult } from "../context.js";
 import {
@@ -179,7 +180,7 @@ export default defineCommand({
           : { budget: args.budget === "all" ? null : positiveInt("budget", args.budget) }),
         onEstimate: (e) =>
           info(
-            `estimate: ${e.tokens.toLocaleString("en-US")} tokens to score at ${e.tokensPerSecond.toFixed(0)} tokens/s (measured on the base model): about ${duration(e.seconds)}`,
+            `estimate: ${e.tokens.toLocaleString("en-US")} tokens to score at ${e.tokensPerSecond.toFixed(0)} tokens/s (measured on the base model): about ${roughDuration(e.seconds)}`,
           ),
         finetune: integerAtLeast("finetune", args.finetune, 0),
         context: positiveInt("context", args.context),
@@ -225,13 +226,6 @@ function scoreServer(
     );
   const apiKey = apiKeyFrom(apiKeyEnv);
   return { baseUrl, model, ...(apiKey ? { apiKey } : {}), timeoutMs: timeoutMs(timeout), warn: info };
-}
-
-/** "42 s", "7 min", "1 h 5 min". */
-function duration(seconds: number): string {
-  if (seconds < 90) return `${Math.round(seconds)} s`;
-  const minutes = Math.round(seconds / 60);
-  return minutes < 90 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
 /** The candidates' losses, the weights and the summary: the result, on stdout. */
