@@ -26,6 +26,7 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     globalSetup: ["test/helpers/keepTestbed.ts", "test/helpers/privateTmp.ts"],
+    setupFiles: ["test/helpers/fileTmp.ts"],
     exclude: process.env.LORAMIX_UNIT ? MODEL_TESTS.map((name) => `test/${name}.test.ts`) : [],
     // Two cores: parallel files would fight over them and time out the model tests.
     maxWorkers: 2,

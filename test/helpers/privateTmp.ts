@@ -11,5 +11,7 @@ import { join } from "node:path";
 export function setup(): () => void {
   const dir = mkdtempSync(join(tmpdir(), "loramix-tests-"));
   process.env.TMPDIR = dir;
+  // Each test file's folder is made in here (fileTmp.ts), whichever worker ran a file before.
+  process.env.LORAMIX_TEST_TMP = dir;
   return () => rmSync(dir, { recursive: true, force: true });
 }
